@@ -1,0 +1,60 @@
+"""Atomic file and directory writes: nothing half-written survives a failure.
+
+Every artifact is written to a temporary sibling path and renamed into place only once complete,
+so an interrupted rule leaves either the old artifact or none, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds.
+
+    The temporary path lives in the same directory so the rename is atomic on POSIX file systems.
+    On any exception the temporary path is removed and ``final`` is left untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    target = tmp if is_dir else tmp / final.name
+    try:
+        yield target
+        if is_dir:
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        else:
+            os.replace(target, final)
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars and arrays appear in metadata; convert them without importing numpy at module level.
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
