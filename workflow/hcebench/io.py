@@ -20,6 +20,8 @@ from typing import Any
 def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds.
 
+    With ``is_dir`` the yielded directory already exists, empty, ready to be filled.
+
     The temporary path lives in the same directory so the rename is atomic on POSIX file systems.
     On any exception the temporary path is removed and ``final`` is left untouched.
     """

@@ -1,0 +1,37 @@
+# hcebench: does hierarchical cross-entropy (HCE) make cell-type classifiers generalise better than
+# cross-entropy (CE) to studies they have never seen? Table of contents of the workflow.
+#
+#   snakemake --cores all                              the embedded offline demo (config.yaml)
+#   snakemake --cores all --configfile config/paper.yaml   the paper's protocol on the real Census
+#   snakemake --report results/<run>/report.html       a self-contained report of what has run
+
+from snakemake.utils import min_version, validate
+
+from hcebench.config import SCHEMA_PATH, check_config
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, schema=str(SCHEMA_PATH))
+check_config(config)
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/census.smk"
+include: "rules/ontology.smk"
+include: "rules/store.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/aggregate.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

@@ -1,0 +1,23 @@
+# The census: a simulated one in the real SOMA layout (offline demo), or nothing to do for a real release.
+
+
+rule simulate_census:
+    output:
+        manifest=f"{RESULTS}/census/manifest.json",
+        train=directory(f"{RESULTS}/census/{CENSUS['train_release']}"),
+        ood=directory(f"{RESULTS}/census/{CENSUS['ood_release']}"),
+    log:
+        f"{LOGS}/simulate_census.log",
+    params:
+        simulate=CENSUS.get("simulate", {}),
+        train_release=CENSUS["train_release"],
+        ood_release=CENSUS["ood_release"],
+        ontology=ontology_obo(),
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["data"]["mem_mb"],
+        runtime=config["resources"]["data"]["runtime"],
+    conda:
+        ENV
+    script:
+        "../scripts/simulate_census.py"

@@ -1,0 +1,36 @@
+# The Cell Ontology: fetched when given as a URL, then closed over the training label set.
+
+
+rule fetch_ontology:
+    output:
+        f"{RESULTS}/ontology/{{name}}.obo",
+    log:
+        f"{LOGS}/fetch_ontology/{{name}}.log",
+    params:
+        url=config["ontology"]["source"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/fetch_ontology.py"
+
+
+rule ontology_closure:
+    input:
+        obo=ontology_obo(),
+        labels=f"{RESULTS}/selection/labels.txt",
+    output:
+        directory(f"{RESULTS}/hierarchy"),
+    log:
+        f"{LOGS}/ontology_closure.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/ontology_closure.py"

@@ -1,0 +1,12 @@
+"""Rule fetch_ontology: download the OBO named by ontology.source once; later runs use the cached copy."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+
+from hcebench.ontology_fetch import fetch_obo  # noqa: E402
+from hcebench.snakemake_io import start  # noqa: E402
+
+log = start(snakemake)
+fetch_obo(snakemake.params.url, snakemake.output[0])
+log.info("fetched %s", snakemake.params.url)

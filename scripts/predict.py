@@ -1,0 +1,23 @@
+"""Rule predict: the per-cell predictions contract for one model on one split."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+
+from hcebench.io import read_json  # noqa: E402
+from hcebench.ontology import LabelHierarchy  # noqa: E402
+from hcebench.predict import predict_split, write_predictions  # noqa: E402
+from hcebench.snakemake_io import start  # noqa: E402
+
+log = start(snakemake)
+wc = snakemake.wildcards
+hierarchy = LabelHierarchy.load(snakemake.input.hierarchy)
+table = predict_split(snakemake.input.model, snakemake.params.split_dir, dict(zip(hierarchy.term_ids, hierarchy.names)),
+                      device=snakemake.params.device, save_probabilities=snakemake.params.save_probabilities)
+data_meta = read_json(f"{snakemake.input.data}/meta.json")
+write_predictions(table, snakemake.output[0], {
+    "architecture": wc.arch, "loss": wc.loss, "seed": wc.seed, "split": wc.split,
+    "labels": ",".join(hierarchy.term_ids), "reachability_hash": hierarchy.content_hash,
+    "census_release": data_meta.get("ood_release", data_meta.get("census_release")),
+})
+log.info("%d cells predicted", len(table))

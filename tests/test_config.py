@@ -1,0 +1,53 @@
+"""Config validation: the demo validates, defaults fill in, and bad values name their key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hcebench.config import ConfigError, load_config
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture
+def demo():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_demo_config_validates_and_fills_defaults(demo):
+    cfg = load_config(ROOT / "config.yaml")
+    assert cfg["run"] == "demo"
+    assert cfg["training"]["hce_form"] == "paper"
+    assert set(cfg["architectures"]) >= {"linear", "mlp"}
+    # A key the demo leaves out takes the schema default.
+    del demo["normalisation"]
+    assert load_config(demo)["normalisation"]["target_sum"] == 10000
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda c: c["split"].update(fractions=[0.5, 0.2, 0.2]), "split.fractions"),
+        (lambda c: c["training"].update(losses=["focal"]), "training.losses"),
+        (lambda c: c["architectures"]["mlp"].update(widht=3), "architectures.mlp"),
+        (lambda c: c["architectures"].update(resnet={"lr": 1e-3, "weight_decay": 0.0}), "architectures.resnet"),
+        (lambda c: c["evaluation"].update(focus_architecture="tabnet"), "evaluation.focus_architecture"),
+        (lambda c: c["census"].update(source="local"), "census.train_uri"),
+        (lambda c: c.update(typo_key=1), "typo_key"),
+        (lambda c: c["filters"].update(root_term="native cell"), "filters.root_term"),
+    ],
+)
+def test_bad_values_name_their_key(demo, edit, key):
+    cfg = copy.deepcopy(demo)
+    edit(cfg)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    first = key.split(".")[-1]
+    assert first in str(err.value)
+
+
+def test_external_model_module_via_config(demo):
+    demo["architectures"]["toy"] = {"model": "hcebench.models.linear", "lr": 1e-3, "weight_decay": 0.0}
+    assert "toy" in load_config(demo)["architectures"]

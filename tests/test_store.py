@@ -1,0 +1,47 @@
+"""The expression store: normalisation by hand, write/read round trip, OOD gene alignment."""
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from hcebench.ood import align_genes, new_datasets
+from hcebench.store import SplitData, SplitWriter, normalise
+
+
+def test_normalise_by_hand():
+    counts = sp.csr_matrix(np.array([[1, 3, 0], [0, 0, 0], [2, 0, 2]], dtype=np.float32))
+    x = normalise(counts, 100).toarray()
+    np.testing.assert_allclose(x[0], np.log1p([25, 75, 0]), rtol=1e-6)
+    np.testing.assert_allclose(x[1], 0)  # an empty cell stays empty (row sum 0 treated as 1)
+    np.testing.assert_allclose(x[2], np.log1p([50, 0, 50]), rtol=1e-6)
+    assert x.dtype == np.float32
+
+
+def test_split_writer_roundtrip_in_chunks(tmp_path):
+    rng = np.random.default_rng(0)
+    dense = rng.poisson(0.3, (57, 11)).astype(np.float32)
+    writer = SplitWriter(tmp_path / "s", 11)
+    for start in range(0, 57, 20):  # uneven chunks
+        rows = slice(start, min(start + 20, 57))
+        writer.append(sp.csr_matrix(dense[rows]), pd.DataFrame({"label": ["a"] * len(dense[rows])}))
+    assert writer.close() == 57
+    data = SplitData.open(tmp_path / "s", 11, labels=["a"])
+    np.testing.assert_array_equal(data.x.toarray(), dense)
+    assert (data.y == 0).all()
+    batches = list(data.batches(16, rng=np.random.default_rng(1)))
+    assert sum(len(y) for _, y in batches) == 57
+    np.testing.assert_array_equal(np.sort(np.concatenate([b.sum(1) for b, _ in batches])), np.sort(dense.sum(1)))
+
+
+def test_align_genes_by_feature_id():
+    store = pd.Series(["g1", "g2", "g3", "g4"])
+    ood_var = pd.DataFrame({"soma_joinid": [0, 1, 2, 3], "feature_id": ["g4", "gX", "g1", "g2"]})
+    joinids, columns, missing = align_genes(store, ood_var)
+    assert dict(zip(joinids.tolist(), columns.tolist())) == {0: 3, 2: 0, 3: 1}
+    assert missing == 0.25  # g3 is not measured by the newer release
+
+
+def test_new_datasets_is_a_set_difference():
+    old = pd.DataFrame({"dataset_id": ["a", "b"]})
+    new = pd.DataFrame({"dataset_id": ["a", "b", "c", "d"], "collection_id": list("wxyz")})
+    assert new_datasets(old, new)["dataset_id"].tolist() == ["c", "d"]

@@ -1,0 +1,127 @@
+"""The whole workflow on a tiny simulated census: outputs' content, caching, and per-architecture reruns."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from hcebench.io import read_json
+
+ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "run": "tiny",
+    "census": {
+        "source": "simulated",
+        "chunk_size": 700,  # smaller than a split, so the store is written in several chunks
+        "simulate": {"seed": 3, "n_genes": 300, "n_train_datasets": 8, "n_ood_datasets": 4,
+                     "cells_per_dataset": [250, 400]},
+    },
+    "filters": {"min_cells_per_type": 30, "min_tech_samples_per_type": 2},
+    "training": {"seeds": [0, 1], "max_epochs": 3, "patience": 2, "batch_size": 256},
+    "architectures": {
+        "linear": {"lr": 0.005, "weight_decay": 0.01},
+        "mlp": {"lr": 0.002, "weight_decay": 0.05, "n_layers": 2, "hidden": 32, "dropout": 0.1},
+    },
+    "resources": {"train": {"mem_mb": 1000, "runtime": 10}, "predict": {"mem_mb": 1000, "runtime": 10},
+                  "data": {"mem_mb": 2000, "runtime": 10}},
+}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
+    done = snakemake(workdir)
+    assert done.returncode == 0, done.stderr[-6000:]
+    return workdir, workdir / "results" / "tiny"
+
+
+def test_summary_has_every_architecture_and_loss(run):
+    _, results = run
+    summary = pd.read_csv(results / "summary.tsv", sep="\t")
+    assert sorted(zip(summary["architecture"], summary["loss"])) == [
+        ("linear", "ce"), ("linear", "hce"), ("mlp", "ce"), ("mlp", "hce")]
+    assert (summary["n_seeds"] == 2).all()
+    for col in ("ood_macro_f1_mean", "id_macro_f1_mean"):
+        assert summary[col].between(0, 1).all()
+    hce = summary[summary["loss"] == "hce"]
+    assert hce["ood_gain_abs"].notna().all() and hce["ood_n_pairs"].eq(2).all()
+    # The gain column is exactly the difference of the two rows' means.
+    for arch in ("linear", "mlp"):
+        rows = summary[summary["architecture"] == arch].set_index("loss")
+        assert rows.loc["hce", "ood_gain_abs"] == pytest.approx(
+            rows.loc["hce", "ood_macro_f1_mean"] - rows.loc["ce", "ood_macro_f1_mean"])
+    assert summary["cl_release"].eq("v2022-09-15").all()
+
+
+def test_metrics_table_is_long_and_identified(run):
+    _, results = run
+    metrics = pd.read_csv(results / "metrics.tsv", sep="\t")
+    for col in ("architecture", "loss", "seed", "split", "stratum_type", "stratum", "metric", "value",
+                "train_release", "ood_release", "cl_release", "reachability_hash"):
+        assert col in metrics
+    assert {"all", "dataset_id", "tissue", "assay", "disease", "cell_type"} <= set(metrics["stratum_type"])
+    whole = metrics[(metrics["stratum_type"] == "all")].pivot_table(
+        index=["architecture", "loss", "seed", "split"], columns="metric", values="value")
+    # Hierarchy correction can only turn wrong predictions right.
+    assert (whole["micro_f1"] >= whole["micro_f1_flat"] - 1e-9).all()
+    assert len(whole) == 2 * 2 * 2 * 2
+
+
+def test_predictions_contract_and_splits(run):
+    _, results = run
+    cells = pd.read_parquet(results / "selection" / "cells.parquet")
+    assert cells.groupby("tech_sample")["split"].nunique().max() == 1
+    pred = pd.read_parquet(results / "predictions" / "mlp" / "hce" / "seed0" / "ood.parquet")
+    for col in ("cell_id", "dataset_id", "tissue", "assay", "disease", "true_label", "pred_label", "pred_prob"):
+        assert col in pred
+    ood_meta = read_json(results / "ood" / "meta.json")
+    assert not set(pred["dataset_id"]) & set(cells["dataset_id"])  # OOD studies are new studies
+    assert set(pred["dataset_id"]) <= set(ood_meta["new_dataset_ids"])
+    labels = (results / "selection" / "labels.txt").read_text().split()
+    assert set(pred["true_label"]) <= set(labels)
+    assert 0 < ood_meta["missing_gene_fraction"] < 0.5  # the newer release lacks some genes
+    test = pd.read_parquet(results / "predictions" / "linear" / "ce" / "seed1" / "test.parquet")
+    assert set(test["cell_id"]) == set(cells.loc[cells["split"] == "test", "soma_joinid"])
+    probs = np.stack(test["probs"].to_numpy())
+    np.testing.assert_allclose(probs.max(axis=1), test["pred_prob"], rtol=1e-5)
+
+
+def test_figures_exist_and_are_images(run):
+    _, results = run
+    for name in ("fig2b_ood_macro_f1", "id_test_macro_f1", "id_vs_ood", "training_curves"):
+        assert (results / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_is_a_no_op_and_a_hyperparameter_reruns_one_branch(run):
+    workdir, _ = run
+    again = snakemake(workdir, "--dry-run")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    edited = yaml.safe_load((workdir / "config.yaml").read_text())
+    edited["architectures"]["mlp"]["lr"] = 0.001
+    edited_dir = workdir / "edited"
+    edited_dir.mkdir()
+    (edited_dir / "config.yaml").write_text(yaml.safe_dump(edited))
+    shutil.copytree(workdir / "results", edited_dir / "results", symlinks=True)
+    shutil.copytree(workdir / ".snakemake", edited_dir / ".snakemake", symlinks=True)
+    dry = snakemake(edited_dir, "--dry-run", "--quiet", "rules")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    counts = dict(line.split()[:2][::-1] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
+    # 2 losses × 2 seeds of mlp retrain; nothing of linear does.
+    assert counts.get("train") == "4", out
+    assert counts.get("predict") == "8" and counts.get("score") == "8", out
+    assert "select_cells" not in counts and "build_store" not in counts

@@ -1,0 +1,92 @@
+"""Run configuration: JSON-schema validation with defaults, plus the checks a schema cannot express.
+
+The Snakefile validates with ``snakemake.utils.validate`` against the same schema and then calls
+``check_config``; scripts and tests call ``load_config``. Errors name the offending key and the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(str(resources.files("hcebench") / "schemas" / "config.schema.yaml"))
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be run; the message names the key."""
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def load_config(config: str | os.PathLike | dict) -> dict:
+    """Read (if a path), fill defaults, validate against the schema and check cross-key rules."""
+    if not isinstance(config, dict):
+        path = Path(config)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        config = yaml.safe_load(path.read_text()) or {}
+    config = copy.deepcopy(config)
+    validate_schema(config)
+    check_config(config)
+    return config
+
+
+def validate_schema(config: dict) -> None:
+    """Validate in place, filling every default the schema declares (nested objects included)."""
+    import jsonschema
+
+    validator_cls = _with_defaults(jsonschema.Draft7Validator)
+    errors = sorted(validator_cls(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors]
+        raise ConfigError("config does not match the schema " f"({SCHEMA_PATH.name}):\n" + "\n".join(lines))
+
+
+def check_config(config: dict) -> None:
+    """Rules that span keys: fractions sum to 1, sources have what they need, names exist."""
+    census = config["census"]
+    if census["source"] == "simulated" and "simulate" not in census:
+        raise ConfigError("census.source is 'simulated' but census.simulate is missing: add its settings block")
+    if census["source"] == "local":
+        for key in ("train_uri", "ood_uri"):
+            if not census.get(key):
+                raise ConfigError(f"census.source is 'local' but census.{key} is not set: give the SOMA path")
+    fractions = config["split"]["fractions"]
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise ConfigError(f"split.fractions {fractions} sum to {sum(fractions):.4f}; they must sum to 1")
+    if config["split"]["fractions"][0] <= 0:
+        raise ConfigError("split.fractions[0] (train) must be positive")
+    archs = config["architectures"]
+    from .models import check_hyperparameters
+
+    for name, hparams in archs.items():
+        check_hyperparameters(name, hparams)
+    focus = config["evaluation"]["focus_architecture"]
+    if focus not in archs:
+        raise ConfigError(
+            f"evaluation.focus_architecture is {focus!r}, which is not under architectures "
+            f"({', '.join(archs)}): name one of them"
+        )
+
+
+def _with_defaults(validator_cls: Any) -> Any:
+    """A validator that writes each property's ``default`` into the instance before validating it."""
+    import jsonschema
+
+    validate_properties = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})

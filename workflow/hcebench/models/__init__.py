@@ -1,0 +1,69 @@
+"""Architecture registry: one module per model, hyperparameters as a dataclass.
+
+A model module defines ``Hyperparameters`` (a dataclass; every field has a default and a one-line reason)
+and ``Model`` (an ``nn.Module`` built as ``Model(n_genes, n_classes, hp)`` that maps a dense
+float32 batch of normalised expression to logits). Register it in ``REGISTRY`` below, or point a config
+entry at it with ``model: "package.module"`` (any importable module with the same two names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from types import ModuleType
+from typing import Any
+
+REGISTRY: dict[str, str] = {
+    "linear": "hcebench.models.linear",
+    "mlp": "hcebench.models.mlp",
+}
+
+#: Config keys of an architecture entry that are not hyperparameters of the model.
+NON_HPARAM_KEYS = {"model"}
+
+
+def model_module(name: str, entry: dict[str, Any] | None = None) -> ModuleType:
+    """The module implementing architecture ``name`` (registry, or the entry's ``model`` key)."""
+    from ..config import ConfigError
+
+    path = (entry or {}).get("model") or REGISTRY.get(name)
+    if path is None:
+        raise ConfigError(
+            f"architectures.{name}: unknown architecture. Known: {', '.join(sorted(REGISTRY))}; "
+            f"or add `model: <importable module>` to the entry"
+        )
+    try:
+        module = importlib.import_module(path)
+    except ImportError as err:
+        raise ConfigError(f"architectures.{name}.model: cannot import {path!r}: {err}") from err
+    for attr in ("Hyperparameters", "Model"):
+        if not hasattr(module, attr):
+            raise ConfigError(f"architectures.{name}: module {path} defines no `{attr}`")
+    return module
+
+
+def hyperparameters(name: str, entry: dict[str, Any]) -> Any:
+    """Build the architecture's Hyperparameters dataclass from its config entry."""
+    from ..config import ConfigError
+
+    module = model_module(name, entry)
+    cls = module.Hyperparameters
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in entry.items() if k not in NON_HPARAM_KEYS}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"architectures.{name}: unknown hyperparameter(s) {unknown}; {cls.__module__}.Hyperparameters "
+            f"accepts {sorted(known)}"
+        )
+    return cls(**values)
+
+
+def check_hyperparameters(name: str, entry: dict[str, Any]) -> None:
+    hyperparameters(name, entry)
+
+
+def build_model(name: str, entry: dict[str, Any], n_genes: int, n_classes: int):
+    """Instantiate architecture ``name`` for ``n_genes`` inputs and ``n_classes`` outputs."""
+    module = model_module(name, entry)
+    return module.Model(n_genes, n_classes, hyperparameters(name, entry))

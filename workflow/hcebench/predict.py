@@ -1,0 +1,103 @@
+"""Per-cell predictions in the benchmark's contract, for any split of a store.
+
+The predictions parquet is the interface every method joins the benchmark through (an external tool only
+has to write it). One row per cell:
+
+    cell_id, dataset_id, donor_id, tissue, tissue_general, assay, disease   — the cell and its strata
+    true_label, true_label_name                                             — term id and name
+    pred_label, pred_label_name, pred_prob                                  — argmax and its probability
+    probs (optional)                                                        — the full softmax vector,
+                                                                              in the order of labels.tsv
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from .io import atomic_path
+from .models import build_model
+from .store import SplitData
+from .train import predict_logits, resolve_device
+
+CONTRACT_COLUMNS = [
+    "cell_id", "dataset_id", "donor_id", "tissue", "tissue_general", "assay", "disease",
+    "true_label", "true_label_name", "pred_label", "pred_label_name", "pred_prob",
+]
+
+
+def load_model(checkpoint_path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    model = build_model(ckpt["architecture"], ckpt["entry"], len(ckpt["genes"]), len(ckpt["labels"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), ckpt
+
+
+def predict_split(
+    checkpoint_path: str | os.PathLike,
+    split_dir: str | os.PathLike,
+    label_names: dict[str, str],
+    *,
+    batch_size: int = 4096,
+    device: str = "auto",
+    save_probabilities: bool = True,
+) -> pd.DataFrame:
+    """Predict every cell of ``split_dir`` (a store split) with the checkpoint; return the contract table."""
+    split_dir = Path(split_dir)
+    dev = resolve_device(device)
+    model, ckpt = load_model(checkpoint_path, dev)
+    genes = pd.read_parquet(split_dir.parent / "var.parquet")["feature_id"].tolist()
+    if genes != ckpt["genes"]:
+        raise ValueError(
+            f"{split_dir.parent}/var.parquet lists other genes (or another order) than {checkpoint_path} was "
+            "trained on; rebuild the set from the same training store"
+        )
+    data = SplitData.open(split_dir, len(genes), ckpt["labels"])
+    logits = torch.from_numpy(predict_logits(model, data, batch_size, dev))
+    probs = torch.softmax(logits, dim=1).numpy()
+    pred = probs.argmax(axis=1)
+    labels = np.asarray(ckpt["labels"])
+    obs = data.obs
+    table = pd.DataFrame(
+        {
+            "cell_id": obs["soma_joinid"].to_numpy(np.int64),
+            "dataset_id": obs["dataset_id"].astype(str).to_numpy(),
+            "donor_id": obs["donor_id"].astype(str).to_numpy(),
+            "tissue": obs["tissue"].astype(str).to_numpy(),
+            "tissue_general": obs["tissue_general"].astype(str).to_numpy(),
+            "assay": obs["assay"].astype(str).to_numpy(),
+            "disease": obs["disease"].astype(str).to_numpy(),
+            "true_label": obs["label"].astype(str).to_numpy(),
+            "true_label_name": obs["label"].map(label_names).astype(str).to_numpy(),
+            "pred_label": labels[pred],
+            "pred_label_name": pd.Series(labels[pred]).map(label_names).astype(str).to_numpy(),
+            "pred_prob": probs[np.arange(len(pred)), pred].astype(np.float32),
+        }
+    )
+    if save_probabilities:
+        table["probs"] = list(probs.astype(np.float32))
+    return table
+
+
+def write_predictions(table: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, str]) -> None:
+    """Write the table as parquet, with provenance (releases, hash, model) in the file's metadata."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    meta = dict(arrow.schema.metadata or {})
+    meta.update({f"hcebench.{k}".encode(): str(v).encode() for k, v in metadata.items()})
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow.replace_schema_metadata(meta), tmp)
+
+
+def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a predictions parquet and check it honours the contract (external methods included)."""
+    table = pd.read_parquet(path)
+    missing = [c for c in CONTRACT_COLUMNS if c not in table.columns and c not in ("donor_id", "tissue_general")]
+    if missing:
+        raise ValueError(f"{path} misses contract column(s) {missing}; see hcebench.predict.CONTRACT_COLUMNS")
+    return table
