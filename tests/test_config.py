@@ -51,3 +51,13 @@ def test_bad_values_name_their_key(demo, edit, key):
 def test_external_model_module_via_config(demo):
     demo["architectures"]["toy"] = {"model": "hcebench.models.linear", "lr": 1e-3, "weight_decay": 0.0}
     assert "toy" in load_config(demo)["architectures"]
+
+
+def test_paper_config_validates_with_the_paper_protocol():
+    cfg = load_config(ROOT / "config" / "paper.yaml")
+    assert (cfg["census"]["train_release"], cfg["census"]["ood_release"]) == ("2023-05-15", "2023-12-15")
+    assert cfg["filters"]["min_cells_per_type"] == 5000 and cfg["filters"]["min_tech_samples_per_type"] == 30
+    assert len(cfg["filters"]["assays"]) == 7
+    assert cfg["split"] == {"seed": 1, "fractions": [0.70, 0.15, 0.15]}
+    assert cfg["training"]["max_epochs"] == 50 and cfg["training"]["patience"] == 10
+    assert "v2022-09-15" in cfg["ontology"]["source"]

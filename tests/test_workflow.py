@@ -120,7 +120,11 @@ def test_rerun_is_a_no_op_and_a_hyperparameter_reruns_one_branch(run):
     dry = snakemake(edited_dir, "--dry-run", "--quiet", "rules")
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out
-    counts = dict(line.split()[:2][::-1] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
+    counts = {}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[1].isdigit():
+            counts[words[0]] = words[1]
     # 2 losses × 2 seeds of mlp retrain; nothing of linear does.
     assert counts.get("train") == "4", out
     assert counts.get("predict") == "8" and counts.get("score") == "8", out
