@@ -7,7 +7,6 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
-
 from hcebench.io import read_json  # noqa: E402
 from hcebench.ood import build_ood_set  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402

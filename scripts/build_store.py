@@ -7,7 +7,6 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
-
 from hcebench.snakemake_io import start  # noqa: E402
 from hcebench.store import build_training_store  # noqa: E402
 

@@ -12,7 +12,7 @@ from hcebench.snakemake_io import start  # noqa: E402
 log = start(snakemake)
 wc = snakemake.wildcards
 hierarchy = LabelHierarchy.load(snakemake.input.hierarchy)
-table = predict_split(snakemake.input.model, snakemake.params.split_dir, dict(zip(hierarchy.term_ids, hierarchy.names)),
+table = predict_split(snakemake.input.model, snakemake.params.split_dir, dict(zip(hierarchy.term_ids, hierarchy.names, strict=True)),
                       device=snakemake.params.device, save_probabilities=snakemake.params.save_probabilities)
 data_meta = read_json(f"{snakemake.input.data}/meta.json")
 write_predictions(table, snakemake.output[0], {

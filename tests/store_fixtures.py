@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-
 from hcebench.io import write_json
 from hcebench.ontology import load_ontology
 from hcebench.selection import balanced_class_weights

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from hcebench.config import ConfigError, load_config
 
 ROOT = Path(__file__).parents[1]

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from hcebench.ontology import LabelHierarchy, OntologyError, load_ontology
 
 DATA = Path(__file__).parent / "data"

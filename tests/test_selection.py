@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from hcebench.ontology import load_ontology
 from hcebench.selection import balanced_class_weights, obs_value_filter, select_cells, split_tech_samples
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-
 from hcebench.ood import align_genes, new_datasets
 from hcebench.store import SplitData, SplitWriter, normalise
 
@@ -37,7 +36,7 @@ def test_align_genes_by_feature_id():
     store = pd.Series(["g1", "g2", "g3", "g4"])
     ood_var = pd.DataFrame({"soma_joinid": [0, 1, 2, 3], "feature_id": ["g4", "gX", "g1", "g2"]})
     joinids, columns, missing = align_genes(store, ood_var)
-    assert dict(zip(joinids.tolist(), columns.tolist())) == {0: 3, 2: 0, 3: 1}
+    assert dict(zip(joinids.tolist(), columns.tolist(), strict=True)) == {0: 3, 2: 0, 3: 1}
     assert missing == 0.25  # g3 is not measured by the newer release
 
 

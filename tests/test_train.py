@@ -3,11 +3,9 @@
 import pandas as pd
 import pytest
 import torch
-
 from hcebench.io import read_json
 from hcebench.predict import CONTRACT_COLUMNS, predict_split, read_predictions, write_predictions
 from hcebench.train import TrainSettings, train
-
 from store_fixtures import write_toy_store
 
 
@@ -57,7 +55,7 @@ def test_predictions_contract(toy, tmp_path):
     store, hierarchy = toy
     settings = TrainSettings(loss="ce", seed=0, batch_size=128, max_epochs=3, patience=3, device="cpu")
     train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path)
-    names = dict(zip([f"T:000000{i}" for i in range(1, 6)], "ABCDE"))
+    names = dict(zip([f"T:000000{i}" for i in range(1, 6)], "ABCDE", strict=True))
     table = predict_split(tmp_path / "model.pt", store / "test", names, device="cpu")
     assert set(CONTRACT_COLUMNS) <= set(table.columns)
     assert len(table) == 150

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from hcebench.io import read_json
 
 ROOT = Path(__file__).parents[1]
@@ -52,7 +51,7 @@ def run(tmp_path_factory):
 def test_summary_has_every_architecture_and_loss(run):
     _, results = run
     summary = pd.read_csv(results / "summary.tsv", sep="\t")
-    assert sorted(zip(summary["architecture"], summary["loss"])) == [
+    assert sorted(zip(summary["architecture"], summary["loss"], strict=True)) == [
         ("linear", "ce"), ("linear", "hce"), ("mlp", "ce"), ("mlp", "hce")]
     assert (summary["n_seeds"] == 2).all()
     for col in ("ood_macro_f1_mean", "id_macro_f1_mean"):

@@ -73,7 +73,7 @@ def id_versus_ood(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
         return
     archs = sorted(wide["architecture"].unique())
     fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.6), sharey=True, squeeze=False)
-    for ax, arch in zip(axes[0], archs):
+    for ax, arch in zip(axes[0], archs, strict=True):
         sub = wide[wide["architecture"] == arch]
         for loss in _loss_order(sub):
             s = sub[sub["loss"] == loss]
@@ -98,7 +98,7 @@ def training_curves(histories: pd.DataFrame, path: str | os.PathLike) -> None:
     """Validation hierarchy-corrected macro F1 per epoch, one line per run, a panel per architecture."""
     archs = sorted(histories["architecture"].unique())
     fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.2), sharey=True, squeeze=False)
-    for ax, arch in zip(axes[0], archs):
+    for ax, arch in zip(axes[0], archs, strict=True):
         sub = histories[histories["architecture"] == arch]
         for (loss, _seed), run in sub.groupby(["loss", "seed"]):
             ax.plot(run["epoch"], run["val_macro_f1"], color=LOSS_COLOURS.get(loss, "k"), alpha=0.7, lw=1.2)

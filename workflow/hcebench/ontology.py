@@ -259,7 +259,7 @@ class LabelHierarchy:
             tmp.mkdir(parents=True, exist_ok=True)
             depth = self.depth()
             lines = ["index\tterm_id\tname\tdepth_in_label_set"]
-            lines += [f"{i}\t{t}\t{n}\t{depth[i]}" for i, (t, n) in enumerate(zip(self.term_ids, self.names))]
+            lines += [f"{i}\t{t}\t{n}\t{depth[i]}" for i, (t, n) in enumerate(zip(self.term_ids, self.names, strict=True))]
             (tmp / "labels.tsv").write_text("\n".join(lines) + "\n")
             np.save(tmp / "reachability.npy", self.reachability.astype(np.uint8))
             meta = {
