@@ -4,9 +4,10 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
 
+from hcebench.contract import write_predictions  # noqa: E402
 from hcebench.io import read_json  # noqa: E402
 from hcebench.ontology import LabelHierarchy  # noqa: E402
-from hcebench.predict import predict_split, write_predictions  # noqa: E402
+from hcebench.predict import predict_split  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)

@@ -125,3 +125,16 @@ def test_real_cl_multiple_parents(cl):
     assert cl.is_subtype(term, cl.id_of("alpha-beta T cell"))
     # In this release "native cell" is still a live term (later releases obsolete it).
     assert cl.name("CL:0000003") == "native cell" and "CL:0000003" not in cl.obsolete
+
+
+def test_fetch_obo_from_a_url(tmp_path):
+    from hcebench.ontology_fetch import fetch_obo
+
+    fetch_obo((DATA / "five_node.obo").as_uri(), tmp_path / "cl.obo")
+    assert load_ontology(tmp_path / "cl.obo").closure([A, E]).reachability.tolist() == [[1, 1], [0, 1]]
+    (tmp_path / "page.html").write_text("<html>not found</html>")
+    with pytest.raises(RuntimeError, match="OBO"):
+        fetch_obo((tmp_path / "page.html").as_uri(), tmp_path / "bad.obo")
+    assert not (tmp_path / "bad.obo").exists()
+    with pytest.raises(RuntimeError, match="ontology.source"):
+        fetch_obo((tmp_path / "absent.obo").as_uri(), tmp_path / "x.obo")

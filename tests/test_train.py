@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 import torch
+from hcebench.contract import CONTRACT_COLUMNS, read_predictions, read_provenance, write_predictions
 from hcebench.io import read_json
-from hcebench.predict import CONTRACT_COLUMNS, predict_split, read_predictions, write_predictions
+from hcebench.predict import predict_split
 from hcebench.train import TrainSettings, train
 from store_fixtures import write_toy_store
 
@@ -61,9 +62,10 @@ def test_predictions_contract(toy, tmp_path):
     assert len(table) == 150
     assert table["pred_prob"].between(0, 1).all()
     assert all(abs(p.sum() - 1) < 1e-4 for p in table["probs"])
-    write_predictions(table, tmp_path / "p.parquet", {"loss": "ce"})
+    write_predictions(table, tmp_path / "p.parquet", {"loss": "ce", "seed": 0})
     back = read_predictions(tmp_path / "p.parquet")
     assert back["pred_label"].tolist() == table["pred_label"].tolist()
+    assert read_provenance(tmp_path / "p.parquet") == {"loss": "ce", "seed": "0"}
     with pytest.raises(ValueError, match="contract"):
         table.drop(columns=["pred_label"]).to_parquet(tmp_path / "bad.parquet")
         read_predictions(tmp_path / "bad.parquet")

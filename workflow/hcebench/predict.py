@@ -1,13 +1,6 @@
-"""Per-cell predictions in the benchmark's contract, for any split of a store.
+"""Per-cell predictions of a trained checkpoint on any split of a store, as the contract table.
 
-The predictions parquet is the interface every method joins the benchmark through (an external tool only
-has to write it). One row per cell:
-
-    cell_id, dataset_id, donor_id, tissue, tissue_general, assay, disease   — the cell and its strata
-    true_label, true_label_name                                             — term id and name
-    pred_label, pred_label_name, pred_prob                                  — argmax and its probability
-    probs (optional)                                                        — the full softmax vector,
-                                                                              in the order of labels.tsv
+The contract (columns, provenance, reading and writing) is ``hcebench.contract``; this module adds the model.
 """
 
 from __future__ import annotations
@@ -17,19 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
-from .io import atomic_path
 from .models import build_model
 from .store import SplitData
 from .train import predict_logits, resolve_device
-
-CONTRACT_COLUMNS = [
-    "cell_id", "dataset_id", "donor_id", "tissue", "tissue_general", "assay", "disease",
-    "true_label", "true_label_name", "pred_label", "pred_label_name", "pred_prob",
-]
 
 
 def load_model(checkpoint_path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -82,22 +67,4 @@ def predict_split(
     )
     if save_probabilities:
         table["probs"] = list(probs.astype(np.float32))
-    return table
-
-
-def write_predictions(table: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, str]) -> None:
-    """Write the table as parquet, with provenance (releases, hash, model) in the file's metadata."""
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    meta = dict(arrow.schema.metadata or {})
-    meta.update({f"hcebench.{k}".encode(): str(v).encode() for k, v in metadata.items()})
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow.replace_schema_metadata(meta), tmp)
-
-
-def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a predictions parquet and check it honours the contract (external methods included)."""
-    table = pd.read_parquet(path)
-    missing = [c for c in CONTRACT_COLUMNS if c not in table.columns and c not in ("donor_id", "tissue_general")]
-    if missing:
-        raise ValueError(f"{path} misses contract column(s) {missing}; see hcebench.predict.CONTRACT_COLUMNS")
     return table

@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import summarise
+from .contract import read_predictions
 from .io import atomic_path, read_json
 from .metrics import metrics_table
 from .ontology import LabelHierarchy
-from .predict import read_predictions
 
 ID_COLUMNS = ["architecture", "loss", "seed", "split"]
 RUN_PATH = re.compile(r"/models/(?P<architecture>[^/]+)/(?P<loss>[^/]+)/seed(?P<seed>\d+)/history\.tsv$")
