@@ -61,6 +61,7 @@ def final_targets():
     return [
         f"{RESULTS}/summary.tsv",
         f"{RESULTS}/metrics.tsv",
+        f"{RESULTS}/audit/ood_leakage.tsv",
         *figure_targets(),
     ]
 
