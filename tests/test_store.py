@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 from hcebench.ood import align_genes, new_datasets
 from hcebench.store import SplitData, SplitWriter, normalise
@@ -44,3 +45,58 @@ def test_new_datasets_is_a_set_difference():
     old = pd.DataFrame({"dataset_id": ["a", "b"]})
     new = pd.DataFrame({"dataset_id": ["a", "b", "c", "d"], "collection_id": list("wxyz")})
     assert new_datasets(old, new)["dataset_id"].tolist() == ["c", "d"]
+
+
+def _random_split(tmp_path, n=103, genes=9, seed=0):
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random((n, genes)) < 0.6, 0, rng.random((n, genes))).astype(np.float32)
+    writer = SplitWriter(tmp_path / "s", genes)
+    for start in range(0, n, 25):
+        chunk = dense[start : start + 25]
+        writer.append(sp.csr_matrix(chunk), pd.DataFrame({"label": ["a"] * len(chunk), "row": np.arange(start, start + len(chunk))}))
+    writer.close()
+    return dense, SplitData.open(tmp_path / "s", genes, labels=["a"])
+
+
+def test_sparse_rows_match_the_matrix(tmp_path):
+    dense, data = _random_split(tmp_path)
+    rows = np.array([0, 3, 4, 50, 102])
+    batch = data.sparse_rows(rows)
+    np.testing.assert_array_equal(batch.to_numpy(), dense[rows])
+    np.testing.assert_array_equal(batch.to_dense().numpy(), dense[rows])
+    np.testing.assert_array_equal(data.dense_rows(rows[::-1]), dense[rows[::-1]])  # any order works
+    assert data.obs["row"].tolist() == list(range(103))  # obs streamed chunk by chunk, in order
+
+
+@pytest.mark.parametrize("block_rows", [1, 8, 200])
+def test_shuffled_batches_cover_every_row_once_and_are_reproducible(tmp_path, block_rows):
+    dense, data = _random_split(tmp_path)
+    order = data.batch_order(16, np.random.default_rng(5), block_rows)
+    rows = np.concatenate(order)
+    assert sorted(rows.tolist()) == list(range(103))
+    assert all((np.diff(b) > 0).all() for b in order)  # sorted within a batch: sequential reads
+    again = data.batch_order(16, np.random.default_rng(5), block_rows)
+    assert all(np.array_equal(a, b) for a, b in zip(order, again, strict=True))
+    seen = np.concatenate([b.to_numpy() for b in data.sparse_batches(16, rng=np.random.default_rng(5), block_rows=block_rows)])
+    np.testing.assert_array_equal(seen, dense[rows])
+
+
+def test_unshuffled_batches_are_in_order_and_prefetch_is_transparent(tmp_path):
+    dense, data = _random_split(tmp_path)
+    for prefetch in (0, 3):
+        got = np.concatenate([x for x, _ in data.batches(10, prefetch=prefetch)])
+        np.testing.assert_array_equal(got, dense)
+
+
+def test_prefetch_passes_errors_to_the_consumer():
+    from hcebench.store import _prefetched
+
+    def items():
+        yield 1
+        raise RuntimeError("disk gone")
+
+    out = []
+    with pytest.raises(RuntimeError, match="disk gone"):
+        for item in _prefetched(items(), 2):
+            out.append(item)
+    assert out == [1]
