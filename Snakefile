@@ -30,6 +30,7 @@ include: "rules/audit.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
+include: "rules/analysis.smk"
 
 
 rule all:

@@ -9,12 +9,12 @@ rule aggregate:
         metrics=report(
             f"{RESULTS}/metrics.tsv",
             caption="../report/metrics.rst",
-            category="Tables",
+            category="7. Tables and training",
         ),
         summary=report(
             f"{RESULTS}/summary.tsv",
             caption="../report/summary.rst",
-            category="Tables",
+            category="7. Tables and training",
         ),
         histories=f"{RESULTS}/histories.tsv",
     log:
@@ -37,25 +37,25 @@ rule figures:
         fig2b=report(
             f"{RESULTS}/figures/fig2b_ood_macro_f1.png",
             caption="../report/fig2b.rst",
-            category="Figures",
+            category="1. Paper figures (Fig. 2)",
             subcategory="HCE vs CE",
         ),
         id_test=report(
             f"{RESULTS}/figures/id_test_macro_f1.png",
             caption="../report/id_test.rst",
-            category="Figures",
+            category="1. Paper figures (Fig. 2)",
             subcategory="HCE vs CE",
         ),
         id_vs_ood=report(
             f"{RESULTS}/figures/id_vs_ood.png",
             caption="../report/id_vs_ood.rst",
-            category="Figures",
+            category="1. Paper figures (Fig. 2)",
             subcategory="Generalisation",
         ),
         curves=report(
             f"{RESULTS}/figures/training_curves.png",
             caption="../report/training_curves.rst",
-            category="Figures",
+            category="7. Tables and training",
             subcategory="Training",
         ),
     log:

@@ -19,7 +19,7 @@ wildcard_constraints:
     arch="[A-Za-z0-9_]+",
     loss="ce|hce",
     seed=r"\d+",
-    split="test|ood",
+    split="test|ood|ood_novel",
 
 
 def census_source(which):
@@ -50,7 +50,8 @@ def model_dir(wc):
 
 
 def split_dir(wc):
-    return f"{RESULTS}/store/{wc.split}" if wc.split != "ood" else f"{RESULTS}/ood/ood"
+    # The OOD set holds two splits: "ood" (training labels) and "ood_novel" (new types, at a trained ancestor).
+    return f"{RESULTS}/ood/{wc.split}" if wc.split.startswith("ood") else f"{RESULTS}/store/{wc.split}"
 
 
 def grid(pattern, **extra):
@@ -67,10 +68,13 @@ def final_targets():
 
 
 def figure_targets():
-    names = ["fig2b_ood_macro_f1", "id_test_macro_f1", "id_vs_ood", "training_curves"]
+    names = ["fig2b_ood_macro_f1", "id_test_macro_f1", "id_vs_ood", "training_curves",
+             # rules/analysis.smk
+             "fig2c_celltype_delta", "fig2d_ontology_dag", "connectivity", "stratified_macro_f1",
+             "hierarchical_metrics", "backoff_curves", "calibration", "novel_ood_types"]
     return [f"{RESULTS}/figures/{name}.png" for name in names]
 
 
 def split_data(wc):
     """The store directory holding a split: the training store, or the OOD set."""
-    return f"{RESULTS}/ood" if wc.split == "ood" else f"{RESULTS}/store"
+    return f"{RESULTS}/ood" if wc.split.startswith("ood") else f"{RESULTS}/store"

@@ -53,6 +53,7 @@ rule build_ood:
     input:
         census_inputs(),
         store=f"{RESULTS}/store",
+        obo=ontology_obo(),
     output:
         directory(f"{RESULTS}/ood"),
     log:

@@ -8,6 +8,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 from hcebench.io import read_json  # noqa: E402
+from hcebench.ontology import load_ontology  # noqa: E402
 from hcebench.ood import build_ood_set  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
@@ -15,6 +16,10 @@ log = start(snakemake)
 store = Path(snakemake.input.store)
 p = snakemake.params
 meta = build_ood_set(p.train_source, p.ood_source, read_json(store / "meta.json")["labels"],
-                     pd.read_parquet(store / "var.parquet"), snakemake.config, snakemake.output[0])
+                     pd.read_parquet(store / "var.parquet"), snakemake.config, snakemake.output[0],
+                     ontology=load_ontology(snakemake.input.obo))
+novel = meta["novel"]
+log.info("novel types: %d cells, %d scored at their nearest trained ancestor, %d dropped (no trained ancestor)",
+         novel["n_cells"], novel["n_cells_scored"], novel["n_cells_dropped"])
 log.info("OOD: %d new datasets, %d cells, %d cells with unseen labels, %.1f%% genes missing",
          meta["n_new_datasets"], meta["n_cells"]["ood"], meta["n_cells_unseen_label"], 100 * meta["missing_gene_fraction"])

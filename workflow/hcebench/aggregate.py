@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .stats import paired_test
+from .stats import holm_bonferroni, paired_test
 
 SPLIT_PREFIX = {"test": "id", "ood": "ood"}
 PROVENANCE_COLUMNS = ["train_release", "ood_release", "cl_release", "reachability_hash"]
@@ -58,3 +58,40 @@ def summarise(metrics: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:
         if col in metrics:
             summary[col] = ";".join(sorted(metrics[col].astype(str).unique()))
     return summary
+
+
+def celltype_deltas(metrics: pd.DataFrame, architecture: str, split: str = "ood", metric: str = "f1") -> pd.DataFrame:
+    """Fig. 2c's table: per cell type, HCE − CE of the per-type ``metric`` for ``architecture`` on ``split``.
+
+    One row per cell type scored for both losses: ``term_id``, ``ce_mean``, ``hce_mean``, ``delta`` (mean of
+    the seed-paired differences), ``sd_diff``, ``t``, ``p`` and ``n_pairs`` from ``stats.paired_test``, and
+    ``p_holm``: Holm–Bonferroni across the cell types with a defined p-value. Sorted by ``delta``.
+    """
+    rows = metrics[(metrics["stratum_type"] == "cell_type") & (metrics["metric"] == metric)
+                   & (metrics["architecture"] == architecture) & (metrics["split"] == split)]
+    wide = rows.pivot_table(index=["stratum", "seed"], columns="loss", values="value").reset_index()
+    out = []
+    for term, g in wide.groupby("stratum", sort=True):
+        if not {"ce", "hce"} <= set(g.columns):
+            continue
+        test = paired_test(g["ce"].to_numpy(), g["hce"].to_numpy())
+        if test["n"] == 0:
+            continue
+        out.append({"term_id": term, "ce_mean": g["ce"].mean(), "hce_mean": g["hce"].mean(),
+                    "delta": test["mean_diff"], "sd_diff": test["sd_diff"], "t": test["t"], "p": test["p"],
+                    "n_pairs": test["n"]})
+    table = pd.DataFrame(out, columns=["term_id", "ce_mean", "hce_mean", "delta", "sd_diff", "t", "p", "n_pairs"])
+    table["p_holm"] = holm_bonferroni(table["p"].to_numpy()) if len(table) else np.array([])
+    return table.sort_values("delta", kind="stable").reset_index(drop=True)
+
+
+def stratified_macro_f1(metrics: pd.DataFrame, split: str = "ood",
+                        strata=("dataset_id", "tissue", "assay", "disease")) -> pd.DataFrame:
+    """Macro F1 per stratum value, architecture and loss on ``split``: mean and sd over seeds, and the cells
+    the stratum holds. Columns ``stratum_type, stratum, architecture, loss, mean, sd, n_seeds, n_cells``."""
+    sub = metrics[(metrics["split"] == split) & metrics["stratum_type"].isin(strata)]
+    f1 = sub[sub["metric"] == "macro_f1"]
+    cells = sub[sub["metric"] == "n_cells"].groupby(["stratum_type", "stratum"])["value"].max().rename("n_cells")
+    keys = ["stratum_type", "stratum", "architecture", "loss"]
+    table = f1.groupby(keys)["value"].agg(mean="mean", sd="std", n_seeds="count").reset_index()
+    return table.join(cells, on=["stratum_type", "stratum"])

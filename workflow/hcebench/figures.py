@@ -111,3 +111,273 @@ def training_curves(histories: pd.DataFrame, path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+# -- per-cell-type and hierarchy figures ----------------------------------------------------------------
+SIGNIFICANCE = 0.05
+
+
+def _significance_mark(p_holm: float, p: float) -> str:
+    if np.isfinite(p_holm) and p_holm <= SIGNIFICANCE:
+        return "*"
+    if np.isfinite(p) and p <= SIGNIFICANCE:
+        return "·"
+    return ""
+
+
+def celltype_delta(table: pd.DataFrame, names: dict[str, str], path: str | os.PathLike, *,
+                   architecture: str, split: str = "ood") -> None:
+    """Fig. 2c: per-cell-type ΔF1 (HCE − CE) for one architecture, sorted; error bars are the sd of the
+    seed-paired differences; ``*`` marks Holm–Bonferroni adjusted p ≤ 0.05, ``·`` raw p ≤ 0.05 only."""
+    if table.empty:
+        _no_data(path, f"no per-cell-type F1 for {architecture} on {split}")
+        return
+    n = len(table)
+    fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.24 * n))
+    y = np.arange(n)
+    colours = np.where(table["delta"] >= 0, LOSS_COLOURS["hce"], LOSS_COLOURS["ce"])
+    ax.barh(y, table["delta"], xerr=table["sd_diff"].fillna(0), color=colours, alpha=0.8,
+            error_kw={"lw": 0.8, "capsize": 2})
+    lo, hi = ax.get_xlim()
+    for yi, (_, r) in zip(y, table.iterrows(), strict=True):
+        mark = _significance_mark(r["p_holm"], r["p"])
+        if mark:
+            x = r["delta"] + np.sign(r["delta"] or 1) * (abs(r["sd_diff"]) if np.isfinite(r["sd_diff"]) else 0)
+            ax.text(x + 0.01 * (hi - lo) * np.sign(r["delta"] or 1), yi, mark, va="center",
+                    ha="left" if r["delta"] >= 0 else "right", fontsize=11, fontweight="bold")
+    ax.set_yticks(y, [f"{names.get(t, t)}" for t in table["term_id"]], fontsize=7)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"ΔF1 (HCE − CE), {'OOD' if split == 'ood' else split}, mean over seed pairs")
+    ax.set_title(f"{architecture}: per-cell-type ΔF1  (* Holm p ≤ {SIGNIFICANCE}, · raw p ≤ {SIGNIFICANCE})",
+                 fontsize=9)
+    sns.despine(ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def ontology_dag(hierarchy, layout, train_counts: dict[str, int], delta: dict[str, float],
+                 path: str | os.PathLike, *, title: str = "") -> None:
+    """Fig. 2d: the label set's Hasse diagram in a layered layout. Node area ∝ training cells, colour = ΔF1
+    (diverging around 0), grey = absent from the OOD set (no ΔF1)."""
+    import textwrap
+
+    from matplotlib.colors import TwoSlopeNorm
+
+    k = hierarchy.k
+    xy = layout.xy
+    small = k <= 60  # few enough nodes for wrapped, horizontal names; else short rotated names
+    span = np.ptp(xy[:, 0]) + 2 if k else 1.0
+    width = max(7.0, (1.05 if small else 0.42) * span)
+    height = max(4.0, (1.4 if small else 1.9) * (layout.layer.max() + 1) + 1.5 if k else 4.0)
+    fig, ax = plt.subplots(figsize=(min(width, 40), min(height, 24)))
+    for pts in layout.paths:
+        ax.plot(pts[:, 0], pts[:, 1], color="#b0b0b0", lw=0.7, zorder=1)
+    counts = np.array([train_counts.get(t, 0) for t in hierarchy.term_ids], dtype=float)
+    size = 30 + 900 * np.sqrt(counts / counts.max()) if counts.max() > 0 else np.full(k, 60.0)
+    d = np.array([delta.get(t, np.nan) for t in hierarchy.term_ids], dtype=float)
+    absent = ~np.isfinite(d)
+    ax.scatter(xy[absent, 0], xy[absent, 1], s=size[absent], color="#d9d9d9", edgecolor="#707070", lw=0.6,
+               zorder=2, label="absent from OOD")
+    if (~absent).any():
+        lim = max(float(np.nanmax(np.abs(d))), 1e-3)
+        sc = ax.scatter(xy[~absent, 0], xy[~absent, 1], s=size[~absent], c=d[~absent], cmap="RdBu_r",
+                        norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim), edgecolor="#404040", lw=0.6, zorder=3)
+        fig.colorbar(sc, ax=ax, shrink=0.5, pad=0.01, label="ΔF1 (HCE − CE)")
+    for i, name in enumerate(hierarchy.names):
+        if small:
+            ax.text(xy[i, 0], xy[i, 1] - 0.2, textwrap.fill(name, 16), ha="center", va="top", fontsize=6,
+                    zorder=4, linespacing=0.9)
+        else:
+            short = name if len(name) <= 28 else name[:26] + "…"
+            ax.text(xy[i, 0], xy[i, 1] - 0.12, short, ha="center", va="top", fontsize=4.5, zorder=4, rotation=90)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, -0.02), frameon=False, fontsize=8)
+    ax.set_title(title or "Label set (Cell Ontology is_a); area ∝ training cells, colour = ΔF1")
+    ax.axis("off")
+    ax.margins(0.04, 0.08)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def connectivity_scatter(table: pd.DataFrame, correlation: dict, path: str | os.PathLike, *,
+                         architecture: str) -> None:
+    """ΔF1 per cell type against its connectivity (ancestors + subtypes in the label set); filled = coarse
+    labels (with subtypes), open = leaves; Spearman's rho with its bootstrap CI in the title."""
+    sub = table.dropna(subset=["delta"])
+    if sub.empty:
+        _no_data(path, f"no ΔF1 for {architecture}: needs CE and HCE runs on the OOD split")
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    for coarse, marker, label in ((True, "o", "coarse (has subtypes)"), (False, "D", "leaf")):
+        s = sub[sub["is_coarse"] == coarse]
+        axes[0].scatter(s["connectivity"] + np.random.default_rng(0).uniform(-0.15, 0.15, len(s)), s["delta"],
+                        marker=marker, color=LOSS_COLOURS["hce"] if coarse else "#1b9e77", label=label, alpha=0.8)
+        axes[1].scatter(s["subtree_coarse_fraction"], s["delta"], marker=marker,
+                        color=LOSS_COLOURS["hce"] if coarse else "#1b9e77", alpha=0.8)
+    c = correlation
+    axes[0].set_title(f"Spearman ρ = {c['rho']:.2f} [{c['ci_low']:.2f}, {c['ci_high']:.2f}], n = {c['n']}",
+                      fontsize=9)
+    axes[0].set_xlabel("connectivity (ancestors + subtypes in the label set)")
+    axes[1].set_xlabel("coarse-labelled fraction of the subtree's training cells")
+    axes[0].set_ylabel(f"ΔF1 (HCE − CE), {architecture}, OOD")
+    axes[0].legend(frameon=False, fontsize=8)
+    for ax in axes:
+        ax.axhline(0, color="black", lw=0.6)
+        sns.despine(ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def _arch_loss_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    return [(a, loss) for a in sorted(frame["architecture"].unique()) for loss in LOSS_COLOURS
+            if ((frame["architecture"] == a) & (frame["loss"] == loss)).any()]
+
+
+def hierarchical_panel(table: pd.DataFrame, path: str | os.PathLike, split: str = "ood") -> None:
+    """hP / hR / hF, mean error distance and accuracy per depth on ``split``, CE vs HCE per architecture;
+    points pool the seeds, bars are 95 % bootstrap CIs over datasets."""
+    sub = table[table["split"] == split]
+    if sub.empty:
+        _no_data(path, f"no predictions on the {split} split")
+        return
+    combos = _arch_loss_columns(sub)
+    depth_metrics = sorted(m for m in sub["metric"].unique() if m.startswith("accuracy_depth"))
+    panels = [["hP", "hR", "hF"], ["mean_error_distance"], depth_metrics]
+    titles = ["hierarchical precision / recall / F1", "mean Hasse distance of errors", "accuracy by true-label depth"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    width = 0.8 / max(1, len(combos))
+    for ax, metrics, title in zip(axes, panels, titles, strict=True):
+        for ci, (arch, loss) in enumerate(combos):
+            rows = sub[(sub["architecture"] == arch) & (sub["loss"] == loss)].set_index("metric").reindex(metrics)
+            x = np.arange(len(metrics)) + (ci - (len(combos) - 1) / 2) * width
+            err = np.vstack([rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]]).clip(min=0)
+            ax.errorbar(x, rows["value"], yerr=np.nan_to_num(err), fmt="o" if loss == "hce" else "s",
+                        color=LOSS_COLOURS[loss], alpha=1.0 if ci // 2 == 0 else 0.6, capsize=2, ms=4,
+                        label=f"{arch} {LOSS_LABELS[loss]}")
+        ax.set_xticks(np.arange(len(metrics)), [m.replace("accuracy_depth", "d") for m in metrics])
+        ax.set_title(title, fontsize=9)
+        sns.despine(ax=ax)
+    axes[0].set_ylabel(f"{'OOD' if split == 'ood' else split} (seeds pooled)")
+    axes[2].set_xlabel("depth (strict ancestors in the label set)")
+    axes[0].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def backoff_curves(table: pd.DataFrame, path: str | os.PathLike, split: str = "ood", note: str = "") -> None:
+    """Back-off correctness (consistency with the truth) against specificity across τ, CE vs HCE, one panel per
+    architecture; points are τ values, averaged over seeds."""
+    sub = table[table["split"] == split] if len(table) else table
+    if sub.empty:
+        _no_data(path, note or f"no probability vectors on the {split} split (evaluation.save_probabilities)")
+        return
+    archs = sorted(sub["architecture"].unique())
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.8 * len(archs), 3.6), sharey=True, squeeze=False)
+    for ax, arch in zip(axes[0], archs, strict=True):
+        for loss in _loss_order(sub[sub["architecture"] == arch]):
+            s = sub[(sub["architecture"] == arch) & (sub["loss"] == loss)].groupby("tau")[
+                ["specificity", "consistency"]].mean()
+            ax.plot(s["specificity"], s["consistency"], marker="o", ms=3, color=LOSS_COLOURS[loss],
+                    label=LOSS_LABELS[loss])
+            for tau in (0.5, 0.9):
+                if tau in s.index:
+                    ax.annotate(f"τ={tau}", (s.loc[tau, "specificity"], s.loc[tau, "consistency"]), fontsize=6,
+                                xytext=(3, 3), textcoords="offset points")
+        ax.set_title(arch)
+        ax.set_xlabel("specificity (back-off depth, 1 = finest)")
+        sns.despine(ax=ax)
+    axes[0][0].set_ylabel(f"consistent with truth ({'OOD' if split == 'ood' else split})")
+    axes[0][-1].legend(frameon=False)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def calibration_levels(table: pd.DataFrame, path: str | os.PathLike, split: str = "ood", note: str = "") -> None:
+    """ECE and Brier score at the leaf level and at each ancestor depth, CE vs HCE per architecture
+    (mean over seeds)."""
+    sub = table[table["split"] == split] if len(table) else table
+    if sub.empty:
+        _no_data(path, note or f"no probability vectors on the {split} split (evaluation.save_probabilities)")
+        return
+    levels = ["leaf"] + sorted((lv for lv in sub["level"].unique() if lv != "leaf"), key=lambda s: int(s[5:]))
+    combos = _arch_loss_columns(sub)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric in zip(axes, ("ece", "brier"), strict=True):
+        for arch, loss in combos:
+            s = sub[(sub["architecture"] == arch) & (sub["loss"] == loss)].groupby("level")[metric].mean()
+            ax.plot(range(len(levels)), s.reindex(levels), marker="o" if loss == "hce" else "s",
+                    color=LOSS_COLOURS[loss], ls="-" if arch == combos[0][0] else "--",
+                    label=f"{arch} {LOSS_LABELS[loss]}")
+        ax.set_xticks(range(len(levels)), [lv.replace("depth", "depth ") for lv in levels], fontsize=8)
+        ax.set_ylabel(f"{metric.upper() if metric == 'ece' else 'Brier'} ({'OOD' if split == 'ood' else split})")
+        sns.despine(ax=ax)
+    axes[0].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def novel_types(table: pd.DataFrame, novel_meta: dict | None, path: str | os.PathLike) -> None:
+    """Novel OOD cell types scored at their nearest trained ancestor: accuracy per novel type and loss (mean
+    over architectures and seeds), with the coverage (cells scored / novel cells) in the title."""
+    if table.empty or not novel_meta:
+        _no_data(path, "no novel OOD cell types to score")
+        return
+    sub = table[table["novel_label"] != "all"]
+    means = sub.groupby(["novel_label_name", "nearest_trained_ancestor", "loss"])["accuracy_at_ancestor"].mean()
+    means = means.unstack("loss")
+    overall = table[table["novel_label"] == "all"].groupby(["architecture", "loss"])["accuracy_at_ancestor"].mean()
+    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.35 * len(means)))
+    y = np.arange(len(means))
+    h = 0.8 / max(1, len(means.columns))
+    for i, loss in enumerate(c for c in LOSS_COLOURS if c in means.columns):
+        ax.barh(y + (i - (len(means.columns) - 1) / 2) * h, means[loss], height=h, color=LOSS_COLOURS[loss],
+                label=LOSS_LABELS[loss])
+    ax.set_yticks(y, [f"{n}  → {a}" for n, a in means.index], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy at the nearest trained ancestor (prediction is it or a subtype)")
+    cov = novel_meta.get("coverage", float("nan"))
+    overall_txt = ", ".join(f"{a} {LOSS_LABELS.get(loss, loss)} {v:.2f}" for (a, loss), v in overall.items())
+    ax.set_title(f"Novel OOD types: {novel_meta['n_cells_scored']} of {novel_meta['n_cells']} cells scored "
+                 f"(coverage {cov:.0%})\n{overall_txt}", fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    sns.despine(ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def stratified_heatmaps(table: pd.DataFrame, path: str | os.PathLike, split: str = "ood") -> None:
+    """Macro F1 (mean over seeds) per dataset / tissue / assay / disease, columns architecture × loss."""
+    if table.empty:
+        _no_data(path, f"no stratified metrics on the {split} split")
+        return
+    kinds = [k for k in ("dataset_id", "tissue", "assay", "disease") if (table["stratum_type"] == k).any()]
+    wides = []
+    for kind in kinds:
+        sub = table[table["stratum_type"] == kind]
+        wide = sub.pivot_table(index="stratum", columns=["architecture", "loss"], values="mean")
+        wide.columns = [f"{a} {LOSS_LABELS.get(loss, loss)}" for a, loss in wide.columns]
+        cells = sub.groupby("stratum")["n_cells"].max()
+        short = (lambda s: s[:8]) if kind == "dataset_id" else (lambda s: s[:28])
+        wide.index = [f"{short(s)} (n={int(cells[s])})" for s in wide.index]
+        wides.append((kind, wide))
+    heights = [max(1.5, 0.32 * len(w) + 0.8) for _, w in wides]
+    fig, axes = plt.subplots(len(wides), 1, figsize=(7, sum(heights) + 0.5), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, (kind, wide) in zip(axes[:, 0], wides, strict=True):
+        sns.heatmap(wide, ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", annot_kws={"size": 7},
+                    cbar=False)
+        ax.set_ylabel(kind, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("")
+    axes[0, 0].set_title(f"{'OOD' if split == 'ood' else split} macro F1 (hierarchy-corrected) per stratum", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

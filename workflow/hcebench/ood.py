@@ -2,7 +2,13 @@
 
 OOD datasets are those in the newer release's ``census_info/datasets`` whose ``dataset_id`` the training
 release lacks. Their cells pass the same primary-data and assay filters; cells whose label is in the
-training label set are kept, the rest are counted per label in ``meta.json`` (``unseen_labels``).
+training label set form the ``ood`` split; the rest are counted per label in ``meta.json`` (``unseen_labels``)
+and, when a Cell Ontology is given, written as a second split, ``ood_novel``: each such cell is relabelled with
+its *nearest trained ancestor*, the deepest training label that is an is_a ancestor of its own label (depth =
+number of is_a ancestors in the full Cell Ontology; ties go to the lower term id), so the hierarchy-corrected
+score of a prediction at that ancestor asks "did the model place the new type in the right branch?". Its own
+label is kept in ``novel_label`` / ``novel_label_name``. Cells whose label has no trained ancestor, or is not a
+term of the ontology release, cannot be scored; they are counted (``novel.n_cells_dropped``) and left out.
 Genes are aligned by ``feature_id`` to the training store's order; genes the newer release does not
 measure stay zero, and their fraction is recorded (``missing_gene_fraction``).
 """
@@ -10,6 +16,7 @@ measure stay zero, and their fraction is recorded (``missing_gene_fraction``).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +24,9 @@ import pandas as pd
 from .census import census_release, open_census, read_datasets, read_obs, read_var
 from .io import atomic_path, write_json
 from .selection import OBS_COLUMNS, obs_value_filter, tech_sample
-from .store import write_split_from_census
+from .store import SplitWriter, write_split_from_census
+
+NOVEL_SPLIT = "ood_novel"
 
 
 def new_datasets(train_datasets: pd.DataFrame, ood_datasets: pd.DataFrame) -> pd.DataFrame:
@@ -37,6 +46,21 @@ def align_genes(store_genes: pd.Series, ood_var: pd.DataFrame) -> tuple[np.ndarr
     return present["soma_joinid"].to_numpy(np.int64), columns, float(missing)
 
 
+def nearest_trained_ancestors(terms, labels, ontology) -> dict[str, str | None]:
+    """For each term, the deepest of ``labels`` that is a strict is_a ancestor of it (module docstring), or
+    ``None`` when no training label is, or the term is unknown to ``ontology`` (an ``hcebench.ontology.Ontology``)."""
+    label_set = set(labels)
+    out: dict[str, str | None] = {}
+    for term in terms:
+        if term not in ontology.names:
+            out[term] = None
+            continue
+        candidates = sorted(ontology.ancestors(term) & label_set)
+        out[term] = max(candidates, key=lambda t: (len(ontology.ancestors(t)), [-ord(c) for c in t]),
+                        default=None)
+    return out
+
+
 def build_ood_set(
     train_source: dict,
     ood_source: dict,
@@ -44,8 +68,11 @@ def build_ood_set(
     store_genes: pd.DataFrame,
     config: dict,
     directory: str | os.PathLike,
+    ontology=None,
 ) -> dict:
-    """Write the OOD set (one split, ``ood``) into ``directory`` atomically; returns its metadata."""
+    """Write the OOD set into ``directory`` atomically and return its metadata: the ``ood`` split (cells with a
+    training label) and, when ``ontology`` (an ``hcebench.ontology.Ontology``) is given, the ``ood_novel`` split
+    (cells of other labels, relabelled with their nearest trained ancestor; module docstring)."""
     census_cfg, filters = config["census"], config["filters"]
     organism = census_cfg["organism"]
     with open_census(train_source) as census:
@@ -63,6 +90,7 @@ def build_ood_set(
         obs["label"] = obs["cell_type_ontology_term_id"].astype(str)
         seen = obs["label"].isin(labels)
         unseen = obs.loc[~seen].groupby(["label", "cell_type"], observed=True).size()
+        novel = obs.loc[~seen].drop(columns=["is_primary_data"])
         obs = obs.loc[seen].drop(columns=["is_primary_data"])
         obs["label_name"] = obs["cell_type"].astype(str)
         obs["label_index"] = obs["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
@@ -72,18 +100,58 @@ def build_ood_set(
             census, obs, var_joinids, columns, len(store_genes), tmp / "ood",
             target_sum=config["normalisation"]["target_sum"], chunk_size=census_cfg["chunk_size"], organism=organism,
         )
+        novel_meta = None
+        if ontology is not None:
+            novel_meta = _write_novel(census, novel, labels, ontology, var_joinids, columns, len(store_genes),
+                                      tmp / NOVEL_SPLIT, config)
         meta = {
             "train_release": train_release,
             "ood_release": census_release(ood_source, census),
             "n_new_datasets": int(len(added)),
             "new_dataset_ids": added["dataset_id"].tolist(),
             "n_datasets_with_cells": int(obs["dataset_id"].nunique()),
-            "n_cells": {"ood": int(n)},
+            "n_cells": {"ood": int(n), **({NOVEL_SPLIT: novel_meta["n_cells_scored"]} if novel_meta else {})},
             "n_labels_present": int(obs["label"].nunique()),
             "n_cells_unseen_label": int(unseen.sum()),
             "unseen_labels": {f"{t} {name}": int(c) for (t, name), c in unseen.items()},
             "missing_gene_fraction": missing,
             "n_genes": int(len(store_genes)),
         }
+        if novel_meta is not None:
+            meta["novel"] = novel_meta
         write_json(tmp / "meta.json", meta)
     return meta
+
+
+def _write_novel(census, novel: pd.DataFrame, labels, ontology, var_joinids, columns, n_genes, directory,
+                 config) -> dict:
+    """Write the ``ood_novel`` split; return its counts (scored, dropped, per novel label)."""
+    ancestor = nearest_trained_ancestors(sorted(novel["label"].unique()), labels, ontology)
+    novel = novel.assign(novel_label=novel["label"], novel_label_name=novel["cell_type"].astype(str))
+    novel["label"] = novel["novel_label"].map(ancestor)
+    scorable = novel["label"].notna()
+    per_label = {
+        f"{t} {name}": {"n_cells": int(c), "nearest_trained_ancestor": ancestor[t] or ""}
+        for (t, name), c in novel.groupby(["novel_label", "novel_label_name"], observed=True).size().items()
+    }
+    kept = novel.loc[scorable].copy()
+    kept["label"] = kept["label"].astype(str)
+    kept["label_name"] = kept["label"].map(ontology.name)
+    kept["label_index"] = kept["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
+    if len(kept):
+        n = write_split_from_census(
+            census, kept, var_joinids, columns, n_genes, directory,
+            target_sum=config["normalisation"]["target_sum"], chunk_size=config["census"]["chunk_size"],
+            organism=config["census"]["organism"],
+        )
+    else:
+        # An empty split keeps the obs columns, so predicting and scoring it yield empty tables, not errors.
+        n = SplitWriter(directory, n_genes).close()
+        kept.to_parquet(Path(directory) / "obs.parquet", index=False)
+    return {
+        "n_cells": int(len(novel)),
+        "n_cells_scored": int(n),
+        "n_cells_dropped": int((~scorable).sum()),
+        "coverage": float(n / len(novel)) if len(novel) else float("nan"),
+        "labels": per_label,
+    }
