@@ -11,7 +11,9 @@ from hcebench.train import TrainSettings, train  # noqa: E402
 
 log = start(snakemake)
 wc = snakemake.wildcards
-settings = TrainSettings.from_config(snakemake.params.training, wc.loss, int(wc.seed), snakemake.threads)
-summary = train(snakemake.input.store, snakemake.input.hierarchy, wc.arch, dict(snakemake.params.entry), settings,
+entry = dict(snakemake.params.entry)
+# A SIGTERM/SIGUSR1 (preemption, time limit) checkpoints and exits with status 75; rerun the job to resume.
+settings = TrainSettings.from_config(snakemake.params.training, wc.loss, int(wc.seed), snakemake.threads, entry)
+summary = train(snakemake.input.store, snakemake.input.hierarchy, wc.arch, entry, settings,
                 Path(snakemake.output.model).parent)
 log.info("trained: %s", summary)

@@ -1,12 +1,18 @@
 """Training and prediction on a toy store: learns, is deterministic, honours the predictions contract."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pandas as pd
 import pytest
 import torch
 from hcebench.contract import CONTRACT_COLUMNS, read_predictions, read_provenance, write_predictions
 from hcebench.io import read_json
 from hcebench.predict import predict_split
-from hcebench.train import TrainSettings, train
+from hcebench.train import EXIT_INTERRUPTED, TrainSettings, train
 from store_fixtures import write_toy_store
 
 
@@ -69,3 +75,116 @@ def test_predictions_contract(toy, tmp_path):
     with pytest.raises(ValueError, match="contract"):
         table.drop(columns=["pred_label"]).to_parquet(tmp_path / "bad.parquet")
         read_predictions(tmp_path / "bad.parquet")
+
+
+MORE = {
+    "tabnet": {"lr": 0.02, "weight_decay": 0.0, "n_d": 16, "n_a": 8, "n_shared": 1, "n_independent": 1,
+               "virtual_batch_size": 64},
+    "transformer": {"lr": 0.01, "weight_decay": 0.0, "top_k": 16, "d_model": 32, "n_heads": 2, "n_layers": 1,
+                    "dropout": 0.0},
+}
+
+
+@pytest.mark.parametrize("arch", ["tabnet", "transformer"])
+def test_tabnet_and_transformer_learn(toy, tmp_path, arch):
+    store, hierarchy = toy
+    settings = TrainSettings(loss="hce", seed=0, batch_size=128, max_epochs=12, patience=12, device="cpu")
+    summary = train(store, hierarchy, arch, MORE[arch], settings, tmp_path)
+    assert summary["best_val_macro_f1"] > 0.8
+    assert not (tmp_path / "checkpoint.pt").exists()  # removed once the outputs are written
+
+
+def test_architecture_training_overrides(toy, tmp_path):
+    store, hierarchy = toy
+    entry = {**ENTRIES["linear"], "training": {"max_epochs": 2, "batch_size": 300}}
+    settings = TrainSettings.from_config({"max_epochs": 9, "batch_size": 64}, "ce", 0, entry=entry)
+    assert (settings.max_epochs, settings.batch_size, settings.patience) == (2, 300, 10)
+    summary = train(store, hierarchy, "linear", entry, settings, tmp_path)
+    assert summary["epochs_run"] == 2
+
+
+def _signal_at_step(monkeypatch, step: int, signum=signal.SIGUSR1):
+    """Make the process signal itself while the ``step``-th forward pass (training or validation) runs."""
+    import hcebench.train as train_module
+
+    calls = {"n": 0}
+    real = train_module.autocast
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == step:
+            os.kill(os.getpid(), signum)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "autocast", counting)
+
+
+@pytest.mark.parametrize("step", [3, 9])  # mid-epoch (5 minibatches and 2 validation batches per epoch) and
+def test_resume_after_signal_finishes_identically(toy, tmp_path, monkeypatch, step):  # during validation
+    store, hierarchy = toy
+    entry = {"lr": 0.005, "weight_decay": 0.01, "n_layers": 2, "hidden": 32, "dropout": 0.3}  # dropout: torch RNG
+    settings = TrainSettings(loss="hce", seed=7, batch_size=128, max_epochs=4, patience=4, device="cpu")
+    train(store, hierarchy, "mlp", entry, settings, tmp_path / "straight")
+
+    with monkeypatch.context() as m:
+        _signal_at_step(m, step)
+        with pytest.raises(SystemExit) as stopped:
+            train(store, hierarchy, "mlp", entry, settings, tmp_path / "cut")
+    assert stopped.value.code == EXIT_INTERRUPTED
+    assert (tmp_path / "cut" / "checkpoint.pt").exists() and not (tmp_path / "cut" / "model.pt").exists()
+    train(store, hierarchy, "mlp", entry, settings, tmp_path / "cut")
+
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=False)
+    assert a["best_epoch"] == b["best_epoch"]
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    ha, hb = (pd.read_csv(tmp_path / d / "history.tsv", sep="\t").drop(columns="seconds") for d in ("straight", "cut"))
+    pd.testing.assert_frame_equal(ha, hb)
+
+
+def test_changed_settings_ignore_a_stale_checkpoint(toy, tmp_path, monkeypatch):
+    store, hierarchy = toy
+    settings = TrainSettings(loss="ce", seed=0, batch_size=128, max_epochs=3, patience=3, device="cpu")
+    with monkeypatch.context() as m:
+        _signal_at_step(m, 2)
+        with pytest.raises(SystemExit):
+            train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path)
+    other = {**ENTRIES["linear"], "lr": 0.02}
+    summary = train(store, hierarchy, "linear", other, settings, tmp_path)
+    assert summary["epochs_run"] == 3 and not (tmp_path / "checkpoint.pt").exists()
+
+
+KILLED_RUN = """
+import sys
+from hcebench.train import EXIT_INTERRUPTED, TrainSettings, train
+import logging
+logging.basicConfig(level=logging.INFO)
+settings = TrainSettings(loss="hce", seed=1, batch_size=64, max_epochs=int(sys.argv[3]), patience=1000, device="cpu")
+train(sys.argv[1], sys.argv[2], "mlp", {"lr": 0.005, "weight_decay": 0.0, "n_layers": 2, "hidden": 32}, settings,
+      sys.argv[4])
+"""
+
+
+def test_killed_training_job_resumes_from_its_checkpoint(toy, tmp_path):
+    store, hierarchy = toy
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", KILLED_RUN, str(store), str(hierarchy), "20", str(out)]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists():  # the first epoch's checkpoint
+        assert job.poll() is None, job.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.02)
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == EXIT_INTERRUPTED, err[-3000:]
+    assert "checkpoint" in err and not (out / "model.pt").exists()
+    epochs_done = len(pd.read_csv(out / "history.tsv", sep="\t"))
+    assert 1 <= epochs_done < 20
+
+    restarted = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert "resumed from" in restarted.stderr
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    assert history["epoch"].tolist() == list(range(20))
+    assert (out / "model.pt").exists() and not (out / "checkpoint.pt").exists()

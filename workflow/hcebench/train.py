@@ -2,13 +2,30 @@
 
 AdamW, StepLR (× gamma every epoch), gradient clipping, class-balanced loss, and early stopping on the
 validation split's hierarchy-corrected macro F1 (the paper's selection metric). The best epoch's weights
-are kept. The same loop serves every architecture; only the model and its hyperparameters change.
+are kept. The same loop serves every architecture; only the model and its hyperparameters change. A model
+may return ``(logits, aux_loss)``; ``aux_loss`` (e.g. TabNet's mask sparsity) is added to CE and HCE alike.
+
+For real runs on shared machines:
+
+- bf16 autocast of the forward pass on CUDA (``training.bf16``); the losses compute in float32 regardless.
+- A checkpoint, ``<out>/checkpoint.pt``, is written atomically after every epoch: model, optimiser,
+  scheduler, the numpy and torch RNG states, history, best weights and early-stopping counters. A job
+  started again with the same settings resumes from it; one with other settings ignores it.
+- SIGTERM or SIGUSR1 (SLURM preemption, time limit; Snakemake cancelling a job) saves a checkpoint at the
+  current minibatch and exits with status ``EXIT_INTERRUPTED``, so the scheduler reruns the job and it
+  resumes. A resumed run finishes exactly as an uninterrupted one would (on CPU: bit for bit), because the
+  checkpoint also holds the epoch's shuffle state and the position in it.
+- A log line per epoch, ``history.tsv`` rewritten per epoch, TensorBoard scalars optionally.
+The checkpoint is deleted once ``model.pt``, ``history.tsv`` and ``train.json`` are written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,9 +37,16 @@ import torch
 from .io import atomic_path, read_json, write_json
 from .losses import make_loss
 from .metrics import f1_summary
-from .models import build_model, hyperparameters
+from .models import build_model, hyperparameters, logits_and_aux
 from .ontology import LabelHierarchy
 from .store import SplitData
+
+log = logging.getLogger(__name__)
+
+#: Exit status after a signal-triggered checkpoint: EX_TEMPFAIL, "try again" (non-zero so the job is rerun).
+EXIT_INTERRUPTED = 75
+CHECKPOINT = "checkpoint.pt"
+RESUME_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 @dataclass
@@ -36,12 +60,32 @@ class TrainSettings:
     lr_gamma: float = 0.9
     grad_clip: float = 1.0
     device: str = "auto"
+    bf16: bool = True
+    tensorboard: bool = False
     threads: int = 1
 
     @classmethod
-    def from_config(cls, training: dict, loss: str, seed: int, threads: int = 1) -> TrainSettings:
-        keys = ("hce_form", "batch_size", "max_epochs", "patience", "lr_gamma", "grad_clip", "device")
-        return cls(loss=loss, seed=int(seed), threads=threads, **{k: training[k] for k in keys})
+    def from_config(
+        cls, training: dict, loss: str, seed: int, threads: int = 1, entry: dict | None = None
+    ) -> TrainSettings:
+        """Settings from the ``training`` block, with the architecture entry's ``training:`` overrides."""
+        keys = ("hce_form", "batch_size", "max_epochs", "patience", "lr_gamma", "grad_clip", "device",
+                "bf16", "tensorboard")
+        values = {k: training[k] for k in keys if k in training}
+        values.update((entry or {}).get("training") or {})
+        return cls(loss=loss, seed=int(seed), threads=threads, **values)
+
+    def fingerprint(self) -> dict:
+        """What a checkpoint must match to be resumed: everything that changes the result."""
+        return {k: v for k, v in asdict(self).items() if k not in ("device", "threads", "tensorboard")}
+
+
+class Interrupted(SystemExit):
+    """Raised after a signal-triggered checkpoint; exits the process with ``EXIT_INTERRUPTED``."""
+
+    def __init__(self, signum: int):
+        super().__init__(EXIT_INTERRUPTED)
+        self.signum = signum
 
 
 def resolve_device(name: str) -> torch.device:
@@ -53,8 +97,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> np.random.Generator:
+    """Seed torch (CPU and CUDA) and return the numpy generator that shuffles the training set."""
     torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False  # benchmark mode picks kernels by timing: not reproducible
     return np.random.default_rng(seed)
+
+
+def autocast(device: torch.device, bf16: bool = True):
+    """bf16 autocast on CUDA when ``bf16``; a no-op elsewhere."""
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
 
 
 def load_training_data(store: Path, hierarchy_dir: Path) -> tuple[dict, LabelHierarchy, SplitData, SplitData]:
@@ -70,10 +121,51 @@ def load_training_data(store: Path, hierarchy_dir: Path) -> tuple[dict, LabelHie
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, data: SplitData, batch_size: int, device: torch.device) -> np.ndarray:
+def predict_logits(
+    model: torch.nn.Module, data: SplitData, batch_size: int, device: torch.device, bf16: bool = True
+) -> np.ndarray:
     model.eval()
-    out = [model(torch.from_numpy(x).to(device)).float().cpu().numpy() for x, _ in data.batches(batch_size)]
+    out = []
+    for x, _ in data.batches(batch_size):
+        with autocast(device, bf16):
+            logits, _ = logits_and_aux(model(torch.from_numpy(x).to(device)))
+        out.append(logits.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+class _SignalFlag:
+    """Records SIGTERM/SIGUSR1 instead of dying, so the loop can checkpoint first; restores handlers on exit."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _SignalFlag:
+        for sig in RESUME_SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._record)
+            except ValueError:  # not the main thread: signals cannot be caught here
+                pass
+        return self
+
+    def _record(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _tensorboard_writer(settings: TrainSettings, out_dir: Path):
+    if not settings.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("training.tensorboard is true but the tensorboard package is not installed; "
+                    "`pip install tensorboard` or set it to false. Continuing without.")
+        return None
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
 
 
 def train(
@@ -84,8 +176,13 @@ def train(
     settings: TrainSettings,
     out_dir: str | os.PathLike,
 ) -> dict:
-    """Train ``architecture`` and write ``model.pt``, ``history.tsv`` and ``train.json`` into ``out_dir``."""
-    store, hierarchy_dir = Path(store), Path(hierarchy_dir)
+    """Train ``architecture`` and write ``model.pt``, ``history.tsv`` and ``train.json`` into ``out_dir``.
+
+    Resumes from ``out_dir/checkpoint.pt`` when it was written with the same architecture entry, settings
+    and data. On SIGTERM/SIGUSR1 writes that checkpoint and raises ``Interrupted`` (a ``SystemExit`` with
+    status ``EXIT_INTERRUPTED``).
+    """
+    store, hierarchy_dir, out_dir = Path(store), Path(hierarchy_dir), Path(out_dir)
     torch.set_num_threads(settings.threads)
     rng = seed_everything(settings.seed)
     device = resolve_device(settings.device)
@@ -99,65 +196,136 @@ def train(
     optimiser = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=1, gamma=settings.lr_gamma)
 
-    history, best_f1, best_state, best_epoch, stale = [], -math.inf, None, -1, 0
-    for epoch in range(settings.max_epochs):
-        started = time.perf_counter()
-        model.train()
-        total, n_seen = 0.0, 0
-        for x, y in train_data.batches(settings.batch_size, rng=rng):
-            if len(y) < 2:  # BatchNorm cannot normalise a single cell
-                continue
-            x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-            loss = loss_fn(model(x), y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimiser.step()
-            total += loss.item() * len(y)
-            n_seen += len(y)
-        lr = scheduler.get_last_lr()[0]
-        scheduler.step()
-
-        logits = predict_logits(model, val_data, settings.batch_size, device)
-        val_loss = loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(val_data.y).to(device)).item()
-        pred = logits.argmax(axis=1)
-        corrected = f1_summary(val_data.y, pred, hierarchy.reachability)
-        flat = f1_summary(val_data.y, pred)
-        history.append(
-            dict(epoch=epoch, lr=lr, train_loss=total / max(n_seen, 1), val_loss=val_loss,
-                 val_macro_f1=corrected["macro_f1"], val_macro_f1_flat=flat["macro_f1"],
-                 seconds=time.perf_counter() - started)
-        )
-        if corrected["macro_f1"] > best_f1:
-            best_f1, best_epoch, stale = corrected["macro_f1"], epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    identity = {
+        "architecture": architecture,
+        "entry": entry,
+        "settings": settings.fingerprint(),
+        "reachability_hash": hierarchy.content_hash,
+        "n_cells": meta.get("n_cells"),
+    }
+    state = {"epoch": 0, "batch": 0, "history": [], "best_f1": -math.inf, "best_state": None, "best_epoch": -1,
+             "stale": 0, "epoch_rng": None, "partial": (0.0, 0, 0.0)}
+    ckpt_path = out_dir / CHECKPOINT
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ckpt.get("identity") == identity:
+            model.load_state_dict(ckpt["model"])
+            optimiser.load_state_dict(ckpt["optimiser"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            rng.bit_generator.state = ckpt["rng"]
+            torch.set_rng_state(ckpt["torch_rng"])
+            if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+            state = ckpt["state"]
+            log.info("resumed from %s at epoch %d, minibatch %d", ckpt_path, state["epoch"], state["batch"])
         else:
-            stale += 1
-            if stale >= settings.patience:
-                break
+            log.warning("ignoring %s: written for another architecture entry, settings or data", ckpt_path)
 
-    out_dir = Path(out_dir)
-    checkpoint = {
-        "state_dict": best_state,
+    def save_checkpoint() -> None:
+        with atomic_path(ckpt_path) as tmp:
+            torch.save({
+                "identity": identity, "state": state,
+                "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            }, tmp)
+
+    writer = _tensorboard_writer(settings, out_dir)
+    n_batches = math.ceil(len(train_data) / settings.batch_size)
+    with _SignalFlag() as flag:
+        while state["epoch"] < settings.max_epochs and state["stale"] < settings.patience:
+            epoch = state["epoch"]
+            if state["batch"] == 0:
+                state["epoch_rng"] = rng.bit_generator.state  # replayed to rebuild this epoch's shuffle on resume
+                state["partial"] = (0.0, 0, 0.0)
+            else:
+                rng.bit_generator.state = state["epoch_rng"]
+            order = rng.permutation(len(train_data))
+            started = time.perf_counter()
+            total, n_seen, seconds_before = state["partial"]
+            model.train()
+            for b in range(state["batch"], n_batches):
+                rows = np.sort(order[b * settings.batch_size : (b + 1) * settings.batch_size])  # sequential CSR reads
+                if len(rows) >= 2:  # BatchNorm cannot normalise a single cell
+                    x = torch.from_numpy(train_data.x[rows].toarray()).to(device)
+                    y = torch.from_numpy(train_data.y[rows]).to(device)
+                    with autocast(device, settings.bf16):
+                        logits, aux = logits_and_aux(model(x))
+                    loss = loss_fn(logits, y)
+                    if aux is not None:
+                        loss = loss + aux.float()
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                    optimiser.step()
+                    total += loss.item() * len(y)
+                    n_seen += len(y)
+                if flag.signum is not None and b + 1 < n_batches:
+                    state["batch"] = b + 1
+                    state["partial"] = (total, n_seen, seconds_before + time.perf_counter() - started)
+                    save_checkpoint()
+                    log.warning("signal %d: checkpoint at epoch %d, minibatch %d; exiting with status %d",
+                                flag.signum, epoch, b + 1, EXIT_INTERRUPTED)
+                    raise Interrupted(flag.signum)
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+
+            logits = torch.from_numpy(predict_logits(model, val_data, settings.batch_size, device, settings.bf16))
+            val_y = torch.from_numpy(val_data.y)
+            val_loss = loss_fn(logits.to(device), val_y.to(device)).item()
+            pred = logits.argmax(dim=1).numpy()
+            corrected = f1_summary(val_data.y, pred, hierarchy.reachability)
+            flat = f1_summary(val_data.y, pred)
+            row = dict(epoch=epoch, lr=lr, train_loss=total / max(n_seen, 1), val_loss=val_loss,
+                       val_macro_f1=corrected["macro_f1"], val_macro_f1_flat=flat["macro_f1"],
+                       seconds=seconds_before + time.perf_counter() - started)
+            state["history"].append(row)
+            if corrected["macro_f1"] > state["best_f1"]:
+                state.update(best_f1=corrected["macro_f1"], best_epoch=epoch, stale=0)
+                state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                state["stale"] += 1
+            state.update(epoch=epoch + 1, batch=0)
+            save_checkpoint()
+            with atomic_path(out_dir / "history.tsv") as tmp:
+                pd.DataFrame(state["history"]).to_csv(tmp, sep="\t", index=False)
+            log.info("epoch %d/%d  train_loss %.4f  val_loss %.4f  val_macro_f1 %.4f  best %.4f (epoch %d)  %.1f s",
+                     epoch + 1, settings.max_epochs, row["train_loss"], val_loss, corrected["macro_f1"],
+                     state["best_f1"], state["best_epoch"] + 1, row["seconds"])
+            if writer is not None:
+                for key in ("lr", "train_loss", "val_loss", "val_macro_f1", "val_macro_f1_flat"):
+                    writer.add_scalar(key, row[key], epoch)
+                writer.flush()
+            if flag.signum is not None and state["epoch"] < settings.max_epochs and state["stale"] < settings.patience:
+                log.warning("signal %d: checkpoint after epoch %d; exiting with status %d",
+                            flag.signum, epoch, EXIT_INTERRUPTED)
+                raise Interrupted(flag.signum)
+    if writer is not None:
+        writer.close()
+
+    history = state["history"]
+    final = {
+        "state_dict": state["best_state"],
         "architecture": architecture,
         "entry": entry,
         "labels": list(hierarchy.term_ids),
         "reachability_hash": hierarchy.content_hash,
         "genes": pd.read_parquet(store / "var.parquet")["feature_id"].tolist(),
         "settings": asdict(settings),
-        "best_epoch": best_epoch,
+        "best_epoch": state["best_epoch"],
     }
     with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(checkpoint, tmp)
+        torch.save(final, tmp)
     with atomic_path(out_dir / "history.tsv") as tmp:
         pd.DataFrame(history).to_csv(tmp, sep="\t", index=False)
     summary = {
         "architecture": architecture,
         "loss": settings.loss,
         "seed": settings.seed,
-        "best_epoch": best_epoch,
+        "best_epoch": state["best_epoch"],
         "epochs_run": len(history),
-        "best_val_macro_f1": best_f1,
+        "best_val_macro_f1": state["best_f1"],
         "train_seconds": float(sum(h["seconds"] for h in history)),
         "device": str(device),
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
@@ -165,4 +333,6 @@ def train(
         "reachability_hash": hierarchy.content_hash,
     }
     write_json(out_dir / "train.json", summary)
+    with contextlib.suppress(FileNotFoundError):
+        ckpt_path.unlink()  # finished: the outputs above replace it
     return summary

@@ -2,8 +2,13 @@
 
 A model module defines ``Hyperparameters`` (a dataclass; every field has a default and a one-line reason)
 and ``Model`` (an ``nn.Module`` built as ``Model(n_genes, n_classes, hp)`` that maps a dense
-float32 batch of normalised expression to logits). Register it in ``REGISTRY`` below, or point a config
-entry at it with ``model: "package.module"`` (any importable module with the same two names).
+float32 batch of normalised expression to logits, or to ``(logits, aux_loss)`` where ``aux_loss`` is a
+scalar regulariser the training loop adds to the loss, CE and HCE alike (TabNet's mask sparsity). Register
+it in ``REGISTRY`` below, or point a config entry at it with ``model: "package.module"`` (any importable
+module with the same two names).
+
+Besides hyperparameters an entry may hold ``training:``, overrides of ``training.batch_size``,
+``max_epochs`` and ``patience`` for that architecture alone (``TRAINING_OVERRIDES``).
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from typing import Any
 REGISTRY: dict[str, str] = {
     "linear": "hcebench.models.linear",
     "mlp": "hcebench.models.mlp",
+    "tabnet": "hcebench.models.tabnet",
+    "transformer": "hcebench.models.transformer",
 }
 
 #: Config keys of an architecture entry that are not hyperparameters of the model.
-NON_HPARAM_KEYS = {"model"}
+NON_HPARAM_KEYS = {"model", "training"}
+#: Keys of ``training`` an architecture entry may override for itself.
+TRAINING_OVERRIDES = ("batch_size", "max_epochs", "patience")
 
 
 def model_module(name: str, entry: dict[str, Any] | None = None) -> ModuleType:
@@ -60,7 +69,23 @@ def hyperparameters(name: str, entry: dict[str, Any]) -> Any:
 
 
 def check_hyperparameters(name: str, entry: dict[str, Any]) -> None:
+    from ..config import ConfigError
+
     hyperparameters(name, entry)
+    overrides = entry.get("training") or {}
+    unknown = sorted(set(overrides) - set(TRAINING_OVERRIDES))
+    if unknown:
+        raise ConfigError(
+            f"architectures.{name}.training: cannot override {unknown}; allowed: {list(TRAINING_OVERRIDES)}"
+        )
+
+
+def logits_and_aux(output: Any) -> tuple[Any, Any]:
+    """Split a model's output into ``(logits, aux_loss)``; ``aux_loss`` is ``None`` for a plain logits tensor."""
+    if isinstance(output, tuple):
+        logits, aux = output
+        return logits, aux
+    return output, None
 
 
 def build_model(name: str, entry: dict[str, Any], n_genes: int, n_classes: int):

@@ -1,0 +1,107 @@
+"""Models beyond linear/MLP: entmax-1.5 against its limits, TabNet's masks and regulariser, the transformer's padding."""
+
+import numpy as np
+import pytest
+import torch
+from hcebench.models import build_model, logits_and_aux
+from hcebench.models.entmax import entmax15, entmax_bisect
+
+
+def sparsemax(z: torch.Tensor) -> torch.Tensor:
+    """Euclidean projection onto the simplex (α = 2), written out independently of the module."""
+    srt, _ = torch.sort(z, dim=-1, descending=True)
+    k = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+    cumsum = srt.cumsum(-1)
+    support = (1 + k * srt > cumsum).sum(-1, keepdim=True)
+    tau = (cumsum.gather(-1, support - 1) - 1) / support
+    return torch.clamp(z - tau, min=0)
+
+
+@pytest.fixture
+def scores():
+    return torch.randn(32, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+
+
+def test_entmax15_is_a_sparse_distribution(scores):
+    p = entmax15(scores)
+    assert (p >= 0).all()
+    torch.testing.assert_close(p.sum(-1), torch.ones(32, dtype=torch.float64))
+    assert (p == 0).any(dim=-1).all()  # scores spread over ±9 leave most entries outside the support
+
+
+def test_entmax15_matches_bisection_and_a_hand_case(scores):
+    torch.testing.assert_close(entmax15(scores), entmax_bisect(scores, 1.5, n_iter=80))
+    # Two scores 2 apart: x/2 = (0, -1), τ = -1 leaves (1, 0); equal scores give (½, ½).
+    torch.testing.assert_close(entmax15(torch.tensor([[2.0, 0.0]])), torch.tensor([[1.0, 0.0]]))
+    torch.testing.assert_close(entmax15(torch.tensor([[0.5, 0.5]])), torch.tensor([[0.5, 0.5]]))
+
+
+def test_entmax15_beyond_the_partial_sort():
+    # 1,000 near-equal scores: the support exceeds the top-k shortcut, so the full sort must take over.
+    z = torch.randn(4, 1000, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 1e-3
+    p = entmax15(z)
+    assert ((p > 0).sum(-1) > 128).all()
+    torch.testing.assert_close(p, entmax_bisect(z, 1.5, n_iter=80))
+
+
+def test_entmax_limits_are_softmax_and_sparsemax(scores):
+    torch.testing.assert_close(entmax_bisect(scores, 1.0001, n_iter=100), torch.softmax(scores, -1),
+                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(entmax_bisect(scores, 2.0, n_iter=80), sparsemax(scores))
+    # Sparsity orders softmax < 1.5-entmax < sparsemax.
+    nnz = [(p > 0).sum().item() for p in (torch.softmax(scores, -1), entmax15(scores), sparsemax(scores))]
+    assert nnz[0] > nnz[1] > nnz[2]
+
+
+def test_entmax15_gradient(scores):
+    z = scores[:4, :8].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(entmax15, (z,))
+
+
+def test_entmax15_bf16_input_computes_in_float32():
+    p = entmax15(torch.randn(3, 20).bfloat16())
+    assert p.dtype == torch.float32
+    torch.testing.assert_close(p.sum(-1), torch.ones(3))
+
+
+TABNET = {"lr": 0.01, "weight_decay": 0.0, "n_d": 8, "n_a": 8, "n_steps": 2, "n_shared": 1, "n_independent": 1,
+          "virtual_batch_size": 16, "lambda_sparse": 1e-3}
+
+
+def test_tabnet_returns_logits_and_sparsity_term():
+    torch.manual_seed(0)
+    model = build_model("tabnet", TABNET, 30, 5)
+    logits, aux = logits_and_aux(model(torch.rand(40, 30)))
+    assert logits.shape == (40, 5)
+    # aux is λ × mean mask entropy: positive, and at most λ log(n_genes).
+    assert 0 < aux.item() <= TABNET["lambda_sparse"] * np.log(30) + 1e-9
+    aux.backward()
+    assert model.attention[0].fc.weight.grad.abs().sum() > 0
+
+
+def test_tabnet_scTab_defaults_build():
+    model = build_model("tabnet", {"lr": 5e-3, "weight_decay": 0.05}, 200, 7)
+    assert model.hp.n_d == 128 and model.hp.n_a == 64 and model.hp.gamma == 1.3
+    assert len(model.transformers[0].blocks) == 3 + 5
+    # The shared blocks are the same Linear objects in every step.
+    assert model.transformers[0].blocks[0].fc is model.transformers[1].blocks[0].fc
+
+
+TRANSFORMER = {"lr": 1e-3, "weight_decay": 0.0, "top_k": 6, "d_model": 16, "n_heads": 2, "n_layers": 1,
+               "dropout": 0.0}
+
+
+def test_transformer_ignores_unexpressed_genes():
+    torch.manual_seed(0)
+    model = build_model("transformer", TRANSFORMER, 30, 4).eval()
+    x = torch.zeros(2, 30)
+    x[0, [3, 7]] = torch.tensor([2.0, 1.0])  # two expressed genes: four of six tokens are padding
+    x[1, [3, 7, 9]] = torch.tensor([2.0, 1.0, 0.5])
+    before = model(x)
+    with torch.no_grad():  # perturb the embeddings of every gene these cells do not express
+        unexpressed = torch.ones(30, dtype=torch.bool)
+        unexpressed[[3, 7, 9]] = False
+        model.gene.weight[unexpressed] += 5.0
+    torch.testing.assert_close(model(x), before)
+    logits = model(torch.rand(5, 30))
+    assert logits.shape == (5, 4) and torch.isfinite(logits).all()
