@@ -299,3 +299,25 @@ def test_universe_rejects_terms_outside_native_cell():
 def test_bad_config_names_the_field(tmp_path, field, value):
     with pytest.raises(ValueError, match=field):
         SimulationConfig(**{field: value}).validate()
+
+
+def test_releases_mimic_both_census_schemas(tiny_census):
+    """2023-05-15 has no X/normalized and no dataset_version_id; 2023-12-15 has both (real schemas)."""
+    import numpy as np
+    from hcebench.census import open_census, read_datasets
+
+    with open_census({"uri": str(tiny_census / "2023-05-15")}) as old:
+        assert "dataset_version_id" not in read_datasets(old).columns
+        assert set(old["census_data"]["homo_sapiens"].ms["RNA"].X.keys()) == {"raw"}
+    with open_census({"uri": str(tiny_census / "2023-12-15")}) as new:
+        datasets = read_datasets(new)
+        assert datasets["dataset_version_id"].str.len().eq(36).all()
+        X = new["census_data"]["homo_sapiens"].ms["RNA"].X
+        assert set(X.keys()) == {"raw", "normalized"}
+        coords = (slice(0, 49),)
+        raw = X["raw"].read(coords).tables().concat().to_pandas()
+        norm = X["normalized"].read(coords).tables().concat().to_pandas()
+        merged = raw.merge(norm, on=["soma_dim_0", "soma_dim_1"], suffixes=("_raw", "_norm"))
+        assert len(merged) == len(raw) == len(norm)
+        totals = merged.groupby("soma_dim_0")["soma_data_raw"].transform("sum")
+        np.testing.assert_allclose(merged["soma_data_norm"], merged["soma_data_raw"] / totals, rtol=1e-5)

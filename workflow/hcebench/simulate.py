@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -228,6 +229,9 @@ class SimulationConfig:
     # share of a cell's UMIs that fall on the simulated genes: they stand for the informative, variable
     # part of the transcriptome (a 2,000-gene panel); use ~0.95 with the full protein-coding list
     panel_umi_fraction: float = 0.3
+    # schema: the newer release carries X/normalized and census_info/datasets.dataset_version_id, as Census
+    # 2023-12-15 does; the older carries neither, as 2023-05-15. Readers must cope with both.
+    newer_schema: bool = True
     # writing
     write_batch_nnz: int = (
         5_000_000  # nonzeros buffered per release before a write: bounds memory (~16 B each)
@@ -797,6 +801,8 @@ DATASETS_SCHEMA = pa.schema(
     ]
     + [("dataset_total_cell_count", pa.int64())]
 )
+#: Census 2023-12-15 adds the dataset's version id (the id of the uploaded h5ad revision).
+DATASETS_SCHEMA_NEWER = DATASETS_SCHEMA.insert(5, pa.field("dataset_version_id", pa.large_string()))
 SUMMARY_SCHEMA = pa.schema(
     [("soma_joinid", pa.int64()), ("label", pa.large_string()), ("value", pa.large_string())]
 )
@@ -845,14 +851,15 @@ def _X_CREATE(n_var: int) -> dict[str, Any]:
 _SORTED = {"tiledb": {"write": {"sort_coords": False}}}
 
 
-def _create_release(path: Path, n_obs: int, n_var: int) -> None:
+def _create_release(path: Path, n_obs: int, n_var: int, newer_schema: bool = False) -> None:
     """Create the empty Census layout; children are linked by relative URI so the tree can move."""
     import tiledbsoma as soma
 
     with soma.Collection.create(str(path)) as root:
         with root.add_new_collection("census_info") as info:
             info.add_new_dataframe("summary", schema=SUMMARY_SCHEMA, domain=[(0, 63)]).close()
-            info.add_new_dataframe("datasets", schema=DATASETS_SCHEMA, domain=[(0, 100_000)]).close()
+            datasets_schema = DATASETS_SCHEMA_NEWER if newer_schema else DATASETS_SCHEMA
+            info.add_new_dataframe("datasets", schema=datasets_schema, domain=[(0, 100_000)]).close()
             info.add_new_dataframe(
                 "summary_cell_counts", schema=COUNTS_SCHEMA, domain=[(0, 1_000_000)]
             ).close()
@@ -865,12 +872,13 @@ def _create_release(path: Path, n_obs: int, n_var: int) -> None:
                             "var", schema=VAR_SCHEMA, domain=[(0, max(n_var - 1, 0))]
                         ).close()
                         with rna.add_new_collection("X") as x:
-                            x.add_new_sparse_ndarray(
-                                "raw",
-                                type=pa.float32(),
-                                shape=(max(n_obs, 1), max(n_var, 1)),
-                                platform_config=_X_CREATE(n_var),
-                            ).close()
+                            for layer in ("raw", "normalized") if newer_schema else ("raw",):
+                                x.add_new_sparse_ndarray(
+                                    layer,
+                                    type=pa.float32(),
+                                    shape=(max(n_obs, 1), max(n_var, 1)),
+                                    platform_config=_X_CREATE(n_var),
+                                ).close()
 
 
 def _write_df(uri: Path, df: pd.DataFrame, schema: pa.Schema) -> None:
@@ -885,13 +893,17 @@ def _write_df(uri: Path, df: pd.DataFrame, schema: pa.Schema) -> None:
 class _ReleaseWriter:
     """Buffers one release's obs rows and counts and writes them in batches of bounded size."""
 
-    def __init__(self, path: Path, name: str, var_cols: np.ndarray, n_obs: int, cfg: SimulationConfig):
+    def __init__(
+        self, path: Path, name: str, var_cols: np.ndarray, n_obs: int, cfg: SimulationConfig, newer_schema: bool = False
+    ):
         self.path, self.name, self.var_cols, self.cfg = path, name, var_cols, cfg
+        self.newer_schema = newer_schema
         self.n_var = len(var_cols)
-        _create_release(path, n_obs, self.n_var)
+        _create_release(path, n_obs, self.n_var, newer_schema)
         exp = path / "census_data" / ORGANISM
         self.obs_uri = str(exp / "obs")
         self.X_uri = str(exp / "ms" / "RNA" / "X" / "raw")
+        self.normalized_uri = str(exp / "ms" / "RNA" / "X" / "normalized")
         self.gt = pq.ParquetWriter(str(path.parent / f"ground_truth_{name}.parquet"), GROUND_TRUTH_SCHEMA)
         self.next_joinid = 0
         self.var_nnz = np.zeros(self.n_var, dtype=np.int64)
@@ -901,6 +913,7 @@ class _ReleaseWriter:
         self._obs: list[pd.DataFrame] = []
         self._gt: list[pd.DataFrame] = []
         self._coo: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._normalized: list[np.ndarray] = []
         self._buffered_nnz = 0
         self.seconds_writing = 0.0
 
@@ -927,6 +940,9 @@ class _ReleaseWriter:
         obs["n_measured_vars"] = np.int64(self.n_var)
         self._obs.append(obs)
         self._coo.append((joinids[r], c.astype(np.int64), v.astype(np.float32)))
+        if self.newer_schema:
+            # The Census's X/normalized: each cell's counts divided by its total (10x assays: no length scaling).
+            self._normalized.append((v / raw_sum[r]).astype(np.float32))
         self._buffered_nnz += len(v)
         self.var_nnz += np.bincount(c, minlength=self.n_var)
         for cat, lab, term in COUNT_CATEGORIES:
@@ -971,9 +987,17 @@ class _ReleaseWriter:
                 pa.Table.from_pydict({"soma_dim_0": d0, "soma_dim_1": d1, "soma_data": v}),
                 platform_config=_SORTED,
             )
+        if self.newer_schema:
+            with soma.SparseNDArray.open(self.normalized_uri, "w") as out:
+                out.write(
+                    pa.Table.from_pydict(
+                        {"soma_dim_0": d0, "soma_dim_1": d1, "soma_data": np.concatenate(self._normalized)}
+                    ),
+                    platform_config=_SORTED,
+                )
         gt = pd.concat(self._gt, ignore_index=True)
         self.gt.write_table(pa.Table.from_pandas(gt, schema=GROUND_TRUTH_SCHEMA, preserve_index=False))
-        self._obs, self._gt, self._coo, self._buffered_nnz = [], [], [], 0
+        self._obs, self._gt, self._coo, self._normalized, self._buffered_nnz = [], [], [], [], 0
         self.seconds_writing += time.perf_counter() - t0
 
     def finish(self, plans: list[DatasetPlan], bio: Biology, release_date: str) -> dict[str, Any]:
@@ -1005,7 +1029,11 @@ class _ReleaseWriter:
                 "dataset_total_cell_count": [self.dataset_counts[p.dataset_id] for p in rows],
             }
         )
-        _write_df(info / "datasets", datasets, DATASETS_SCHEMA)
+        if self.newer_schema:
+            # A version id per dataset revision; derived from the dataset id so the census stays deterministic.
+            versions = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"hcebench/{p.dataset_id}/v1")) for p in rows]
+            datasets.insert(5, "dataset_version_id", versions)
+        _write_df(info / "datasets", datasets, DATASETS_SCHEMA_NEWER if self.newer_schema else DATASETS_SCHEMA)
         merged: dict[tuple[str, str, str], list[int]] = {}
         for (cat, label, tid, prim), k in self.counts.items():
             tot = merged.setdefault((cat, label, tid), [0, 0])
@@ -1169,7 +1197,12 @@ def simulate_census(
                 tmp / cfg.train_release, cfg.train_release, old_cols, sum(p.n_cells for p in train), cfg
             ),
             "ood": _ReleaseWriter(
-                tmp / cfg.ood_release, cfg.ood_release, new_cols, sum(p.n_cells for p in plans), cfg
+                tmp / cfg.ood_release,
+                cfg.ood_release,
+                new_cols,
+                sum(p.n_cells for p in plans),
+                cfg,
+                newer_schema=cfg.newer_schema,
             ),
         }
         # Generate each dataset once and hand it to every release that contains it. Both releases order
