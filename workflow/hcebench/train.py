@@ -39,7 +39,7 @@ from .losses import make_loss
 from .metrics import f1_summary
 from .models import build_model, hyperparameters, logits_and_aux
 from .ontology import LabelHierarchy
-from .store import SplitData
+from .store import SplitData, _prefetched
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,9 @@ def predict_logits(
 ) -> np.ndarray:
     model.eval()
     out = []
-    for x, _ in data.batches(batch_size):
+    for batch in data.sparse_batches(batch_size):
         with autocast(device, bf16):
-            logits, _ = logits_and_aux(model(torch.from_numpy(x).to(device)))
+            logits, _ = logits_and_aux(model(batch.to_dense(device)))
         out.append(logits.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -232,7 +232,7 @@ def train(
             }, tmp)
 
     writer = _tensorboard_writer(settings, out_dir)
-    n_batches = math.ceil(len(train_data) / settings.batch_size)
+    n_batches = math.ceil(len(train_data) / settings.batch_size)  # == len(train_data.batch_order(...))
     with _SignalFlag() as flag:
         while state["epoch"] < settings.max_epochs and state["stale"] < settings.patience:
             epoch = state["epoch"]
@@ -241,15 +241,16 @@ def train(
                 state["partial"] = (0.0, 0, 0.0)
             else:
                 rng.bit_generator.state = state["epoch_rng"]
-            order = rng.permutation(len(train_data))
+            order = train_data.batch_order(settings.batch_size, rng)
             started = time.perf_counter()
             total, n_seen, seconds_before = state["partial"]
             model.train()
-            for b in range(state["batch"], n_batches):
-                rows = np.sort(order[b * settings.batch_size : (b + 1) * settings.batch_size])  # sequential CSR reads
-                if len(rows) >= 2:  # BatchNorm cannot normalise a single cell
-                    x = torch.from_numpy(train_data.x[rows].toarray()).to(device)
-                    y = torch.from_numpy(train_data.y[rows]).to(device)
+            # CSR minibatches read ahead by a background thread; densified where the model runs.
+            batches = _prefetched((train_data.sparse_rows(rows) for rows in order[state["batch"] :]), 2)
+            for b, batch in enumerate(batches, start=state["batch"]):
+                if len(batch) >= 2:  # BatchNorm cannot normalise a single cell
+                    x = batch.to_dense(device)
+                    y = torch.from_numpy(batch.y).to(device)
                     with autocast(device, settings.bf16):
                         logits, aux = logits_and_aux(model(x))
                     loss = loss_fn(logits, y)
