@@ -289,3 +289,40 @@ def test_analyse_predictions_with_and_without_probs(tmp_path):
     assert set(res.calibration["loss"]) == {"hce"} and set(res.backoff["loss"]) == {"hce"}
     allrow = res.novel[res.novel["novel_label"] == "all"].iloc[0]
     assert allrow["n_cells"] == 2 and allrow["accuracy_at_ancestor"] == pytest.approx(0.5)  # D is a B, C is not
+
+
+# -- novel OOD types: nearest trained ancestor ------------------------------------------------------------
+def test_nearest_trained_ancestor_is_the_deepest_trained_is_a_ancestor():
+    from hcebench.ontology import Ontology
+    from hcebench.ood import nearest_trained_ancestors
+
+    # root → A → B → D ; A → C ; X under both B and C ; Y under root only ; Z has a parent chain A → C → Z
+    parents = {"root": (), "A": ("root",), "B": ("A",), "C": ("A",), "D": ("B",), "X": ("B", "C"),
+               "Y": ("root",), "Z": ("C",)}
+    onto = Ontology(names={t: f"cell {t}" for t in parents}, parents=parents)
+    got = nearest_trained_ancestors(["D", "X", "Y", "Z", "unknown"], ["A", "B", "C"], onto)
+    assert got["D"] == "B"  # B (2 ancestors) beats A (1)
+    assert got["X"] == "B"  # B and C tie in depth: the lower term id wins
+    assert got["Y"] is None  # only the untrained root above it: counted and dropped
+    assert got["Z"] == "C"
+    assert got["unknown"] is None  # not a term of this CL release
+
+
+def test_layout_of_the_papers_164_labels_is_fast_and_spaced():
+    import time
+    from importlib import resources
+
+    from hcebench.ontology import load_ontology
+
+    onto = load_ontology("bundled:v2022-09-15")
+    names = (resources.files("hcebench") / "data" / "sctab_cell_types_2023-05-15.txt").read_text().split("\n")
+    h = onto.closure([onto.id_of(n.strip()) for n in names if n.strip()])
+    assert h.k == 164
+    start = time.perf_counter()
+    lay = layered_layout(h.reachability)
+    assert time.perf_counter() - start < 5
+    for li in np.unique(lay.layer):
+        xs = np.sort(lay.xy[lay.layer == li, 0])
+        assert (np.diff(xs) >= 1 - 1e-9).all()  # no two labels of a layer overlap
+    for parent, child in lay.edges:
+        assert lay.layer[parent] < lay.layer[child]

@@ -105,6 +105,73 @@ def test_figures_exist_and_are_images(run):
         assert (results / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+ANALYSIS_FIGURES = ("fig2c_celltype_delta", "fig2d_ontology_dag", "connectivity", "stratified_macro_f1",
+                    "hierarchical_metrics", "backoff_curves", "calibration", "novel_ood_types")
+ANALYSIS_TABLES = ("celltype_delta", "connectivity", "stratified_macro_f1", "hierarchical_metrics", "backoff",
+                   "calibration", "novel_ood_types")
+
+
+def test_analyses_write_figures_and_provenance_stamped_tables(run):
+    _, results = run
+    for name in ANALYSIS_FIGURES:
+        assert (results / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ANALYSIS_TABLES:
+        table = pd.read_csv(results / "analysis" / f"{name}.tsv", sep="\t")
+        for col in ("train_release", "ood_release", "cl_release", "reachability_hash", "code_version"):
+            assert col in table, (name, col)
+    hier = pd.read_csv(results / "analysis" / "hierarchical_metrics.tsv", sep="\t")
+    hf = hier[hier["metric"] == "hF"]
+    assert len(hf) == 2 * 2 * 2 and hf["value"].between(0, 1).all()  # arch × loss × split, seeds pooled
+    assert (hf["ci_low"] <= hf["value"] + 1e-12).all() and (hf["value"] <= hf["ci_high"] + 1e-12).all()
+    backoff = pd.read_csv(results / "analysis" / "backoff.tsv", sep="\t")
+    per_run = backoff.sort_values("tau").groupby(["architecture", "loss", "seed", "split"])["specificity"]
+    assert per_run.apply(lambda s: (s.diff().dropna() <= 1e-12).all()).all()
+    prov = pd.read_csv(results / "analysis" / "provenance.tsv", sep="\t").set_index("key")["value"]
+    assert prov["cl_release"] == "v2022-09-15" and prov["seeds"] == "0,1"
+    assert "version.numpy" in prov.index and prov["code_version"]
+
+
+def test_novel_ood_types_are_scored_not_dropped(run):
+    _, results = run
+    meta = read_json(results / "ood" / "meta.json")
+    novel = meta["novel"]
+    assert novel["n_cells"] == meta["n_cells_unseen_label"]  # every unseen-label cell is accounted for
+    assert novel["n_cells_scored"] + novel["n_cells_dropped"] == novel["n_cells"]
+    obs = pd.read_parquet(results / "ood" / "ood_novel" / "obs.parquet")
+    assert len(obs) == novel["n_cells_scored"]
+    labels = set((results / "selection" / "labels.txt").read_text().split())
+    assert set(obs["label"]) <= labels and not set(obs["novel_label"]) & labels
+    pred = pd.read_parquet(results / "predictions" / "mlp" / "hce" / "seed0" / "ood_novel.parquet")
+    assert len(pred) == len(obs)
+    table = pd.read_csv(results / "analysis" / "novel_ood_types.tsv", sep="\t")
+    if novel["n_cells_scored"]:
+        overall = table[table["novel_label"] == "all"]
+        assert len(overall) == 2 * 2 * 2 and (overall["n_cells"] == novel["n_cells_scored"]).all()
+        assert overall["accuracy_at_ancestor"].between(0, 1).all()
+        assert overall["coverage"].eq(novel["coverage"]).all()
+
+
+def test_report_renders_every_figure_in_headless_chromium(run):
+    import os
+
+    from hcebench.report_check import check_report, find_chromium
+
+    if find_chromium() is None:
+        if os.environ.get("HCEBENCH_REQUIRE_CHROMIUM"):
+            pytest.fail("HCEBENCH_REQUIRE_CHROMIUM is set but chromium is not installed (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed here (apt-get update && apt-get install -y chromium; .ci/run does)")
+    workdir, results = run
+    report = results / "report.html"
+    done = snakemake(workdir, "--report", str(report))
+    assert done.returncode == 0, done.stderr[-4000:]
+    found = check_report(report)
+    shown = {Path(p).name: v for p, v in found["images"].items()}
+    for name in (*ANALYSIS_FIGURES, "fig2b_ood_macro_f1", "id_test_macro_f1", "id_vs_ood", "training_curves"):
+        assert shown.get(f"{name}.png") and shown[f"{name}.png"]["width"] > 100, (name, shown.get(f"{name}.png"))
+    assert {"1. Paper figures (Fig. 2)", "2. Hierarchy analyses", "3. Back-off and calibration",
+            "5. Novel OOD cell types", "6. Provenance"} <= set(found["categories"])
+
+
 def test_rerun_is_a_no_op_and_a_hyperparameter_reruns_one_branch(run):
     workdir, _ = run
     again = snakemake(workdir, "--dry-run")
@@ -126,5 +193,6 @@ def test_rerun_is_a_no_op_and_a_hyperparameter_reruns_one_branch(run):
             counts[words[0]] = words[1]
     # 2 losses × 2 seeds of mlp retrain; nothing of linear does.
     assert counts.get("train") == "4", out
-    assert counts.get("predict") == "8" and counts.get("score") == "8", out
+    # predict also covers the novel-type split (ood_novel), which the analysis rule scores instead of score.
+    assert counts.get("predict") == "12" and counts.get("score") == "8", out
     assert "select_cells" not in counts and "build_store" not in counts

@@ -15,7 +15,7 @@ import pandas as pd
 from .stats import holm_bonferroni, paired_test
 
 SPLIT_PREFIX = {"test": "id", "ood": "ood"}
-PROVENANCE_COLUMNS = ["train_release", "ood_release", "cl_release", "reachability_hash"]
+PROVENANCE_COLUMNS = ["train_release", "ood_release", "cl_release", "reachability_hash", "code_version"]
 
 
 def headline(metrics: pd.DataFrame, metric: str = "macro_f1") -> pd.DataFrame:

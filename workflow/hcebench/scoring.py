@@ -18,6 +18,7 @@ from .contract import read_predictions
 from .io import atomic_path, read_json
 from .metrics import metrics_table
 from .ontology import LabelHierarchy
+from .provenance import code_version
 
 ID_COLUMNS = ["architecture", "loss", "seed", "split"]
 RUN_PATH = re.compile(r"/models/(?P<architecture>[^/]+)/(?P<loss>[^/]+)/seed(?P<seed>\d+)/history\.tsv$")
@@ -60,7 +61,9 @@ def aggregate_runs(
     summary_out: str | os.PathLike,
     histories_out: str | os.PathLike,
 ) -> pd.DataFrame:
-    """Concatenate per-run metrics and histories; write them and the summary; return the summary."""
+    """Concatenate per-run metrics and histories; write them and the summary; return the summary.
+
+    Every metrics and summary row gets the run's census releases and the ``code_version`` that aggregated it."""
     metrics = pd.concat([pd.read_csv(f, sep="\t") for f in metrics_files], ignore_index=True)
     # The OOD release is known only to OOD rows; give every row the run's releases.
     for col in ("train_release", "ood_release"):
@@ -68,6 +71,7 @@ def aggregate_runs(
         known = known[known != ""].unique()
         if len(known) == 1:
             metrics[col] = known[0]
+    metrics["code_version"] = code_version()
     histories = []
     for f in history_files:
         match = RUN_PATH.search(str(Path(f).as_posix()))
