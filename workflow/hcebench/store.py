@@ -178,14 +178,27 @@ class SplitData:
         return self._x
 
     def sparse_rows(self, rows: np.ndarray) -> SparseBatch:
-        """Rows ``rows`` (best sorted: reads are then sequential) as a CSR batch, without densifying."""
+        """Rows ``rows`` as a CSR batch, without densifying.
+
+        Sorted rows are read as runs of consecutive rows, each one contiguous slice of the value and index files
+        (plain copies, no per-value gather); unsorted rows fall back to a gather of every stored value.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
         starts = np.asarray(self.indptr[rows], dtype=np.int64)
         lengths = np.asarray(self.indptr[rows + 1], dtype=np.int64) - starts
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
-        # Positions of every stored value of the requested rows, in row order.
-        positions = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
-        return SparseBatch(indptr, self.indices[positions], self.data[positions], self.y[rows], self.n_genes)
+        if len(rows) and (np.diff(rows) > 0).all():
+            cut = np.flatnonzero(np.diff(rows) != 1) + 1
+            first = np.concatenate([[0], cut])
+            last = np.concatenate([cut, [len(rows)]]) - 1
+            lo, hi = starts[first], starts[last] + lengths[last]
+            values = np.concatenate([self.data[a:b] for a, b in zip(lo, hi, strict=True)])
+            indices = np.concatenate([self.indices[a:b] for a, b in zip(lo, hi, strict=True)])
+        else:
+            positions = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
+            values, indices = self.data[positions], self.indices[positions]
+        return SparseBatch(indptr, np.asarray(indices), np.asarray(values), self.y[rows], self.n_genes)
 
     def dense_rows(self, rows: np.ndarray) -> np.ndarray:
         """Rows ``rows`` as a dense float32 array (cells × genes)."""
