@@ -8,7 +8,8 @@
 #      locally, and requires the two summary.tsv to agree;
 #   2. runs a job that exits non-zero and requires Snakemake to report it with its SLURM state, FAILED.
 # Every daemon it starts is stopped by PID on exit. Needs root on Debian 12; run from an activated environment
-# where hcebench is installed (.ci/run does both). Configuration and logs go to $SLURM_CI_WORK.
+# where hcebench is installed (.ci/run does both). Logs go to $SLURM_CI_WORK (/tmp/hcebench-slurm-ci); the
+# workflow run is killed after $SLURM_CI_TIMEOUT seconds (900): a status query that never returns is a silent hang.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -198,7 +199,7 @@ SNAKE=(snakemake --snakefile "$REPO/Snakefile" --verbose --slurm-init-seconds-be
 log "tiny workflow: snakemake --profile slurm (from the repository root)"
 t0=$(date +%s)
 set +e
-timeout -s KILL 600 "${SNAKE[@]}" --profile slurm --directory "$WORK/wf-slurm" >"$WORK/log/snakemake-slurm.log" 2>&1
+timeout -s KILL "${SLURM_CI_TIMEOUT:-900}" "${SNAKE[@]}" --profile slurm --directory "$WORK/wf-slurm" >"$WORK/log/snakemake-slurm.log" 2>&1
 rc=$?
 set -e
 python - "$WORK/log/snakemake-slurm.log" <<'EOF'
