@@ -6,7 +6,9 @@
 # through sacct, the plugin's default, as on real clusters), then:
 #   1. runs the tiny workflow (tests/data/tiny_config.yaml) with `snakemake --profile slurm`, and the same config
 #      locally, and requires the two summary.tsv to agree;
-#   2. runs a job that exits non-zero and requires Snakemake to report it with its SLURM state, FAILED.
+#   2. runs a job that exits non-zero and requires Snakemake to report it with its SLURM state, FAILED;
+#   3. sends a running training stand-in SIGTERM as SLURM does before a time limit, and requires it to checkpoint,
+#      exit 75, be resubmitted and resume from the checkpoint.
 # Every daemon it starts is stopped by PID on exit. Needs root on Debian 12; run from an activated environment
 # where hcebench is installed (.ci/run does both). Logs go to $SLURM_CI_WORK (/tmp/hcebench-slurm-ci); the
 # workflow run is killed after $SLURM_CI_TIMEOUT seconds (900): a status query that never returns is a silent hang.
@@ -274,4 +276,62 @@ grep -E "SLURM status is|Error in rule|failed" "$WORK/log/snakemake-fail.log" | 
 grep -q "SLURM status is: 'FAILED'" "$WORK/log/snakemake-fail.log" || fail "no FAILED state reported"
 sacct -X -n -P -a -o JobID,Comment,State,ExitCode | grep broken_training | sed 's/^/  sacct: /'
 log "failing job reported as FAILED (snakemake exit $rc)"
+# ---- 3. preemption: SIGTERM to a training job's step, checkpoint, exit 75, resubmission resumes -------------
+# A stand-in for training (rule `train`, so the profile's --requeue/--signal settings apply): one "epoch" per
+# second, a checkpoint file, SIGTERM handled as train.py does. The script sends the job's steps SIGTERM the way
+# SLURM's --signal=TERM@300 does before a time limit (scancel --signal, no --batch), then lets the workflow go on.
+mkdir -p "$WORK/preempt"
+cat >"$WORK/preempt/fake_train.py" <<'EOF'
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+out, ckpt = Path(sys.argv[1]), Path("checkpoint.txt")
+start = int(ckpt.read_text()) if ckpt.exists() else 0
+interrupted = []
+signal.signal(signal.SIGTERM, lambda signum, frame: interrupted.append(signum))
+Path(f"running.{os.environ['SLURM_JOB_ID']}").touch()
+for epoch in range(start, 30):
+    if interrupted:
+        tmp = ckpt.with_suffix(".tmp")
+        tmp.write_text(str(epoch))
+        tmp.rename(ckpt)
+        print(f"SIGTERM: checkpoint at epoch {epoch}, exiting with status 75", file=sys.stderr, flush=True)
+        sys.exit(75)
+    time.sleep(1.0 if start == 0 else 0.01)
+out.write_text(f"resumed from epoch {start}\n")
+EOF
+cat >"$WORK/preempt/Snakefile" <<'EOF'
+rule all:
+    input: "model.txt"
+
+rule train:
+    output: "model.txt"
+    resources: gpu=1, mem_mb=500, runtime=10
+    shell: "python {workflow.basedir}/fake_train.py {output}"
+EOF
+log "preemption: SIGTERM to a running training job (retries 1)"
+timeout -s KILL 240 snakemake --snakefile "$WORK/preempt/Snakefile" --directory "$WORK/preempt" --profile slurm \
+    --retries 1 --slurm-init-seconds-before-status-checks 5 >"$WORK/log/snakemake-preempt.log" 2>&1 &
+SNAKE_PID=$!
+for _ in $(seq 240); do compgen -G "$WORK/preempt/running.*" >/dev/null && break; sleep 0.5; done
+first=$(basename "$(compgen -G "$WORK/preempt/running.*" | head -1)" | cut -d. -f2)
+[ -n "$first" ] || fail "the training stand-in never started"
+sleep 3
+log "scancel --signal=TERM $first (job steps only, as --signal=TERM@300 before a time limit)"
+scancel --signal=TERM "$first"
+set +e
+wait "$SNAKE_PID"
+rc=$?
+set -e
+grep -E "SLURM status is|has been submitted with SLURM jobid" "$WORK/log/snakemake-preempt.log" | sed 's/^/  /'
+grep -hE "^SIGTERM: checkpoint|returned non-zero exit status" "$WORK"/preempt/.snakemake/slurm_logs/rule_train/"$first".log \
+    | sed 's/^/  job log: /' || true
+sacct -X -n -P -j "$first" -o JobID,Comment,State,ExitCode | sed 's/^/  sacct: /'
+[ "$rc" = 0 ] || { tail -n 30 "$WORK/log/snakemake-preempt.log"; fail "the preempted workflow exited $rc"; }
+grep -qE "^resumed from epoch [1-9]" "$WORK/preempt/model.txt" || fail "no resume from a checkpoint: $(cat "$WORK/preempt/model.txt")"
+log "preempted training checkpointed, exited 75, was resubmitted and $(cat "$WORK/preempt/model.txt")"
+
 log "all SLURM checks passed"
