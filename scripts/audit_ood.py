@@ -5,7 +5,6 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
 
 import pandas as pd  # noqa: E402
-
 from hcebench.audit import audit_ood  # noqa: E402
 from hcebench.io import atomic_path, write_json  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402

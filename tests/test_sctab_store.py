@@ -107,3 +107,27 @@ def test_missing_pieces_are_named(tmp_path, cl):
     with pytest.raises(ScTabStoreError, match="class_weights.npy"):
         import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl)
     assert not (tmp_path / "store").exists()
+
+
+def test_sctab_source_replaces_selection_in_the_workflow(tmp_path, cl):
+    """With training_store.source sctab, one import rule stands in for select_cells and build_store."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).parents[1]
+    config = yaml.safe_load((root / "tests" / "data" / "tiny_config.yaml").read_text())
+    write_sctab_store(tmp_path / "sctab", cl)
+    config["training_store"] = {"source": "sctab", "sctab_path": str(tmp_path / "sctab")}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--directory", str(tmp_path),
+         "--cores", "1", "--dry-run", "--quiet", "rules"],
+        capture_output=True, text=True, timeout=300,
+    )
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    assert "import_sctab_store" in out
+    assert "select_cells" not in out and "build_store" not in out
+    assert "build_ood" in out  # the OOD set still comes from the census releases

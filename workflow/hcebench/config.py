@@ -58,6 +58,10 @@ def check_config(config: dict) -> None:
         for key in ("train_uri", "ood_uri"):
             if not census.get(key):
                 raise ConfigError(f"census.source is 'local' but census.{key} is not set: give the SOMA path")
+    store = config["training_store"]
+    if store["source"] == "sctab" and not store["sctab_path"]:
+        raise ConfigError("training_store.source is 'sctab' but training_store.sctab_path is not set: "
+                          "give the directory of scTab's store")
     fractions = config["split"]["fractions"]
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ConfigError(f"split.fractions {fractions} sum to {sum(fractions):.4f}; they must sum to 1")

@@ -158,3 +158,24 @@ def _convert_batch(batch: pa.RecordBatch, n_genes: int, labels: list[str], looku
     obs["label"] = np.asarray(labels, dtype=object)[codes]
     obs["label_index"] = codes
     return x, obs
+
+
+def selection_from_store(directory: str | os.PathLike, meta: dict) -> tuple[pd.DataFrame, dict]:
+    """The selection files (cells with their split, and a report) that an imported store stands for."""
+    directory = Path(directory)
+    frames = []
+    for split in SPLITS:
+        obs = pd.read_parquet(directory / split / "obs.parquet")
+        frames.append(obs.assign(split=split))
+    cells = pd.concat(frames, ignore_index=True)
+    report = {
+        "source": meta["source"],
+        "census_release": meta["census_release"],
+        "cl_release": meta["cl_release"],
+        "cells_selected": int(len(cells)),
+        "n_labels": len(meta["labels"]),
+        "n_tech_samples": int(cells["tech_sample"].nunique()),
+        "splits": {s: {"cells": int(n)} for s, n in meta["n_cells"].items()},
+        "child_matrix_vs_ontology_disagreements": len(meta["child_matrix_vs_ontology_disagreements"]),
+    }
+    return cells, report
