@@ -27,6 +27,10 @@ def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[P
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    # A job killed outright (SIGKILL, node loss) leaves its temporary sibling behind; Snakemake never runs two
+    # jobs for the same output at once, so any such leftover is stale and the restart begins clean.
+    for stale in final.parent.glob(f".{final.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     target = tmp if is_dir else tmp / final.name
     try:
