@@ -29,6 +29,7 @@ include: "rules/store.smk"
 include: "rules/audit.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/celltypist.smk"
 include: "rules/aggregate.smk"
 include: "rules/analysis.smk"
 

@@ -3,7 +3,8 @@
 
 rule aggregate:
     input:
-        metrics=grid(f"{RESULTS}/metrics/{{arch}}/{{loss}}/seed{{seed}}/{{split}}.tsv", split=SPLITS),
+        metrics=grid(f"{RESULTS}/metrics/{{arch}}/{{loss}}/seed{{seed}}/{{split}}.tsv", split=SPLITS)
+        + external_grid(f"{RESULTS}/metrics/{{arch}}/{{loss}}/seed{{seed}}/{{split}}.tsv", split=SPLITS),  # celltypist.smk
         histories=grid(f"{RESULTS}/models/{{arch}}/{{loss}}/seed{{seed}}/history.tsv"),
     output:
         metrics=report(

@@ -1,4 +1,4 @@
-"""Rule predict: the per-cell predictions contract for one model on one split."""
+"""Rule predict: the per-cell predictions contract of one model, one file per split."""
 
 import sys
 
@@ -13,12 +13,14 @@ from hcebench.snakemake_io import start  # noqa: E402
 log = start(snakemake)
 wc = snakemake.wildcards
 hierarchy = LabelHierarchy.load(snakemake.input.hierarchy)
-table = predict_split(snakemake.input.model, snakemake.params.split_dir, dict(zip(hierarchy.term_ids, hierarchy.names, strict=True)),
-                      device=snakemake.params.device, save_probabilities=snakemake.params.save_probabilities)
-data_meta = read_json(f"{snakemake.input.data}/meta.json")
-write_predictions(table, snakemake.output[0], {
-    "architecture": wc.arch, "loss": wc.loss, "seed": wc.seed, "split": wc.split,
-    "labels": ",".join(hierarchy.term_ids), "reachability_hash": hierarchy.content_hash,
-    "census_release": data_meta.get("ood_release", data_meta.get("census_release")),
-})
-log.info("%d cells predicted", len(table))
+names = dict(zip(hierarchy.term_ids, hierarchy.names, strict=True))
+for path, (split, directory) in zip(snakemake.output, snakemake.params.split_dirs.items(), strict=True):
+    table = predict_split(snakemake.input.model, directory, names, device=snakemake.params.device,
+                          save_probabilities=snakemake.params.save_probabilities)
+    data_meta = read_json(f"{directory.rsplit('/', 1)[0]}/meta.json")
+    write_predictions(table, path, {
+        "architecture": wc.arch, "loss": wc.loss, "seed": wc.seed, "split": split,
+        "labels": ",".join(hierarchy.term_ids), "reachability_hash": hierarchy.content_hash,
+        "census_release": data_meta.get("ood_release", data_meta.get("census_release")),
+    })
+    log.info("%s: %d cells predicted", split, len(table))

@@ -148,7 +148,7 @@ def test_novel_ood_types_are_scored_not_dropped(run):
         overall = table[table["novel_label"] == "all"]
         assert len(overall) == 2 * 2 * 2 and (overall["n_cells"] == novel["n_cells_scored"]).all()
         assert overall["accuracy_at_ancestor"].between(0, 1).all()
-        assert overall["coverage"].eq(novel["coverage"]).all()
+        np.testing.assert_allclose(overall["coverage"], novel["coverage"])
 
 
 def test_report_renders_every_figure_in_headless_chromium(run):
@@ -193,6 +193,7 @@ def test_rerun_is_a_no_op_and_a_hyperparameter_reruns_one_branch(run):
             counts[words[0]] = words[1]
     # 2 losses × 2 seeds of mlp retrain; nothing of linear does.
     assert counts.get("train") == "4", out
-    # predict also covers the novel-type split (ood_novel), which the analysis rule scores instead of score.
-    assert counts.get("predict") == "12" and counts.get("score") == "8", out
+    # One predict job per model writes every split, the novel-type split (ood_novel) included, which the
+    # analysis rule scores instead of score.
+    assert counts.get("predict") == "4" and counts.get("score") == "8", out
     assert "select_cells" not in counts and "build_store" not in counts

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +22,40 @@ from .io import atomic_path
 REQUIRED_COLUMNS = ["cell_id", "dataset_id", "tissue", "assay", "disease", "true_label", "pred_label", "pred_prob"]
 OPTIONAL_COLUMNS = ["donor_id", "tissue_general", "true_label_name", "pred_label_name", "probs"]
 CONTRACT_COLUMNS = REQUIRED_COLUMNS + [c for c in OPTIONAL_COLUMNS if c != "probs"]
+
+
+def contract_table(
+    obs: pd.DataFrame,
+    labels: list[str],
+    probs: np.ndarray,
+    label_names: dict[str, str],
+    save_probabilities: bool = True,
+) -> pd.DataFrame:
+    """The contract table of cells ``obs`` (a store split's obs) given each cell's probabilities over ``labels``.
+
+    The prediction is the most probable label; ``pred_prob`` its probability; ``probs`` the whole row.
+    """
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)  # a split may hold no cells
+    labels = np.asarray(labels)
+    table = pd.DataFrame(
+        {
+            "cell_id": obs["soma_joinid"].to_numpy(np.int64),
+            "dataset_id": obs["dataset_id"].astype(str).to_numpy(),
+            "donor_id": obs["donor_id"].astype(str).to_numpy(),
+            "tissue": obs["tissue"].astype(str).to_numpy(),
+            "tissue_general": obs["tissue_general"].astype(str).to_numpy(),
+            "assay": obs["assay"].astype(str).to_numpy(),
+            "disease": obs["disease"].astype(str).to_numpy(),
+            "true_label": obs["label"].astype(str).to_numpy(),
+            "true_label_name": obs["label"].map(label_names).astype(str).to_numpy(),
+            "pred_label": labels[pred],
+            "pred_label_name": pd.Series(labels[pred]).map(label_names).astype(str).to_numpy(),
+            "pred_prob": probs[np.arange(len(pred)), pred].astype(np.float32),
+        }
+    )
+    if save_probabilities:
+        table["probs"] = list(probs.astype(np.float32))
+    return table
 
 
 def write_predictions(table: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, object]) -> None:

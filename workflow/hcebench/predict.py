@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
+from .contract import contract_table
 from .models import build_model
 from .store import SplitData
 from .train import predict_logits, resolve_device
@@ -46,25 +46,5 @@ def predict_split(
     data = SplitData.open(split_dir, len(genes), ckpt["labels"])
     logits = torch.from_numpy(predict_logits(model, data, batch_size, dev))
     probs = torch.softmax(logits, dim=1).numpy()
-    pred = probs.argmax(axis=1)
-    labels = np.asarray(ckpt["labels"])
-    obs = data.obs
-    table = pd.DataFrame(
-        {
-            "cell_id": obs["soma_joinid"].to_numpy(np.int64),
-            "dataset_id": obs["dataset_id"].astype(str).to_numpy(),
-            "donor_id": obs["donor_id"].astype(str).to_numpy(),
-            "tissue": obs["tissue"].astype(str).to_numpy(),
-            "tissue_general": obs["tissue_general"].astype(str).to_numpy(),
-            "assay": obs["assay"].astype(str).to_numpy(),
-            "disease": obs["disease"].astype(str).to_numpy(),
-            "true_label": obs["label"].astype(str).to_numpy(),
-            "true_label_name": obs["label"].map(label_names).astype(str).to_numpy(),
-            "pred_label": labels[pred],
-            "pred_label_name": pd.Series(labels[pred]).map(label_names).astype(str).to_numpy(),
-            "pred_prob": probs[np.arange(len(pred)), pred].astype(np.float32),
-        }
-    )
-    if save_probabilities:
-        table["probs"] = list(probs.astype(np.float32))
-    return table
+    return contract_table(data.obs, ckpt["labels"], probs, label_names, save_probabilities)
+
