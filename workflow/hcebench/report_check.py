@@ -41,8 +41,7 @@ window.addEventListener("load", () => setTimeout(async () => {
       img = Array.from(document.querySelectorAll("img")).find((x) => x.getAttribute("src") === entry.data_uri);
       if (img && img.complete) break;
     }
-    found.images[path] = img ? {width: img.naturalWidth, height: img.naturalHeight,
-                                category: entry.category || null} : null;
+    found.images[path] = img ? {width: img.naturalWidth, height: img.naturalHeight} : null;
   }
   const pre = document.createElement("pre");
   pre.id = "hcebench-probe";
@@ -71,9 +70,11 @@ def _with_probe(report: Path, directory: Path, show: str | None) -> Path:
     if show is not None:  # leave one figure on screen for a screenshot
         end = ("const s = Object.entries(results).find(([p]) => p.endsWith(" + json.dumps(show) + "));"
                "if (s) { document.getElementById('hcebench-probe').remove();"
-               " app.setView({content: 'img', contentPath: s[1].data_uri, resultPath: s[0]}); }")
+               " const cats = Object.keys(categories).sort(); if (cats.length) app.showCategory(cats[0]);"
+               " app.setView({content: 'img', contentPath: s[1].data_uri}); }")
     probed = directory / "report_probe.html"
-    probed.write_text(html.replace("</body>", PROBE.replace("SHOW_AT_END", end) + "</body>", 1), encoding="utf-8")
+    at = html.rfind("</body>")  # the last one: embedded results may contain HTML of their own
+    probed.write_text(html[:at] + PROBE.replace("SHOW_AT_END", end) + html[at:], encoding="utf-8")
     return probed
 
 
