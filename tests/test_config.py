@@ -32,7 +32,7 @@ def test_demo_config_validates_and_fills_defaults(demo):
         (lambda c: c["training"].update(losses=["focal"]), "training.losses"),
         (lambda c: c["architectures"]["mlp"].update(widht=3), "architectures.mlp"),
         (lambda c: c["architectures"].update(resnet={"lr": 1e-3, "weight_decay": 0.0}), "architectures.resnet"),
-        (lambda c: c["evaluation"].update(focus_architecture="tabnet"), "evaluation.focus_architecture"),
+        (lambda c: c["evaluation"].update(focus_architecture="resnet"), "evaluation.focus_architecture"),
         (lambda c: c["census"].update(source="local"), "census.train_uri"),
         (lambda c: c.update(typo_key=1), "typo_key"),
         (lambda c: c["filters"].update(root_term="native cell"), "filters.root_term"),
