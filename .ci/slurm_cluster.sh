@@ -89,9 +89,9 @@ wait_for() {  # wait_for WHAT SECONDS CMD...: until CMD succeeds, while the daem
     fail "$what not up after $secs s"
 }
 
-HOST=$(hostname -s)
+HOST=$(uname -n | cut -d. -f1)
 CPUS=$(nproc)
-MEM=$(( $(free -m | awk '/^Mem:/ {print $2}') * 3 / 4 ))
+MEM=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 * 3 / 4 ))
 
 # munge: every SLURM message is signed with the node's key (created by the package).
 install -d -o munge -g munge -m 755 /run/munge
@@ -156,7 +156,7 @@ ReturnToService=2
 MinJobAge=300
 KillWait=10
 NodeName=$HOST CPUs=$(( CPUS * 4 )) RealMemory=$MEM Gres=gpu:4 State=UNKNOWN
-PartitionName=gpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 cat >/etc/slurm/gres.conf <<EOF
 $MARK
@@ -234,7 +234,7 @@ log "slurmd launched $(grep -c 'Launching batch job' "$WORK/log/slurmd.log") bat
 
 log "the same config locally (snakemake --cores $CPUS)"
 t0=$(date +%s)
-timeout -s KILL 300 snakemake --snakefile "$REPO/Snakefile" --cores "$CPUS" --directory "$WORK/wf-local" \
+timeout -s KILL 600 snakemake --snakefile "$REPO/Snakefile" --cores "$CPUS" --directory "$WORK/wf-local" \
     >"$WORK/log/snakemake-local.log" 2>&1 || { tail -n 40 "$WORK/log/snakemake-local.log"; fail "local run"; }
 log "local run complete in $(( $(date +%s) - t0 )) s"
 python - "$WORK/wf-slurm/results/tiny/summary.tsv" "$WORK/wf-local/results/tiny/summary.tsv" <<'EOF'
