@@ -182,6 +182,7 @@ def train(
     and data. On SIGTERM/SIGUSR1 writes that checkpoint and raises ``Interrupted`` (a ``SystemExit`` with
     status ``EXIT_INTERRUPTED``).
     """
+    cpu_started = time.process_time()
     store, hierarchy_dir, out_dir = Path(store), Path(hierarchy_dir), Path(out_dir)
     torch.set_num_threads(settings.threads)
     rng = seed_everything(settings.seed)
@@ -328,6 +329,9 @@ def train(
         "epochs_run": len(history),
         "best_val_macro_f1": state["best_f1"],
         "train_seconds": float(sum(h["seconds"] for h in history)),
+        # CPU time of this call (all threads): unlike wall time, it holds on a shared, oversubscribed machine.
+        # After a resume it covers the resumed part only.
+        "cpu_seconds": time.process_time() - cpu_started,
         "device": str(device),
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "cl_release": hierarchy.release,
