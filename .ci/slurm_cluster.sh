@@ -208,12 +208,14 @@ python - "$WORK/log/snakemake-slurm.log" <<'EOF'
 import re
 import sys
 
-# A few of the plugin's sbatch calls (job name, log path and wrapped command left out), then the count.
-shown = re.compile(r"--comment rule_(simulate_census|train_wildcards_linear_hce_0|predict_wildcards_linear_hce_0_ood|figures) ")
+# The plugin's first sbatch call of a few rules (job name, log path and wrapped command left out), then the count.
 calls = [line.split("sbatch call: ", 1)[1].split(" --wrap=")[0] for line in open(sys.argv[1]) if "sbatch call: sbatch" in line]
+shown = set()
 for call in calls:
     call = re.sub(r"\s+", " ", re.sub(r" --(job-name|output) \S+", "", call))
-    if shown.search(call + " "):
+    rule = re.search(r"--comment rule_([a-z_]+?)(_wildcards_\S+)? ", call + " ").group(1)
+    if rule in {"simulate_census", "train", "predict", "score"} and rule not in shown:
+        shown.add(rule)
         print("  " + call)
 print(f"  ... {len(calls)} sbatch submissions in all")
 EOF
@@ -222,7 +224,7 @@ grep -E "has been submitted with SLURM jobid|Finished jobid|steps \([0-9]+%\) do
 log "tiny workflow on SLURM complete in $(( $(date +%s) - t0 )) s"
 log "jobs as SLURM accounted them (sacct):"
 sacct -X -n -P -a -o JobID,Comment,State,ExitCode,AllocTRES | awk -F'|' '
-    { n[$3]++ } $2 ~ /^rule_(select_cells|train_wildcards_mlp_hce_1|predict_wildcards_mlp_hce_1_test|aggregate)$/ {
+    { n[$3]++ } $2 ~ /^rule_(select_cells|train_wildcards_mlp_hce_1|predict_wildcards_mlp_hce_1(_test)?|score_wildcards_mlp_hce_1_test|aggregate)$/ {
       printf "  %-7s %-48s %-10s %-5s %s\n", $1, $2, $3, $4, $5 }
     END { for (s in n) printf "  %d jobs %s\n", n[s], s }'
 n_gpu_train=$(sacct -X -n -P -a -o Comment,AllocTRES | grep -c '^rule_train_.*gres/gpu=1' || true)
