@@ -115,6 +115,7 @@ mariadb --socket=/run/mysqld/mysqld.sock -e "
 # never overwritten, and its own are removed on exit. Four fake GPUs (gres.conf points them at character devices
 # such as /dev/null): --gpus=1 jobs schedule, and the workflow's training runs on the CPU. CPUs are declared at
 # four times the cores (config_overrides): each job is mostly interpreter start-up, so jobs overlap well.
+# Addresses are given as 127.0.0.1, so nothing depends on the machine's hostname resolving.
 MARK="# written by hcebench .ci/slurm_cluster.sh"
 for f in slurm.conf gres.conf slurmdbd.conf; do
     if [ -e "/etc/slurm/$f" ] && ! grep -qF "$MARK" "/etc/slurm/$f"; then
@@ -127,7 +128,7 @@ export SLURM_CONF=/etc/slurm/slurm.conf
 cat >"$SLURM_CONF" <<EOF
 $MARK
 ClusterName=hcebench-ci
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 StateSaveLocation=$WORK/state
@@ -155,7 +156,7 @@ JobAcctGatherType=jobacct_gather/none
 ReturnToService=2
 MinJobAge=300
 KillWait=10
-NodeName=$HOST CPUs=$(( CPUS * 4 )) RealMemory=$MEM Gres=gpu:4 State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$(( CPUS * 4 )) RealMemory=$MEM Gres=gpu:4 State=UNKNOWN
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 cat >/etc/slurm/gres.conf <<EOF
