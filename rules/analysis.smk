@@ -13,9 +13,10 @@ def _table(name, caption, category):
 
 
 def analysed_predictions():
-    """Every predictions file of the grid, plus the novel-type split wherever the OOD split is scored."""
-    splits = list(SPLITS) + (["ood_novel"] if "ood" in SPLITS else [])
-    return grid(f"{RESULTS}/predictions/{{arch}}/{{loss}}/seed{{seed}}/{{split}}.parquet", split=splits)
+    """Every predictions file of the grid, plus the novel-type split wherever the OOD split is scored, plus the
+    external methods' files (rules/celltypist.smk; they predict the evaluated splits only)."""
+    pattern = f"{RESULTS}/predictions/{{arch}}/{{loss}}/seed{{seed}}/{{split}}.parquet"
+    return grid(pattern, split=PREDICTED_SPLITS) + external_grid(pattern, split=SPLITS)
 
 
 rule paper_analyses:
