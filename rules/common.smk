@@ -45,10 +45,6 @@ def ontology_obo():
     return str(resolve_ontology_source(source))
 
 
-def model_dir(wc):
-    return f"{RESULTS}/models/{wc.arch}/{wc.loss}/seed{wc.seed}"
-
-
 def split_dir(wc):
     # The OOD set holds two splits: "ood" (training labels) and "ood_novel" (new types, at a trained ancestor).
     return f"{RESULTS}/ood/{wc.split}" if wc.split.startswith("ood") else f"{RESULTS}/store/{wc.split}"

@@ -164,10 +164,6 @@ class SplitData:
         return len(self.obs)
 
     @property
-    def nbytes(self) -> int:
-        return int(self.data.nbytes + self.indices.nbytes + self.indptr.nbytes)
-
-    @property
     def x(self) -> sp.csr_matrix:
         """The whole split as a scipy CSR matrix (loads it into memory)."""
         if self._x is None:
