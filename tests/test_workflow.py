@@ -14,23 +14,9 @@ from hcebench.io import read_json
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.workflow
 
-TINY = {
-    "run": "tiny",
-    "census": {
-        "source": "simulated",
-        "chunk_size": 700,  # smaller than a split, so the store is written in several chunks
-        "simulate": {"seed": 3, "n_genes": 300, "n_train_datasets": 8, "n_ood_datasets": 4,
-                     "cells_per_dataset": [250, 400]},
-    },
-    "filters": {"min_cells_per_type": 30, "min_tech_samples_per_type": 2},
-    "training": {"seeds": [0, 1], "max_epochs": 3, "patience": 2, "batch_size": 256},
-    "architectures": {
-        "linear": {"lr": 0.005, "weight_decay": 0.01},
-        "mlp": {"lr": 0.002, "weight_decay": 0.05, "n_layers": 2, "hidden": 32, "dropout": 0.1},
-    },
-    "resources": {"train": {"mem_mb": 1000, "runtime": 10}, "predict": {"mem_mb": 1000, "runtime": 10},
-                  "data": {"mem_mb": 2000, "runtime": 10}},
-}
+# The shared tiny config (also used by the profile tests and CI's SLURM run); its GPU requests are harmless
+# locally, where training.device auto falls back to the CPU.
+TINY = yaml.safe_load((ROOT / "tests" / "data" / "tiny_config.yaml").read_text())
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
