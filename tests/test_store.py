@@ -81,6 +81,22 @@ def test_shuffled_batches_cover_every_row_once_and_are_reproducible(tmp_path, bl
     np.testing.assert_array_equal(seen, dense[rows])
 
 
+@pytest.mark.parametrize("block_rows", [1, 8])  # gathers and run copies
+def test_reused_buffers_give_the_same_batches_and_are_recycled(tmp_path, block_rows):
+    dense, data = _random_split(tmp_path)
+    order = data.batch_order(10, np.random.default_rng(1), block_rows)
+    for prefetch in (0, 2):
+        batches = data.read_batches(order, prefetch=prefetch, reuse_buffers=True)
+        held = []
+        for rows, batch in zip(order, batches, strict=True):
+            np.testing.assert_array_equal(batch.to_numpy(), dense[rows])  # valid while it is the current batch
+            held.append(batch.values)
+        ring = prefetch + 2 if prefetch else 1
+        # The ring hands the same memory out again every `ring` batches, and never to neighbours.
+        assert np.shares_memory(held[0], held[ring])
+        assert ring == 1 or not np.shares_memory(held[0], held[1])
+
+
 def test_unshuffled_batches_are_in_order_and_prefetch_is_transparent(tmp_path):
     dense, data = _random_split(tmp_path)
     for prefetch in (0, 3):

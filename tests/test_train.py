@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -119,20 +120,30 @@ def _signal_at_step(monkeypatch, step: int, signum=signal.SIGUSR1):
     monkeypatch.setattr(train_module, "autocast", counting)
 
 
-@pytest.mark.parametrize("step", [3, 9])  # mid-epoch (5 minibatches and 2 validation batches per epoch) and
-def test_resume_after_signal_finishes_identically(toy, tmp_path, monkeypatch, step):  # during validation
+def _bank(store, n: int = 6, seed: int = 0) -> np.ndarray:
+    n_genes = read_json(store / "meta.json")["n_genes"]
+    return np.random.default_rng(seed).normal(0, 0.8, (n, n_genes)).astype(np.float32)
+
+
+# Mid-epoch (5 minibatches and 2 validation batches per epoch) and during validation; with augmentation, whose
+# random draws must resume where they stopped too.
+@pytest.mark.parametrize(("step", "augmenting"), [(3, False), (9, False), (3, True)])
+def test_resume_after_signal_finishes_identically(toy, tmp_path, monkeypatch, step, augmenting):
     store, hierarchy = toy
     entry = {"lr": 0.005, "weight_decay": 0.01, "n_layers": 2, "hidden": 32, "dropout": 0.3}  # dropout: torch RNG
-    settings = TrainSettings(loss="hce", seed=7, batch_size=128, max_epochs=4, patience=4, device="cpu")
-    train(store, hierarchy, "mlp", entry, settings, tmp_path / "straight")
+    entry["augment"] = augmenting
+    bank = _bank(store) if augmenting else None
+    settings = TrainSettings(loss="hce", seed=7, batch_size=128, max_epochs=4, patience=4, device="cpu",
+                             shuffle_block_rows=4)
+    train(store, hierarchy, "mlp", entry, settings, tmp_path / "straight", bank=bank)
 
     with monkeypatch.context() as m:
         _signal_at_step(m, step)
         with pytest.raises(SystemExit) as stopped:
-            train(store, hierarchy, "mlp", entry, settings, tmp_path / "cut")
+            train(store, hierarchy, "mlp", entry, settings, tmp_path / "cut", bank=bank)
     assert stopped.value.code == EXIT_INTERRUPTED
     assert (tmp_path / "cut" / "checkpoint.pt").exists() and not (tmp_path / "cut" / "model.pt").exists()
-    train(store, hierarchy, "mlp", entry, settings, tmp_path / "cut")
+    train(store, hierarchy, "mlp", entry, settings, tmp_path / "cut", bank=bank)
 
     a = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)
     b = torch.load(tmp_path / "cut" / "model.pt", weights_only=False)
@@ -140,6 +151,57 @@ def test_resume_after_signal_finishes_identically(toy, tmp_path, monkeypatch, st
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     ha, hb = (pd.read_csv(tmp_path / d / "history.tsv", sep="\t").drop(columns="seconds") for d in ("straight", "cut"))
     pd.testing.assert_frame_equal(ha, hb)
+
+
+def test_augmentation_changes_training_and_needs_a_matching_bank(toy, tmp_path, monkeypatch):
+    store, hierarchy = toy
+    settings = TrainSettings(loss="hce", seed=2, batch_size=128, max_epochs=2, patience=2, device="cpu")
+    plain = train(store, hierarchy, "mlp", ENTRIES["mlp"], settings, tmp_path / "plain")
+    assert plain["augment"] is False and plain["augmentation_vectors"] == 0
+
+    import hcebench.train as train_module
+
+    seen = []
+    real = train_module.augment
+
+    def spy(x, bank, generator):
+        out = real(x, bank, generator)
+        seen.append(((out - x).abs().sum().item(), out.min().item(), out.max().item()))
+        return out
+
+    monkeypatch.setattr(train_module, "augment", spy)
+    entry = {**ENTRIES["mlp"], "augment": True}
+    summary = train(store, hierarchy, "mlp", entry, settings, tmp_path / "aug", bank=_bank(store))
+    assert summary["augment"] is True and summary["augmentation_vectors"] == 6
+    assert len(seen) == 2 * 5  # every training minibatch of both epochs, none of the validation ones
+    assert all(shift > 0 and lo >= 0 and hi <= 9 for shift, lo, hi in seen)
+    a = torch.load(tmp_path / "plain" / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "aug" / "model.pt", weights_only=False)["state_dict"]
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="augment is true but no augmentation bank"):
+        train(store, hierarchy, "mlp", entry, settings, tmp_path / "nobank")
+    with pytest.raises(ValueError, match="augmentation bank has shape"):
+        train(store, hierarchy, "mlp", entry, settings, tmp_path / "badbank", bank=np.zeros((3, 7), np.float32))
+
+
+def test_shuffle_block_rows_reaches_the_loader(toy, tmp_path, monkeypatch):
+    from hcebench.store import SplitData
+
+    store, hierarchy = toy
+    blocks = []
+    real = SplitData.batch_order
+
+    def spy(self, batch_size, rng, block_rows=1):
+        if rng is not None:  # the training split's shuffle (validation reads in order)
+            blocks.append((batch_size, block_rows))
+        return real(self, batch_size, rng, block_rows)
+
+    monkeypatch.setattr(SplitData, "batch_order", spy)
+    settings = TrainSettings.from_config({"batch_size": 100, "max_epochs": 2, "patience": 2, "device": "cpu",
+                                          "shuffle_block_rows": 16, "prefetch": 0}, "ce", 0)
+    summary = train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path)
+    assert summary["epochs_run"] == 2 and blocks == [(100, 16), (100, 16)]
+    assert "prefetch" not in settings.fingerprint() and settings.fingerprint()["shuffle_block_rows"] == 16
 
 
 def test_changed_settings_ignore_a_stale_checkpoint(toy, tmp_path, monkeypatch):

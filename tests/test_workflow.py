@@ -184,3 +184,47 @@ def test_rerun_is_a_no_op_and_a_hyperparameter_reruns_one_branch(run):
     # analysis rule scores instead of score.
     assert counts.get("predict") == "4" and counts.get("score") == "8", out
     assert "select_cells" not in counts and "build_store" not in counts
+
+
+def _edited_copy(workdir: Path, name: str, edit) -> Path:
+    """A copy of the finished run's directory (results and Snakemake's records) with ``edit`` applied to its config."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    edit(config)
+    copy = workdir / name
+    copy.mkdir()
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(workdir / "results", copy / "results", symlinks=True)
+    shutil.copytree(workdir / ".snakemake", copy / ".snakemake", symlinks=True)
+    return copy
+
+
+def test_adding_a_seed_trains_only_the_new_seed(run):
+    workdir, _ = run
+    copy = _edited_copy(workdir, "seeded", lambda c: c["training"].update(seeds=[0, 1, 2]))
+    dry = snakemake(copy, "--dry-run", "--quiet", "rules")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    trains = [line.split() for line in out.splitlines() if line.split()[:1] == ["train"]]
+    assert trains == [["train", "4"]], out  # 2 architectures × 2 losses for seed 2 only
+
+
+def test_training_streams_from_soma_with_tiledbsoma_ml_and_augments(run):
+    pytest.importorskip("tiledbsoma_ml")
+    workdir, results = run
+
+    def edit(config):
+        config["training"]["data_source"] = "tiledbsoma_ml"
+        config["architectures"]["mlp"]["augment"] = True
+
+    copy = _edited_copy(workdir, "streamed", edit)
+    targets = ["results/tiny/models/linear/ce/seed0/train.json", "results/tiny/models/mlp/hce/seed0/train.json"]
+    done = snakemake(copy, *targets)
+    assert done.returncode == 0, done.stderr[-6000:]
+    assert (copy / "results" / "tiny" / "augmentation" / "bank.npy").exists()
+    for target in targets:
+        streamed = read_json(copy / target)
+        stored = read_json(workdir / target)
+        assert streamed["data_source"] == "tiledbsoma_ml" and stored["data_source"] == "store"
+        assert streamed["augment"] == ("mlp" in target) and (streamed["augmentation_vectors"] > 0) == ("mlp" in target)
+        # Same cells, another order (and augmentation): the model learns as well as from the store.
+        assert streamed["best_val_macro_f1"] > stored["best_val_macro_f1"] - 0.15, (streamed, stored)

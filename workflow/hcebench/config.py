@@ -62,6 +62,9 @@ def check_config(config: dict) -> None:
     if store["source"] == "sctab" and not store["sctab_path"]:
         raise ConfigError("training_store.source is 'sctab' but training_store.sctab_path is not set: "
                           "give the directory of scTab's store")
+    if config["training"]["data_source"] == "tiledbsoma_ml" and store["source"] == "sctab":
+        raise ConfigError("training.data_source is 'tiledbsoma_ml' but training_store.source is 'sctab': scTab's "
+                          "store has no census to stream from; set training.data_source to 'store'")
     fractions = config["split"]["fractions"]
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ConfigError(f"split.fractions {fractions} sum to {sum(fractions):.4f}; they must sum to 1")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,21 @@ class SomaStream:
         self.joinids = cells["soma_joinid"].to_numpy(np.int64)
         self.label_of = pd.Series(cells["label_index"].to_numpy(np.int64), index=self.joinids)
         self.genes = pd.Index(genes.astype(str))
+
+    @classmethod
+    def for_split(
+        cls, source: dict, cells_path: str | Path, labels: list[str], genes: pd.Series, split: str = "train", **kwargs
+    ) -> SomaStream:
+        """The cells of ``split`` in a selection table (``selection/cells.parquet``), labels in ``labels`` order."""
+        cells = pd.read_parquet(cells_path, columns=["soma_joinid", "label", "split"])
+        cells = cells[cells["split"] == split]
+        if cells.empty:
+            raise ValueError(f"{cells_path} has no cells in split {split!r}")
+        index = {t: i for i, t in enumerate(labels)}
+        unknown = sorted(set(cells["label"]) - set(index))
+        if unknown:
+            raise ValueError(f"{cells_path}: labels {unknown[:5]} are not in the label set; rebuild the selection")
+        return cls(source, cells.assign(label_index=cells["label"].map(index)), genes, **kwargs)
 
     def __len__(self) -> int:
         return len(self.joinids)

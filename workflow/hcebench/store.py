@@ -173,27 +173,32 @@ class SplitData:
             )
         return self._x
 
-    def sparse_rows(self, rows: np.ndarray) -> SparseBatch:
+    def sparse_rows(self, rows: np.ndarray, buffers: BufferRing | None = None) -> SparseBatch:
         """Rows ``rows`` as a CSR batch, without densifying.
 
         Sorted rows are read as runs of consecutive rows, each one contiguous slice of the value and index files
-        (plain copies, no per-value gather); unsorted rows fall back to a gather of every stored value.
+        (plain copies, no per-value gather); unsorted rows fall back to a gather of every stored value. With
+        ``buffers`` the values and indices are written into reused arrays instead of fresh ones (no page
+        faults on new memory; see ``read_batches`` for how long they stay valid).
         """
         rows = np.asarray(rows, dtype=np.int64)
         starts = np.asarray(self.indptr[rows], dtype=np.int64)
         lengths = np.asarray(self.indptr[rows + 1], dtype=np.int64) - starts
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
+        nnz = int(indptr[-1])
+        values, indices = buffers.take(nnz) if buffers is not None else (None, None)
         if len(rows) and (np.diff(rows) > 0).all():
             cut = np.flatnonzero(np.diff(rows) != 1) + 1
             first = np.concatenate([[0], cut])
             last = np.concatenate([cut, [len(rows)]]) - 1
             lo, hi = starts[first], starts[last] + lengths[last]
-            values = np.concatenate([self.data[a:b] for a, b in zip(lo, hi, strict=True)])
-            indices = np.concatenate([self.indices[a:b] for a, b in zip(lo, hi, strict=True)])
+            values = np.concatenate([self.data[a:b] for a, b in zip(lo, hi, strict=True)], out=values)
+            indices = np.concatenate([self.indices[a:b] for a, b in zip(lo, hi, strict=True)], out=indices)
         else:
-            positions = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
-            values, indices = self.data[positions], self.indices[positions]
+            positions = np.repeat(starts - indptr[:-1], lengths) + np.arange(nnz, dtype=np.int64)
+            values = np.take(self.data, positions, out=values)
+            indices = np.take(self.indices, positions, out=indices)
         return SparseBatch(indptr, np.asarray(indices), np.asarray(values), self.y[rows], self.n_genes)
 
     def dense_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -219,12 +224,32 @@ class SplitData:
             order = order[order < n]
         return [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
 
-    def sparse_batches(
-        self, batch_size: int, *, rng: np.random.Generator | None = None, block_rows: int = 1, prefetch: int = 2
+    def read_batches(
+        self, order: list[np.ndarray], *, prefetch: int = 2, reuse_buffers: bool = False
     ) -> Iterator[SparseBatch]:
-        """CSR minibatches, read ``prefetch`` batches ahead by a background thread."""
-        batches = self.batch_order(batch_size, rng, block_rows)
-        yield from _prefetched((self.sparse_rows(rows) for rows in batches), prefetch)
+        """CSR minibatches of the row sets in ``order``, read ``prefetch`` batches ahead by a background thread.
+
+        ``reuse_buffers`` reads into a ring of buffer pairs instead of fresh arrays (no page faults on new
+        memory, and a small ring stays in the CPU cache: benchmarks/data_path.py); a batch's values and indices
+        are then valid only until the next batch is requested, so consume or copy each batch (``to_dense``
+        copies) before moving on. The ring holds one pair per batch that can be alive at once: the consumer's,
+        the ``prefetch`` queued ones and the one being read.
+        """
+        ring = BufferRing(prefetch + 2 if prefetch > 0 else 1) if reuse_buffers else None
+        yield from _prefetched((self.sparse_rows(rows, ring) for rows in order), prefetch)
+
+    def sparse_batches(
+        self,
+        batch_size: int,
+        *,
+        rng: np.random.Generator | None = None,
+        block_rows: int = 1,
+        prefetch: int = 2,
+        reuse_buffers: bool = False,
+    ) -> Iterator[SparseBatch]:
+        """CSR minibatches (shuffled with ``rng``), read ahead as ``read_batches`` describes."""
+        order = self.batch_order(batch_size, rng, block_rows)
+        yield from self.read_batches(order, prefetch=prefetch, reuse_buffers=reuse_buffers)
 
     def batches(
         self, batch_size: int, *, rng: np.random.Generator | None = None, block_rows: int = 1, prefetch: int = 2
@@ -233,6 +258,23 @@ class SplitData:
         batches = self.batch_order(batch_size, rng, block_rows)
         dense = ((b.to_numpy(), b.y) for b in (self.sparse_rows(rows) for rows in batches))
         yield from _prefetched(dense, prefetch)
+
+
+class BufferRing:
+    """``size`` reusable (values, indices) array pairs, handed out in turn; a pair grows when a batch needs more."""
+
+    def __init__(self, size: int):
+        self.slots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * max(size, 1)
+        self.turn = 0
+
+    def take(self, nnz: int) -> tuple[np.ndarray, np.ndarray]:
+        slot = self.turn % len(self.slots)
+        self.turn += 1
+        pair = self.slots[slot]
+        if pair is None or len(pair[0]) < nnz:
+            capacity = nnz + nnz // 4 + 1  # headroom, so batches of slightly varying size do not reallocate
+            pair = self.slots[slot] = (np.empty(capacity, np.float32), np.empty(capacity, np.int32))
+        return pair[0][:nnz], pair[1][:nnz]
 
 
 @dataclass

@@ -16,12 +16,19 @@ For real runs on shared machines:
   resumes. A resumed run finishes exactly as an uninterrupted one would (on CPU: bit for bit), because the
   checkpoint also holds the epoch's shuffle state and the position in it.
 - A log line per epoch, ``history.tsv`` rewritten per epoch, TensorBoard scalars optionally.
+
+Training minibatches come from the store (shuffled CSR rows, ``shuffle_block_rows`` consecutive rows per
+shuffle block, read ``prefetch`` batches ahead by a background thread and densified on the device) or, with
+``data_source: tiledbsoma_ml``, straight from the census's SOMA (``hcebench.soma_stream``). An architecture
+whose entry sets ``augment: true`` has scTab's augmentation applied to every training batch on the device.
 The checkpoint is deleted once ``model.pt``, ``history.tsv`` and ``train.json`` are written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import logging
 import math
 import os
@@ -29,17 +36,22 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
+from .augmentation import augment
 from .io import atomic_path, read_json, write_json
 from .losses import make_loss
 from .metrics import f1_summary
 from .models import build_model, hyperparameters, logits_and_aux
 from .ontology import LabelHierarchy
 from .store import SplitData, _prefetched
+
+if TYPE_CHECKING:
+    from .soma_stream import SomaStream
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +74,9 @@ class TrainSettings:
     device: str = "auto"
     bf16: bool = True
     tensorboard: bool = False
+    data_source: str = "store"  # "store" or "tiledbsoma_ml"
+    shuffle_block_rows: int = 1
+    prefetch: int = 2
     threads: int = 1
 
     @classmethod
@@ -70,14 +85,14 @@ class TrainSettings:
     ) -> TrainSettings:
         """Settings from the ``training`` block, with the architecture entry's ``training:`` overrides."""
         keys = ("hce_form", "batch_size", "max_epochs", "patience", "lr_gamma", "grad_clip", "device",
-                "bf16", "tensorboard")
+                "bf16", "tensorboard", "data_source", "shuffle_block_rows", "prefetch")
         values = {k: training[k] for k in keys if k in training}
         values.update((entry or {}).get("training") or {})
         return cls(loss=loss, seed=int(seed), threads=threads, **values)
 
     def fingerprint(self) -> dict:
         """What a checkpoint must match to be resumed: everything that changes the result."""
-        return {k: v for k, v in asdict(self).items() if k not in ("device", "threads", "tensorboard")}
+        return {k: v for k, v in asdict(self).items() if k not in ("device", "threads", "tensorboard", "prefetch")}
 
 
 class Interrupted(SystemExit):
@@ -126,7 +141,7 @@ def predict_logits(
 ) -> np.ndarray:
     model.eval()
     out = []
-    for batch in data.sparse_batches(batch_size):
+    for batch in data.sparse_batches(batch_size, reuse_buffers=True):  # each batch densified before the next
         with autocast(device, bf16):
             logits, _ = logits_and_aux(model(batch.to_dense(device)))
         out.append(logits.float().cpu().numpy())
@@ -175,9 +190,14 @@ def train(
     entry: dict,
     settings: TrainSettings,
     out_dir: str | os.PathLike,
+    *,
+    bank: np.ndarray | None = None,
+    stream: SomaStream | None = None,
 ) -> dict:
     """Train ``architecture`` and write ``model.pt``, ``history.tsv`` and ``train.json`` into ``out_dir``.
 
+    ``bank`` is scTab's augmentation bank (vectors × genes), required when the entry sets ``augment: true``.
+    ``stream`` replaces the store's training split as the minibatch source (``data_source: tiledbsoma_ml``).
     Resumes from ``out_dir/checkpoint.pt`` when it was written with the same architecture entry, settings
     and data. On SIGTERM/SIGUSR1 writes that checkpoint and raises ``Interrupted`` (a ``SystemExit`` with
     status ``EXIT_INTERRUPTED``).
@@ -188,6 +208,20 @@ def train(
     rng = seed_everything(settings.seed)
     device = resolve_device(settings.device)
     meta, hierarchy, train_data, val_data = load_training_data(store, hierarchy_dir)
+    if (settings.data_source == "tiledbsoma_ml") != (stream is not None):
+        raise ValueError(f"training.data_source is {settings.data_source!r} but a stream was "
+                         f"{'not ' if stream is None else ''}given; the train script builds it from the census")
+    augmenting = bool(entry.get("augment", False))
+    if augmenting:
+        if bank is None:
+            raise ValueError(f"architectures.{architecture}.augment is true but no augmentation bank was given; "
+                             "the train rule passes results/<run>/augmentation/bank.npy")
+        bank = np.ascontiguousarray(bank, dtype=np.float32)
+        if bank.ndim != 2 or bank.shape[1] != meta["n_genes"]:
+            raise ValueError(f"augmentation bank has shape {bank.shape}; expected (vectors, {meta['n_genes']} genes) "
+                             "of this store: rebuild it with the augmentation_bank rule")
+        bank_t = torch.from_numpy(bank).to(device)
+    aug_gen = torch.Generator().manual_seed(settings.seed)
 
     hp = hyperparameters(architecture, entry)
     model = build_model(architecture, entry, meta["n_genes"], hierarchy.k).to(device)
@@ -203,6 +237,7 @@ def train(
         "settings": settings.fingerprint(),
         "reachability_hash": hierarchy.content_hash,
         "n_cells": meta.get("n_cells"),
+        "bank": hashlib.sha1(bank.tobytes()).hexdigest() if augmenting else None,
     }
     state = {"epoch": 0, "batch": 0, "history": [], "best_f1": -math.inf, "best_state": None, "best_epoch": -1,
              "stale": 0, "epoch_rng": None, "partial": (0.0, 0, 0.0)}
@@ -215,6 +250,7 @@ def train(
             scheduler.load_state_dict(ckpt["scheduler"])
             rng.bit_generator.state = ckpt["rng"]
             torch.set_rng_state(ckpt["torch_rng"])
+            aug_gen.set_state(ckpt["aug_rng"])
             if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
             state = ckpt["state"]
@@ -228,12 +264,27 @@ def train(
                 "identity": identity, "state": state,
                 "model": model.state_dict(), "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "aug_rng": aug_gen.get_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
             }, tmp)
 
+    def epoch_batches(epoch: int, start: int):
+        """(x, y) on the device for this epoch's minibatches from number ``start`` on, read ahead in a thread."""
+        if stream is None:
+            # Sorted row sets of the (block-)shuffled split; CSR until densified on the device.
+            order = train_data.batch_order(settings.batch_size, rng, settings.shuffle_block_rows)
+            # Reused read buffers are safe: each batch is densified (copied) before the next is asked for.
+            for batch in train_data.read_batches(order[start:], prefetch=settings.prefetch, reuse_buffers=True):
+                yield batch.to_dense(device), torch.from_numpy(batch.y).to(device)
+        else:
+            # Deterministic per (seed, epoch), so a resumed epoch replays the same order and skips what was done.
+            read = itertools.islice(stream.batches(settings.batch_size, seed=settings.seed, epoch=epoch), start, None)
+            for x, y in _prefetched(read, settings.prefetch):
+                yield torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+
     writer = _tensorboard_writer(settings, out_dir)
-    n_batches = math.ceil(len(train_data) / settings.batch_size)  # == len(train_data.batch_order(...))
+    n_train = len(train_data) if stream is None else len(stream)
+    n_batches = math.ceil(n_train / settings.batch_size)  # == len(train_data.batch_order(...))
     with _SignalFlag() as flag:
         while state["epoch"] < settings.max_epochs and state["stale"] < settings.patience:
             epoch = state["epoch"]
@@ -242,16 +293,13 @@ def train(
                 state["partial"] = (0.0, 0, 0.0)
             else:
                 rng.bit_generator.state = state["epoch_rng"]
-            order = train_data.batch_order(settings.batch_size, rng)
             started = time.perf_counter()
             total, n_seen, seconds_before = state["partial"]
             model.train()
-            # CSR minibatches read ahead by a background thread; densified where the model runs.
-            batches = _prefetched((train_data.sparse_rows(rows) for rows in order[state["batch"] :]), 2)
-            for b, batch in enumerate(batches, start=state["batch"]):
-                if len(batch) >= 2:  # BatchNorm cannot normalise a single cell
-                    x = batch.to_dense(device)
-                    y = torch.from_numpy(batch.y).to(device)
+            for b, (x, y) in enumerate(epoch_batches(epoch, state["batch"]), start=state["batch"]):
+                if len(y) >= 2:  # BatchNorm cannot normalise a single cell
+                    if augmenting:
+                        x = augment(x, bank_t, aug_gen)
                     with autocast(device, settings.bf16):
                         logits, aux = logits_and_aux(model(x))
                     loss = loss_fn(logits, y)
@@ -333,6 +381,9 @@ def train(
         # After a resume it covers the resumed part only.
         "cpu_seconds": time.process_time() - cpu_started,
         "device": str(device),
+        "data_source": settings.data_source,
+        "augment": augmenting,
+        "augmentation_vectors": int(bank.shape[0]) if augmenting else 0,
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "cl_release": hierarchy.release,
         "reachability_hash": hierarchy.content_hash,

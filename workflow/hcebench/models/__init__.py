@@ -8,7 +8,8 @@ it in ``REGISTRY`` below, or point a config entry at it with ``model: "package.m
 module with the same two names).
 
 Besides hyperparameters an entry may hold ``training:``, overrides of ``training.batch_size``,
-``max_epochs`` and ``patience`` for that architecture alone (``TRAINING_OVERRIDES``).
+``max_epochs`` and ``patience`` for that architecture alone (``TRAINING_OVERRIDES``), and ``augment:
+true`` to train it with scTab's augmentation bank (``hcebench.augmentation``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ REGISTRY: dict[str, str] = {
 }
 
 #: Config keys of an architecture entry that are not hyperparameters of the model.
-NON_HPARAM_KEYS = {"model", "training"}
+NON_HPARAM_KEYS = {"model", "training", "augment"}
 #: Keys of ``training`` an architecture entry may override for itself.
 TRAINING_OVERRIDES = ("batch_size", "max_epochs", "patience")
 
