@@ -21,7 +21,8 @@ if shipped.exists():
 else:
     meta = read_json(store / "meta.json")
     train = SplitData.open(store / "train", meta["n_genes"], meta["labels"])
-    bank = build_bank(train.x, train.obs["label"].to_numpy(), train.obs["tech_sample"].to_numpy(),
+    # The split is read in chunks from its memory map: a store larger than RAM works.
+    bank = build_bank(train, train.obs["label"].to_numpy(), train.obs["tech_sample"].to_numpy(),
                       **snakemake.params.settings)
 with atomic_path(snakemake.output[0]) as tmp:
     np.save(tmp, bank.astype(np.float32))

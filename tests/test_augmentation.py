@@ -35,3 +35,31 @@ def test_augment_shifts_by_a_bank_vector_and_clamps():
         assert torch.allclose(row, plus) or torch.allclose(row, minus)
     assert out.min() >= 0 and out.max() <= 9
     assert torch.equal(augment(x, torch.zeros((0, 3))), x)
+
+
+def test_bank_from_a_store_split_read_in_chunks_equals_the_in_memory_bank(tmp_path):
+    import pandas as pd
+    from hcebench.store import SplitData, SplitWriter
+
+    rng = np.random.default_rng(4)
+    n, genes = 120, 11
+    dense = np.where(rng.random((n, genes)) < 0.5, 0, rng.gamma(2.0, 1.0, (n, genes))).astype(np.float32)
+    labels = rng.choice(["a", "b", "c"], n)
+    tech = rng.choice(["s1", "s2", "s3", "s4"], n)
+    writer = SplitWriter(tmp_path / "s", genes)
+    for start in range(0, n, 50):
+        writer.append(sp.csr_matrix(dense[start : start + 50]),
+                      pd.DataFrame({"label": labels[start : start + 50], "tech_sample": tech[start : start + 50]}))
+    writer.close()
+    split = SplitData.open(tmp_path / "s", genes)
+    codes = pd.factorize(pd.Series(labels) + "/" + pd.Series(tech))[0]
+    codes[::7] = -1  # rows outside every group are skipped
+    chunked, sizes = group_means(split, codes, chunk_rows=13)
+    whole, whole_sizes = group_means(sp.csr_matrix(dense), codes)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12)
+    assert sizes.tolist() == whole_sizes.tolist() and sizes.sum() == n - len(codes[::7])
+    kwargs = dict(min_cells=3, min_abs=0.1, max_pairs_per_type=2, seed=1)
+    from_store = build_bank(split, labels, tech, **kwargs)
+    in_memory = build_bank(sp.csr_matrix(dense), labels, tech, **kwargs)
+    assert from_store.shape == (6, genes)  # 3 types × at most 2 pairs each
+    np.testing.assert_allclose(from_store, in_memory, atol=1e-6)

@@ -36,6 +36,10 @@ def test_demo_config_validates_and_fills_defaults(demo):
         (lambda c: c["census"].update(source="local"), "census.train_uri"),
         (lambda c: c.update(typo_key=1), "typo_key"),
         (lambda c: c["filters"].update(root_term="native cell"), "filters.root_term"),
+        (lambda c: c["training"].update(data_source="parquet"), "training.data_source"),
+        (lambda c: c["architectures"]["mlp"].update(augment="yes"), "architectures.mlp.augment"),
+        (lambda c: (c["training"].update(data_source="tiledbsoma_ml"),
+                    c["training_store"].update(source="sctab", sctab_path="/x")), "training.data_source"),
     ],
 )
 def test_bad_values_name_their_key(demo, edit, key):
@@ -60,3 +64,7 @@ def test_paper_config_validates_with_the_paper_protocol():
     assert cfg["split"] == {"seed": 1, "fractions": [0.70, 0.15, 0.15]}
     assert cfg["training"]["max_epochs"] == 50 and cfg["training"]["patience"] == 10
     assert "v2022-09-15" in cfg["ontology"]["source"]
+    # scTab trains its MLP and TabNet with augmentation; a store larger than the page cache shuffles blocks.
+    assert sorted(name for name, entry in cfg["architectures"].items() if entry.get("augment")) == ["mlp", "tabnet"]
+    assert cfg["architectures"]["tabnet"]["n_d"] == 128 and cfg["architectures"]["tabnet"]["n_independent"] == 5
+    assert cfg["training"]["shuffle_block_rows"] == 128 and cfg["training"]["data_source"] == "store"

@@ -91,4 +91,4 @@ def test_paper_config_asks_for_gpus_on_the_cluster(tmp_path):
     out = dry_run(tmp_path, "--configfile", str(ROOT / "config" / "paper.yaml"))
     jobs = planned_jobs(out)
     train = [res for rule, res in jobs if rule == "train"]
-    assert len(train) == 2 * 2 * 4 and all(res.get("gpu") == "1" for res in train)
+    assert len(train) == 3 * 2 * 4 and all(res.get("gpu") == "1" for res in train)  # linear, MLP, TabNet

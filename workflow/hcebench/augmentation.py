@@ -18,20 +18,42 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from .store import SplitData
 
-def group_means(x: sp.csr_matrix, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean row of ``x`` per group code (0..G-1) and the number of rows in each group."""
-    n_groups = int(groups.max()) + 1 if len(groups) else 0
-    indicator = sp.csr_matrix(
-        (np.ones(len(groups), np.float32), (groups, np.arange(len(groups)))), shape=(n_groups, x.shape[0])
-    )
-    sums = np.asarray((indicator @ x).todense(), dtype=np.float64)
-    sizes = np.bincount(groups, minlength=n_groups)
+
+def group_means(
+    x: sp.csr_matrix | SplitData, groups: np.ndarray, n_groups: int | None = None, chunk_rows: int = 50_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean row of ``x`` per group code (0..G-1; -1 = no group) and the number of rows in each group.
+
+    ``x`` is a scipy CSR matrix or a store split; it is read ``chunk_rows`` rows at a time, so memory is
+    bounded by the chunk and the (groups × genes) sums, not by the number of cells.
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    if n_groups is None:
+        n_groups = int(groups.max()) + 1 if len(groups) else 0
+    n_rows, n_genes = (len(x), x.n_genes) if isinstance(x, SplitData) else x.shape
+    sums = np.zeros((n_groups, n_genes), dtype=np.float64)
+    for start in range(0, n_rows, chunk_rows):
+        stop = min(start + chunk_rows, n_rows)
+        member = groups[start:stop] >= 0
+        if not member.any():
+            continue
+        rows = np.flatnonzero(member)
+        if isinstance(x, SplitData):
+            chunk = x.sparse_rows(start + rows).to_scipy()
+        else:
+            chunk = x[start + rows]
+        indicator = sp.csr_matrix(
+            (np.ones(len(rows)), (groups[start + rows], np.arange(len(rows)))), shape=(n_groups, len(rows))
+        )
+        sums += np.asarray((indicator @ chunk.astype(np.float64)).todense())
+    sizes = np.bincount(groups[groups >= 0], minlength=n_groups)
     return sums / np.maximum(sizes, 1)[:, None], sizes
 
 
 def build_bank(
-    x: sp.csr_matrix,
+    x: sp.csr_matrix | SplitData,
     labels: np.ndarray,
     tech_samples: np.ndarray,
     *,
@@ -45,25 +67,34 @@ def build_bank(
 
     Only (type, tech_sample) groups with at least ``min_cells`` cells contribute; each type contributes at most
     ``max_pairs_per_type`` pairs (chosen at random with ``seed``) so abundant types do not dominate the bank.
+    ``x`` may be a store split larger than RAM: pairs are chosen from the group sizes first, then only the
+    groups in a chosen pair are averaged, chunk by chunk.
     """
     groups = pd.MultiIndex.from_arrays([np.asarray(labels), np.asarray(tech_samples)])
     codes, uniques = groups.factorize()
-    means, sizes = group_means(x, codes)
+    sizes = np.bincount(codes, minlength=len(uniques))
     group_label = uniques.get_level_values(0).to_numpy()
     rng = np.random.default_rng(seed)
-    vectors = []
+    pairs = []
     for label in sorted(set(group_label.tolist())):
         members = np.flatnonzero((group_label == label) & (sizes >= min_cells))
-        pairs = list(itertools.combinations(members, 2))
-        if len(pairs) > max_pairs_per_type:
-            pairs = [pairs[i] for i in rng.choice(len(pairs), max_pairs_per_type, replace=False)]
-        for s, t in pairs:
-            delta = means[s] - means[t]
-            delta[np.abs(delta) <= min_abs] = 0.0
-            vectors.append(np.clip(delta, -clip, clip))
-    if not vectors:
-        return np.zeros((0, x.shape[1]), np.float32)
-    return np.stack(vectors).astype(np.float32)
+        candidates = list(itertools.combinations(members, 2))
+        if len(candidates) > max_pairs_per_type:
+            candidates = [candidates[i] for i in rng.choice(len(candidates), max_pairs_per_type, replace=False)]
+        pairs.extend(candidates)
+    n_genes = x.n_genes if isinstance(x, SplitData) else x.shape[1]
+    if not pairs:
+        return np.zeros((0, n_genes), np.float32)
+    used = np.unique(np.asarray(pairs).ravel())
+    slot = np.full(len(uniques), -1, dtype=np.int64)
+    slot[used] = np.arange(len(used))
+    means, _ = group_means(x, slot[codes], len(used))
+    vectors = np.empty((len(pairs), n_genes), np.float32)
+    for i, (s, t) in enumerate(pairs):
+        delta = means[slot[s]] - means[slot[t]]
+        delta[np.abs(delta) <= min_abs] = 0.0
+        vectors[i] = np.clip(delta, -clip, clip)
+    return vectors
 
 
 def augment(x: torch.Tensor, bank: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

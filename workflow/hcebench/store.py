@@ -296,6 +296,9 @@ class SparseBatch:
         out[rows, self.indices] = self.values
         return out
 
+    def to_scipy(self) -> sp.csr_matrix:
+        return sp.csr_matrix((self.values, self.indices, self.indptr), shape=(len(self), self.n_genes))
+
     def to_dense(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """Dense float32 tensor on ``device``; only the CSR arrays cross to the device."""
         import torch
