@@ -66,7 +66,7 @@ else:
             genes=config["genes"],
             normalisation=config["normalisation"],
             chunk_size=CENSUS["chunk_size"],
-        threads: 1
+        threads: CENSUS["build_workers"]
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],
             runtime=config["resources"]["data"]["runtime"],
@@ -90,7 +90,7 @@ rule build_ood:
         ood_source=census_source("ood"),
         filters=config["filters"],
         chunk_size=CENSUS["chunk_size"],
-    threads: 1
+    threads: CENSUS["build_workers"]
     resources:
         mem_mb=config["resources"]["data"]["mem_mb"],
         runtime=config["resources"]["data"]["runtime"],

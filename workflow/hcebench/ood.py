@@ -24,7 +24,7 @@ import pandas as pd
 from .census import census_release, open_census, read_datasets, read_obs, read_var
 from .io import atomic_path, write_json
 from .selection import OBS_COLUMNS, obs_value_filter, tech_sample
-from .store import SplitWriter, write_split_from_census
+from .store import SplitWriter, write_split, write_split_from_census
 
 NOVEL_SPLIT = "ood_novel"
 
@@ -96,9 +96,10 @@ def build_ood_set(
         obs["label_index"] = obs["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
         var_joinids, columns, missing = align_genes(store_genes["feature_id"], read_var(census, organism=organism))
         store_genes.to_parquet(tmp / "var.parquet", index=False)
-        n = write_split_from_census(
-            census, obs, var_joinids, columns, len(store_genes), tmp / "ood",
+        n = write_split(
+            ood_source, census, obs, var_joinids, columns, len(store_genes), tmp / "ood",
             target_sum=config["normalisation"]["target_sum"], chunk_size=census_cfg["chunk_size"], organism=organism,
+            workers=census_cfg.get("build_workers", 1),
         )
         novel_meta = None
         if ontology is not None:

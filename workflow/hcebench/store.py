@@ -17,8 +17,10 @@ sparse (``SparseBatch``) until the model densifies them on its device: ~16 bytes
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ import scipy.sparse as sp
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
 
 X_FILES = {"data": ("X.data.f32", np.float32), "indices": ("X.indices.i32", np.int32), "indptr": ("X.indptr.i64", np.int64)}
 
@@ -128,6 +132,121 @@ def write_split_from_census(
     if start != len(obs):
         raise RuntimeError(f"census reader returned {start} of {len(obs)} cells")
     return writer.close()
+
+
+def _write_part_job(job_path: str) -> None:
+    """Entry point of one ``write_split`` worker process: the job file names its cells, genes and census."""
+    import json
+
+    from .census import open_census
+
+    job = json.loads(Path(job_path).read_text())
+    obs = pd.read_parquet(job["obs"])
+    genes = np.load(job["genes"])
+    with open_census(job["source"]) as census:
+        write_split_from_census(census, obs, genes["var_joinids"], genes["columns"], job["n_genes"], job["directory"],
+                                **job["kwargs"])
+
+
+def merge_split_parts(parts: list[Path], directory: str | os.PathLike) -> int:
+    """Concatenate split directories ``parts`` (in order) into ``directory``, streaming: bounded memory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for key in ("data", "indices"):
+        name = X_FILES[key][0]
+        with open(directory / name, "wb") as out:
+            for part in parts:
+                with open(part / name, "rb") as f:
+                    shutil.copyfileobj(f, out, 16 << 20)
+    offset, n = 0, 0
+    with open(directory / X_FILES["indptr"][0], "wb") as out:
+        np.zeros(1, dtype=np.int64).tofile(out)
+        for part in parts:
+            indptr = np.fromfile(part / X_FILES["indptr"][0], dtype=np.int64)
+            (indptr[1:] + offset).tofile(out)
+            offset += int(indptr[-1])
+            n += len(indptr) - 1
+    writer = None
+    for part in parts:
+        parquet = pq.ParquetFile(part / "obs.parquet")
+        for batch in parquet.iter_batches():
+            table = pa.Table.from_batches([batch])
+            if writer is None:
+                writer = pq.ParquetWriter(directory / "obs.parquet", parquet.schema_arrow)
+            writer.write_table(table.cast(writer.schema))
+    if writer is None:
+        pd.DataFrame().to_parquet(directory / "obs.parquet", index=False)
+    else:
+        writer.close()
+    return n
+
+
+def write_split(
+    source: dict,
+    census,
+    obs: pd.DataFrame,
+    var_joinids: np.ndarray,
+    columns: np.ndarray,
+    n_genes: int,
+    directory: str | os.PathLike,
+    *,
+    target_sum: float,
+    chunk_size: int,
+    organism: str,
+    workers: int = 1,
+) -> int:
+    """``write_split_from_census`` with ``workers`` processes on contiguous soma_joinid ranges of the cells.
+
+    ``source`` is what ``census`` was opened from: each worker opens the census itself and writes its range into
+    a part directory with bounded memory (one chunk); the parts are then concatenated in order, so the split is
+    byte-for-byte the one a single process writes. Worth it where reads wait on the network (the public Census on S3) or the machine has cores to spare;
+    each worker holds its own chunk, so peak memory is about ``workers`` times one process's.
+    """
+    kwargs = dict(target_sum=target_sum, chunk_size=chunk_size, organism=organism)
+    n_parts = min(max(workers, 1), -(-len(obs) // chunk_size))
+    if n_parts <= 1:
+        return write_split_from_census(census, obs, var_joinids, columns, n_genes, directory, **kwargs)
+    import json
+    import subprocess
+    import sys
+
+    obs = obs.sort_values("soma_joinid").reset_index(drop=True)
+    directory = Path(directory)
+    staging = directory.parent / f".{directory.name}.parts"
+    staging.mkdir(parents=True, exist_ok=True)
+    np.savez(staging / "genes.npz", var_joinids=np.asarray(var_joinids), columns=np.asarray(columns))
+    bounds = np.linspace(0, len(obs), n_parts + 1).round().astype(int)
+    parts = [staging / f"part{k}" for k in range(n_parts)]
+    # Workers are fresh interpreters (not forks of this process, which holds an open TileDB context and its
+    # threads; not multiprocessing's spawn, which re-runs the calling script: a Snakemake script has no main guard).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    entry = "import sys; from hcebench.store import _write_part_job; _write_part_job(sys.argv[1])"
+    procs = []
+    try:
+        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            obs.iloc[a:b].to_parquet(staging / f"obs{k}.parquet", index=False)
+            job = {"source": source, "obs": str(staging / f"obs{k}.parquet"), "genes": str(staging / "genes.npz"),
+                   "n_genes": n_genes, "directory": str(parts[k]), "kwargs": kwargs}
+            (staging / f"job{k}.json").write_text(json.dumps(job))
+            with open(staging / f"stderr{k}.txt", "wb") as err:
+                procs.append(subprocess.Popen([sys.executable, "-c", entry, str(staging / f"job{k}.json")],
+                                              env=env, stderr=err))
+        codes = [proc.wait() for proc in procs]
+    finally:  # this process is failing or was signalled: stop workers that still run
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    failed = [k for k, code in enumerate(codes) if code]
+    if failed:
+        tail = (staging / f"stderr{failed[0]}.txt").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"store build worker(s) {failed} of {n_parts} failed (exit {codes[failed[0]]}):\n{tail}")
+    n = merge_split_parts(parts, directory)
+    shutil.rmtree(staging)
+    log.info("%s: %d cells written by %d worker processes and merged in order", directory.name, n, n_parts)
+    if n != len(obs):
+        raise RuntimeError(f"merged {n} cells from {n_parts} parts; expected {len(obs)}")
+    return n
 
 
 class SplitData:
@@ -401,11 +520,12 @@ def build_training_store(
         for split in SPLITS:
             obs = cells.loc[cells["split"] == split, keep].copy()
             obs["label_index"] = obs["label"].map(label_index).astype(np.int64)
-            counts[split] = write_split_from_census(
-                census, obs, var_joinids, columns, len(genes), tmp / split,
+            counts[split] = write_split(
+                source, census, obs, var_joinids, columns, len(genes), tmp / split,
                 target_sum=config["normalisation"]["target_sum"],
                 chunk_size=census_cfg["chunk_size"],
                 organism=census_cfg["organism"],
+                workers=census_cfg.get("build_workers", 1),
             )
         train_y = cells.loc[cells["split"] == "train", "label"].map(label_index).to_numpy(np.int64)
         weights = balanced_class_weights(train_y, len(labels))
