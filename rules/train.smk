@@ -17,8 +17,9 @@ def train_inputs(wc):
         inputs["bank"] = f"{RESULTS}/augmentation/bank.npy"
     if config["training"]["data_source"] == "tiledbsoma_ml":
         inputs["cells"] = f"{RESULTS}/selection/cells.parquet"
-        if census_inputs():
-            inputs["census"] = census_inputs()
+        census = census_inputs()
+        if census:
+            inputs["census"] = census
     return inputs
 
 

@@ -32,7 +32,7 @@ def group_means(
     groups = np.asarray(groups, dtype=np.int64)
     if n_groups is None:
         n_groups = int(groups.max()) + 1 if len(groups) else 0
-    n_rows, n_genes = (len(x), x.n_genes) if isinstance(x, SplitData) else x.shape
+    n_rows, n_genes = x.shape
     sums = np.zeros((n_groups, n_genes), dtype=np.float64)
     for start in range(0, n_rows, chunk_rows):
         stop = min(start + chunk_rows, n_rows)
@@ -82,7 +82,7 @@ def build_bank(
         if len(candidates) > max_pairs_per_type:
             candidates = [candidates[i] for i in rng.choice(len(candidates), max_pairs_per_type, replace=False)]
         pairs.extend(candidates)
-    n_genes = x.n_genes if isinstance(x, SplitData) else x.shape[1]
+    n_genes = x.shape[1]
     if not pairs:
         return np.zeros((0, n_genes), np.float32)
     used = np.unique(np.asarray(pairs).ravel())

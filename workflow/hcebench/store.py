@@ -199,8 +199,9 @@ def write_split(
 
     ``source`` is what ``census`` was opened from: each worker opens the census itself and writes its range into
     a part directory with bounded memory (one chunk); the parts are then concatenated in order, so the split is
-    byte-for-byte the one a single process writes. Worth it where reads wait on the network (the public Census on S3) or the machine has cores to spare;
-    each worker holds its own chunk, so peak memory is about ``workers`` times one process's.
+    byte-for-byte the one a single process writes. Worth it where reads wait on the network (the public Census
+    on S3) or the machine has cores to spare; each worker holds its own chunk, so peak memory is about
+    ``workers`` times one process's.
     """
     kwargs = dict(target_sum=target_sum, chunk_size=chunk_size, organism=organism)
     n_parts = min(max(workers, 1), -(-len(obs) // chunk_size))
@@ -281,6 +282,11 @@ class SplitData:
 
     def __len__(self) -> int:
         return len(self.obs)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(cells, genes), as a scipy matrix of the split would have."""
+        return len(self), self.n_genes
 
     @property
     def x(self) -> sp.csr_matrix:
