@@ -8,6 +8,7 @@
 from snakemake.utils import min_version, validate
 
 from hcebench.config import SCHEMA_PATH, check_config
+from hcebench.models import check_architectures
 
 min_version("9.0")
 
@@ -17,6 +18,7 @@ configfile: "config.yaml"
 
 validate(config, schema=str(SCHEMA_PATH))
 check_config(config)
+check_architectures(config)
 
 
 report: "report/workflow.rst"
@@ -36,5 +38,9 @@ include: "rules/analysis.smk"
 
 rule all:
     input:
-        final_targets(),
+        rules.aggregate.output,
+        rules.figures.output,
+        rules.audit_ood.output,
+        rules.paper_analyses.output,
+        rules.prediction_analyses.output,
     default_target: True

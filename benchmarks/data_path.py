@@ -3,11 +3,11 @@
     python benchmarks/data_path.py                      # sizes 2,000 / 6,000 / 20,000 cells, 19,331 genes
     python benchmarks/data_path.py --sizes 2000,20000   # any sizes; the first and last are compared for RSS
 
-For each size a simulated census (hcebench.simulate, 19,331 scTab genes, ~2,000 stored values per cell) is
+For each size a simulated census (hcebench.data.simulate, 19,331 scTab genes, ~2,000 stored values per cell) is
 written, then the store is built from it in a fresh subprocess, which reports cells/s and its peak RSS. On the
 largest store it measures, in one process and with a warm page cache:
 
-- loader: hcebench.store.SplitData.sparse_batches — shuffled CSR minibatches of 2,048 cells (the form that goes
+- loader: hcebench.data.store.SplitData.sparse_batches — shuffled CSR minibatches of 2,048 cells (the form that goes
   to the GPU, densified there), block_rows as given, read into reused buffers as the training loop reads them.
   This is the read rate, timed in the calling thread. Training reads in a background thread (prefetch 2) so
   that reads overlap the model's step; with no step to overlap here that thread only adds hand-offs, so it is
@@ -37,8 +37,8 @@ import numpy as np
 BUILD = r"""
 import json, resource, sys, time
 import numpy as np
-from hcebench.census import open_census, read_obs, read_var
-from hcebench.store import write_split_from_census
+from hcebench.data.census import open_census, read_obs, read_var
+from hcebench.data.build import write_split_from_census
 uri, out, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
 source = {"uri": uri}
 with open_census(source) as census:
@@ -53,22 +53,32 @@ print(json.dumps({"cells": n, "seconds": seconds, "peak_rss_mb": resource.getrus
 
 
 def simulate(root: Path, cells: int, seed: int) -> Path:
-    from hcebench.ontology import load_ontology
-    from hcebench.simulate import SimulationConfig, simulate_census
+    from hcebench.data.simulate import SimulationConfig, simulate_census
+    from hcebench.hierarchy.ontology import load_ontology
 
     n_datasets = max(3, round(cells / 1000))
     per_dataset = max(150, round(cells / n_datasets))
     cfg = SimulationConfig(
-        seed=seed, n_genes=19331, n_genes_dropped=0, n_genes_added=0, panel_umi_fraction=0.95,
-        n_train_datasets=n_datasets, n_ood_datasets=1, n_ood_smartseq_datasets=0,
-        n_ood_duplicate_datasets=0, cells_per_dataset=(per_dataset, per_dataset), newer_schema=False,
+        seed=seed,
+        n_genes=19331,
+        n_genes_dropped=0,
+        n_genes_added=0,
+        panel_umi_fraction=0.95,
+        n_train_datasets=n_datasets,
+        n_ood_datasets=1,
+        n_ood_smartseq_datasets=0,
+        n_ood_duplicate_datasets=0,
+        cells_per_dataset=(per_dataset, per_dataset),
+        newer_schema=False,
     )
     simulate_census(root, cfg, load_ontology("bundled"))
     return root / cfg.train_release
 
 
 def build(uri: Path, out: Path, chunk: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", BUILD, str(uri), str(out), str(chunk)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD, str(uri), str(out), str(chunk)], capture_output=True, text=True
+    )
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -83,11 +93,18 @@ def rate(cells: int, seconds: float) -> float:
 MIN_SECONDS = 1.0
 
 
-def time_loader(split, batch: int, block_rows: int, dense: bool, reuse_buffers: bool = True, prefetch: int = 0) -> float:
+def time_loader(
+    split, batch: int, block_rows: int, dense: bool, reuse_buffers: bool = True, prefetch: int = 0
+) -> float:
     started, n, epoch = time.perf_counter(), 0, 0
     while time.perf_counter() - started < MIN_SECONDS:
-        batches = split.sparse_batches(batch, rng=np.random.default_rng(epoch), block_rows=block_rows,
-                                       prefetch=prefetch, reuse_buffers=reuse_buffers)
+        batches = split.sparse_batches(
+            batch,
+            rng=np.random.default_rng(epoch),
+            block_rows=block_rows,
+            prefetch=prefetch,
+            reuse_buffers=reuse_buffers,
+        )
         for b in batches:
             if dense:
                 b.to_numpy()
@@ -129,14 +146,20 @@ def time_ceiling(split_dir: Path, n_cells: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="2000,6000,20000", help="cells per size, comma-separated (≥ 10× span)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default="2000,6000,20000", help="cells per size, comma-separated (≥ 10× span)"
+    )
     # Peak RSS settles after a few chunks (allocator high-water marks), so every size should span several.
     parser.add_argument("--chunk-size", type=int, default=500, help="cells per SOMA read in the build")
     parser.add_argument("--batch-size", type=int, default=2048)
     # 128-row blocks: each 2,048-cell batch mixes 16 places of the store (scTab's loader mixes 16 parquet parts).
     parser.add_argument("--block-rows", type=int, default=128, help="rows per shuffle block of the loader")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the best of each is kept")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved repeats; the best of each is kept"
+    )
     parser.add_argument("--workdir", default=None, help="where to write (default: a temporary directory)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="reuse censuses already simulated in --workdir")
@@ -157,11 +180,14 @@ def main() -> None:
         result = build(census, root / f"store_{size}", args.chunk_size)
         builds[size] = (census, result)
         nnz = (root / f"store_{size}" / "X.data.f32").stat().st_size / 4 / result["cells"]
-        print(f"size {size:>7}: simulated {result['cells']} cells in {sim_s:.0f} s; store build "
-              f"{rate(result['cells'], result['seconds']):,.0f} cells/s, peak RSS {result['peak_rss_mb']:,.0f} MB, "
-              f"{nnz:,.0f} stored values per cell", flush=True)
+        print(
+            f"size {size:>7}: simulated {result['cells']} cells in {sim_s:.0f} s; store build "
+            f"{rate(result['cells'], result['seconds']):,.0f} cells/s, peak RSS {result['peak_rss_mb']:,.0f} MB, "
+            f"{nnz:,.0f} stored values per cell",
+            flush=True,
+        )
 
-    from hcebench.store import SplitData
+    from hcebench.data.store import SplitData
 
     largest = max(sizes)
     census, result = builds[largest]
@@ -173,9 +199,16 @@ def main() -> None:
         for key, measure in (
             ("loader", lambda: time_loader(split, args.batch_size, args.block_rows, dense=False)),
             ("ceiling", lambda: time_ceiling(root / f"store_{largest}", len(split))),
-            ("loader_prefetch", lambda: time_loader(split, args.batch_size, args.block_rows, dense=False, prefetch=2)),
-            ("loader_fresh_arrays", lambda: time_loader(split, args.batch_size, args.block_rows, dense=False,
-                                                         reuse_buffers=False)),
+            (
+                "loader_prefetch",
+                lambda: time_loader(split, args.batch_size, args.block_rows, dense=False, prefetch=2),
+            ),
+            (
+                "loader_fresh_arrays",
+                lambda: time_loader(
+                    split, args.batch_size, args.block_rows, dense=False, reuse_buffers=False
+                ),
+            ),
             ("loader_full_shuffle", lambda: time_loader(split, args.batch_size, 1, dense=False)),
             ("loader_dense", lambda: time_loader(split, args.batch_size, args.block_rows, dense=True)),
         ):
@@ -199,10 +232,12 @@ def main() -> None:
     print(f"ceiling (sequential read of store bytes):    {ceiling:,.0f} cells/s")
     growth = builds[largest][1]["peak_rss_mb"] / builds[min(sizes)][1]["peak_rss_mb"]
     span = largest / min(sizes)
-    print(f"loader_vs_tiledbsoma_ml={loader / soma_ml:.2f} loader_vs_ceiling={loader / ceiling:.2f} "
-          f"build_rss_growth_10x={growth:.2f} loader_prefetch_vs_ceiling={best['loader_prefetch'] / ceiling:.2f} "
-          f"loader_dense_vs_tiledbsoma_ml={loader_dense / soma_ml:.2f} "
-          f"size_span={span:.1f}")
+    print(
+        f"loader_vs_tiledbsoma_ml={loader / soma_ml:.2f} loader_vs_ceiling={loader / ceiling:.2f} "
+        f"build_rss_growth_10x={growth:.2f} loader_prefetch_vs_ceiling={best['loader_prefetch'] / ceiling:.2f} "
+        f"loader_dense_vs_tiledbsoma_ml={loader_dense / soma_ml:.2f} "
+        f"size_span={span:.1f}"
+    )
 
 
 if __name__ == "__main__":

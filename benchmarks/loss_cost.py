@@ -4,9 +4,9 @@
     python benchmarks/loss_cost.py --batch-size 512 --reps 20 --archs linear,mlp
 
 Labels are scTab's 164 cell types (bundled list) closed over the bundled Cell Ontology v2022-09-15 with
-``hcebench.ontology``, so ``R`` has the real reachability structure. Each architecture is built with its
+``hcebench.hierarchy.ontology``, so ``R`` has the real reachability structure. Each architecture is built with its
 registry defaults (scTab's for linear, MLP and TabNet). Steps are forward + loss + backward + clipping +
-AdamW, as in ``hcebench.train``. CE and HCE steps alternate on the same model and batch (after warm-up), so
+AdamW, as in ``hcebench.training.loop``. CE and HCE steps alternate on the same model and batch (after warm-up), so
 drifts in machine load hit both equally; the ratio is of the medians. On CPU steps are timed in process CPU
 time (robust to other jobs on the machine), on CUDA in synchronised wall time. The last line holds
 ``hce_over_ce_<arch>=<ratio>`` pairs.
@@ -21,15 +21,17 @@ from importlib import resources
 
 import numpy as np
 import torch
-from hcebench.losses import make_loss
+from hcebench.hierarchy.ontology import bundled_obo_path, load_ontology
 from hcebench.models import REGISTRY, build_model, logits_and_aux
-from hcebench.ontology import bundled_obo_path, load_ontology
+from hcebench.training.losses import make_loss
 
 N_GENES = 19_331  # scTab's protein-coding genes measured by Census 2023-05-15
 
 
 def reachability() -> torch.Tensor:
-    path = resources.files("hcebench") / "data" / "sctab_cell_types_2023-05-15.txt"  # one CL name per line
+    path = (
+        resources.files("hcebench") / "resources" / "sctab_cell_types_2023-05-15.txt"
+    )  # one CL name per line
     ontology = load_ontology(bundled_obo_path())
     labels = [ontology.id_of(name) for name in path.read_text().splitlines() if name.strip()]
     hierarchy = ontology.closure(labels)
@@ -84,7 +86,9 @@ def time_steps(arch: str, r: torch.Tensor, args, device: torch.device) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--archs", default=",".join(REGISTRY), help="comma-separated registry names")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--genes", type=int, default=N_GENES)
@@ -96,12 +100,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     r = reachability()
-    print(f"device {device}, {torch.get_num_threads()} CPU threads; batch {args.batch_size}, {args.genes} genes, "
-          f"K = {r.shape[0]} (scTab labels, CL v2022-09-15, {int(r.sum() - r.shape[0])} subtype pairs); "
-          f"HCE form {args.hce_form}; median of {args.reps} interleaved steps each")
+    print(
+        f"device {device}, {torch.get_num_threads()} CPU threads; batch {args.batch_size}, {args.genes} genes, "
+        f"K = {r.shape[0]} (scTab labels, CL v2022-09-15, {int(r.sum() - r.shape[0])} subtype pairs); "
+        f"HCE form {args.hce_form}; median of {args.reps} interleaved steps each"
+    )
     ratios = {}
     for arch in args.archs.split(","):
         ce, hce = time_steps(arch, r, args, device)

@@ -3,21 +3,20 @@
 
 rule aggregate:
     input:
-        metrics=grid(f"{RESULTS}/metrics/{{arch}}/{{loss}}/seed{{seed}}/{{split}}.tsv", split=SPLITS)
-        + external_grid(f"{RESULTS}/metrics/{{arch}}/{{loss}}/seed{{seed}}/{{split}}.tsv", split=SPLITS),  # celltypist.smk
-        histories=grid(f"{RESULTS}/models/{{arch}}/{{loss}}/seed{{seed}}/history.tsv"),
+        metrics=grid(layout.METRICS, split=SPLITS) + external_grid(layout.METRICS, split=SPLITS),
+        histories=grid(layout.HISTORY),
     output:
         metrics=report(
-            f"{RESULTS}/metrics.tsv",
+            result(layout.METRICS_TABLE),
             caption="../report/metrics.rst",
             category="7. Tables and training",
         ),
         summary=report(
-            f"{RESULTS}/summary.tsv",
+            result(layout.SUMMARY),
             caption="../report/summary.rst",
             category="7. Tables and training",
         ),
-        histories=f"{RESULTS}/histories.tsv",
+        histories=result(layout.HISTORIES),
     log:
         f"{LOGS}/aggregate.log",
     threads: 1
@@ -32,33 +31,13 @@ rule aggregate:
 
 rule figures:
     input:
-        metrics=f"{RESULTS}/metrics.tsv",
-        histories=f"{RESULTS}/histories.tsv",
+        metrics=result(layout.METRICS_TABLE),
+        histories=result(layout.HISTORIES),
     output:
-        fig2b=report(
-            f"{RESULTS}/figures/fig2b_ood_macro_f1.png",
-            caption="../report/fig2b.rst",
-            category="1. Paper figures (Fig. 2)",
-            subcategory="HCE vs CE",
-        ),
-        id_test=report(
-            f"{RESULTS}/figures/id_test_macro_f1.png",
-            caption="../report/id_test.rst",
-            category="1. Paper figures (Fig. 2)",
-            subcategory="HCE vs CE",
-        ),
-        id_vs_ood=report(
-            f"{RESULTS}/figures/id_vs_ood.png",
-            caption="../report/id_vs_ood.rst",
-            category="1. Paper figures (Fig. 2)",
-            subcategory="Generalisation",
-        ),
-        curves=report(
-            f"{RESULTS}/figures/training_curves.png",
-            caption="../report/training_curves.rst",
-            category="7. Tables and training",
-            subcategory="Training",
-        ),
+        fig2b=figure("fig2b_ood_macro_f1", "fig2b", "1. Paper figures (Fig. 2)", "HCE vs CE"),
+        id_test=figure("id_test_macro_f1", "id_test", "1. Paper figures (Fig. 2)", "HCE vs CE"),
+        id_vs_ood=figure("id_vs_ood", "id_vs_ood", "1. Paper figures (Fig. 2)", "Generalisation"),
+        curves=figure("training_curves", "training_curves", "7. Tables and training", "Training"),
     log:
         f"{LOGS}/figures.log",
     threads: 1

@@ -4,10 +4,10 @@
 rule audit_ood:
     input:
         census_inputs(),
-        cells=f"{RESULTS}/selection/cells.parquet",
+        cells=result(layout.SELECTION_CELLS),
     output:
-        table=report(f"{RESULTS}/audit/ood_leakage.tsv", caption="../report/audit.rst", category="Tables"),
-        totals=f"{RESULTS}/audit/ood_leakage.json",
+        table=report(result(layout.AUDIT_TABLE), caption="../report/audit.rst", category="Tables"),
+        totals=result(layout.AUDIT_TOTALS),
     log:
         f"{LOGS}/audit_ood.log",
     params:

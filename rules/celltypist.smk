@@ -1,16 +1,6 @@
 # CellTypist as an external method: its own environment, trained on the same store, predictions through the
 # contract, so it lands in metrics.tsv, summary.tsv and the figures as architecture "celltypist", loss "ce".
-# The worked example of adding an external tool as a rule (README, "Adding an architecture").
-
-CELLTYPIST = config["celltypist"]
-CELLTYPIST_SEEDS = CELLTYPIST["seeds"] if CELLTYPIST["seeds"] is not None else SEEDS
-
-
-def external_grid(pattern, **extra):
-    """Files of the external methods that are enabled (CE only), for the aggregate rule."""
-    if not CELLTYPIST["enabled"]:
-        return []
-    return expand(pattern, arch="celltypist", loss="ce", seed=CELLTYPIST_SEEDS, **extra)
+# The worked example of adding an external tool as a rule (README, "Add an external method").
 
 
 # The generic predict rule matches the same paths; CellTypist's files come from its own rule.
@@ -19,17 +9,17 @@ ruleorder: celltypist > predict
 
 rule celltypist:
     input:
-        store=f"{RESULTS}/store",
-        ood=f"{RESULTS}/ood",
-        hierarchy=f"{RESULTS}/hierarchy",
+        store=result(layout.STORE_DIR),
+        ood=result(layout.OOD_DIR),
+        hierarchy=result(layout.HIERARCHY_DIR),
     output:
-        model=f"{RESULTS}/models/celltypist/ce/seed{{seed}}/model.pkl",
-        predictions=expand(f"{RESULTS}/predictions/celltypist/ce/seed{{{{seed}}}}/{{split}}.parquet", split=SPLITS),
+        model=result(layout.EXTERNAL_MODEL, arch="celltypist", loss="ce"),
+        predictions=expand(result(layout.PREDICTIONS, arch="celltypist", loss="ce"), split=SPLITS, allow_missing=True),
     log:
         f"{LOGS}/celltypist/seed{{seed}}.log",
     params:
         settings={k: v for k, v in CELLTYPIST.items() if k not in ("enabled", "seeds", "mem_mb", "runtime")},
-        split_dirs={s: split_dir(SimpleNamespace(split=s)) for s in SPLITS},
+        split_dirs=split_dirs(SPLITS),
         save_probabilities=config["evaluation"]["save_probabilities"],
     threads: 1
     resources:

@@ -3,9 +3,9 @@
 
 rule simulate_census:
     output:
-        manifest=f"{RESULTS}/census/manifest.json",
-        train=directory(f"{RESULTS}/census/{CENSUS['train_release']}"),
-        ood=directory(f"{RESULTS}/census/{CENSUS['ood_release']}"),
+        manifest=result(layout.CENSUS_MANIFEST),
+        train=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['train_release']}"),
+        ood=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['ood_release']}"),
     log:
         f"{LOGS}/simulate_census.log",
     params:

@@ -1,76 +1,145 @@
-# Paths, census sources, wildcard constraints and the target list shared by every rule file.
+# Every helper of the workflow in one place (result paths from hcebench.layout, census sources, the run grid).
+# The other .smk files hold only rules, so they may be included in any order.
 
-import json
 from pathlib import Path
 
-from hcebench.ontology import resolve_source as resolve_ontology_source
+from hcebench import layout
+from hcebench.hierarchy.ontology import resolve_source as resolve_ontology_source
 
 RESULTS = f"results/{config['run']}"
-LOGS = f"{RESULTS}/logs"
+LOGS = f"{RESULTS}/{layout.LOG_DIR}"
 CENSUS = config["census"]
 ARCHITECTURES = list(config["architectures"])
 LOSSES = config["training"]["losses"]
 SEEDS = config["training"]["seeds"]
 SPLITS = config["evaluation"]["splits"]
+# One job per model predicts every split; the OOD set's novel-type split joins whenever "ood" is evaluated.
+PREDICTED_SPLITS = layout.predicted_splits(SPLITS)
+CELLTYPIST = config["celltypist"]
+CELLTYPIST_SEEDS = CELLTYPIST["seeds"] if CELLTYPIST["seeds"] is not None else SEEDS
 ENV = "../envs/hcebench.yaml"
 
 
 wildcard_constraints:
     arch="[A-Za-z0-9_]+",
-    loss="ce|hce",
+    loss="|".join(layout.LOSSES),
     seed=r"\d+",
-    split="test|ood|ood_novel",
+    split="|".join(layout.SCORED_SPLITS),
+
+
+def result(path, **fields):
+    """A path under results/<run>/ from a hcebench.layout template; ``fields`` fill some of its wildcards."""
+    return f"{RESULTS}/{path.format_map(_Keep(fields))}"
+
+
+class _Keep(dict):
+    """format_map mapping that leaves unfilled wildcards as they are ({arch} stays {arch})."""
+
+    def __missing__(self, key):
+        return f"{{{key}}}"
 
 
 def census_source(which):
-    """The census a stage reads, as the dict hcebench.census.open_census takes ('train' or 'ood')."""
+    """The census a stage reads, as the dict hcebench.data.census.open_census takes ('train' or 'ood')."""
     release = CENSUS[f"{which}_release"]
     if CENSUS["source"] == "simulated":
-        return {"uri": f"{RESULTS}/census/{release}"}
+        return {"uri": f"{RESULTS}/{layout.CENSUS_DIR}/{release}"}
     if CENSUS["source"] == "cellxgene":
         return {"census_version": release}
     return {"uri": CENSUS[f"{which}_uri"]}
 
 
 def census_inputs():
-    """Files a census-reading rule waits for: the simulated census when there is one, else nothing."""
-    return [f"{RESULTS}/census/manifest.json"] if CENSUS["source"] == "simulated" else []
+    """Files a job that reads the census waits for: the simulated census when there is one, else nothing."""
+    return [result(layout.CENSUS_MANIFEST)] if CENSUS["source"] == "simulated" else []
 
 
 def ontology_obo():
     """Local OBO path of ontology.source: bundled, a file, or the fetch rule's cached copy of a URL."""
     source = config["ontology"]["source"]
     if source.startswith(("http://", "https://")):
-        return f"{RESULTS}/ontology/{Path(source).name}"
+        return result(layout.ONTOLOGY_COPY, name=Path(source).stem)
     return str(resolve_ontology_source(source))
 
 
-def split_dir(wc):
-    # The OOD set holds two splits: "ood" (training labels) and "ood_novel" (new types, at a trained ancestor).
-    return f"{RESULTS}/ood/{wc.split}" if wc.split.startswith("ood") else f"{RESULTS}/store/{wc.split}"
+def census_settings():
+    """The census keys the data builders read (organism, chunk size, worker processes)."""
+    return {key: CENSUS[key] for key in ("organism", "chunk_size", "build_workers")}
 
 
-def grid(pattern, **extra):
-    return expand(pattern, arch=ARCHITECTURES, loss=LOSSES, seed=SEEDS, **extra)
+def provenance_settings():
+    """The config keys the analysis jobs record as provenance and read (focus architecture)."""
+    return {
+        "census": {key: CENSUS[key] for key in ("train_release", "ood_release")},
+        "training": {key: config["training"][key] for key in ("seeds", "losses")},
+        "architectures": {name: {} for name in ARCHITECTURES},
+        "evaluation": {"focus_architecture": config["evaluation"]["focus_architecture"]},
+    }
 
 
-def final_targets():
-    return [
-        f"{RESULTS}/summary.tsv",
-        f"{RESULTS}/metrics.tsv",
-        f"{RESULTS}/audit/ood_leakage.tsv",
-        *figure_targets(),
-    ]
-
-
-def figure_targets():
-    names = ["fig2b_ood_macro_f1", "id_test_macro_f1", "id_vs_ood", "training_curves",
-             # rules/analysis.smk
-             "fig2c_celltype_delta", "fig2d_ontology_dag", "connectivity", "stratified_macro_f1",
-             "hierarchical_metrics", "backoff_curves", "calibration", "novel_ood_types"]
-    return [f"{RESULTS}/figures/{name}.png" for name in names]
+def split_dirs(splits):
+    """{split: directory} of each split, in the training store or the OOD set."""
+    return {s: f"{RESULTS}/{layout.split_home(s)}/{s}" for s in splits}
 
 
 def split_data(wc):
     """The store directory holding a split: the training store, or the OOD set."""
-    return f"{RESULTS}/ood" if wc.split.startswith("ood") else f"{RESULTS}/store"
+    return result(layout.split_home(wc.split))
+
+
+def grid(path, **fields):
+    """Every architecture × loss × seed of the trained grid, for a layout path."""
+    return expand(result(path), arch=ARCHITECTURES, loss=LOSSES, seed=SEEDS, **fields)
+
+
+def external_grid(path, **fields):
+    """The same files of the external methods that are enabled (CellTypist: CE only, its own seeds)."""
+    if not CELLTYPIST["enabled"]:
+        return []
+    return expand(result(path), arch="celltypist", loss="ce", seed=CELLTYPIST_SEEDS, **fields)
+
+
+def analysed_predictions():
+    """Every predictions file of the grid (novel-type split included) and of the external methods."""
+    return grid(layout.PREDICTIONS, split=PREDICTED_SPLITS) + external_grid(layout.PREDICTIONS, split=SPLITS)
+
+
+# The census to stream training batches from with training.data_source: tiledbsoma_ml; None with the store.
+STREAM = (
+    {"source": census_source("train"), "organism": CENSUS["organism"]}
+    if config["training"]["data_source"] == "tiledbsoma_ml"
+    else None
+)
+
+
+def train_inputs(wc):
+    """The store and label hierarchy; the augmentation bank if the entry augments; the census if streaming."""
+    inputs = {"store": result(layout.STORE_DIR), "hierarchy": result(layout.HIERARCHY_DIR)}
+    if config["architectures"][wc.arch].get("augment", False):
+        inputs["bank"] = result(layout.BANK)
+    if STREAM is not None:
+        inputs["cells"] = result(layout.SELECTION_CELLS)
+        census = census_inputs()
+        if census:
+            inputs["census"] = census
+    return inputs
+
+
+def figure(name, caption, category, subcategory=None):
+    """A figure of the report: results/<run>/figures/<name>.png with its caption file."""
+    return report(
+        result(layout.FIGURE, name=name),
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+    )
+
+
+def table(name, caption, category):
+    """A table of the report: results/<run>/analysis/<name>.tsv with its caption file."""
+    return report(
+        result(layout.ANALYSIS_TABLE, name=name),
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory="Tables",
+    )

@@ -1,25 +1,19 @@
 # Per-cell predictions (the contract external methods also write) and their long-format metrics.
 
-from types import SimpleNamespace
-
 
 # One job per model predicts every split (one start-up, one model load); the contract paths stay per split.
-# The OOD set also holds "ood_novel" (new types, scored at a trained ancestor) whenever "ood" is evaluated.
-PREDICTED_SPLITS = list(SPLITS) + (["ood_novel"] if "ood" in SPLITS else [])
-
-
 rule predict:
     input:
-        model=f"{RESULTS}/models/{{arch}}/{{loss}}/seed{{seed}}/model.pt",
-        store=f"{RESULTS}/store",
-        ood=f"{RESULTS}/ood",
-        hierarchy=f"{RESULTS}/hierarchy",
+        model=result(layout.MODEL),
+        store=result(layout.STORE_DIR),
+        ood=result(layout.OOD_DIR),
+        hierarchy=result(layout.HIERARCHY_DIR),
     output:
-        expand(f"{RESULTS}/predictions/{{{{arch}}}}/{{{{loss}}}}/seed{{{{seed}}}}/{{split}}.parquet", split=PREDICTED_SPLITS),
+        expand(result(layout.PREDICTIONS), split=PREDICTED_SPLITS, allow_missing=True),
     log:
         f"{LOGS}/predict/{{arch}}_{{loss}}_seed{{seed}}.log",
     params:
-        split_dirs={s: split_dir(SimpleNamespace(split=s)) for s in PREDICTED_SPLITS},
+        split_dirs=split_dirs(PREDICTED_SPLITS),
         save_probabilities=config["evaluation"]["save_probabilities"],
         device=config["training"]["device"],
     threads: 1
@@ -35,11 +29,11 @@ rule predict:
 
 rule score:
     input:
-        predictions=f"{RESULTS}/predictions/{{arch}}/{{loss}}/seed{{seed}}/{{split}}.parquet",
-        hierarchy=f"{RESULTS}/hierarchy",
+        predictions=result(layout.PREDICTIONS),
+        hierarchy=result(layout.HIERARCHY_DIR),
         data=split_data,
     output:
-        f"{RESULTS}/metrics/{{arch}}/{{loss}}/seed{{seed}}/{{split}}.tsv",
+        result(layout.METRICS),
     log:
         f"{LOGS}/score/{{arch}}_{{loss}}_seed{{seed}}_{{split}}.log",
     threads: 1

@@ -3,7 +3,7 @@
 
 rule fetch_ontology:
     output:
-        f"{RESULTS}/ontology/{{name}}.obo",
+        result(layout.ONTOLOGY_COPY),
     log:
         f"{LOGS}/fetch_ontology/{{name}}.log",
     params:
@@ -21,9 +21,9 @@ rule fetch_ontology:
 rule ontology_closure:
     input:
         obo=ontology_obo(),
-        labels=f"{RESULTS}/selection/labels.txt",
+        labels=result(layout.SELECTION_LABELS),
     output:
-        directory(f"{RESULTS}/hierarchy"),
+        directory(result(layout.HIERARCHY_DIR)),
     log:
         f"{LOGS}/ontology_closure.log",
     threads: 1

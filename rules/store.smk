@@ -7,10 +7,10 @@ if config["training_store"]["source"] == "sctab":
         input:
             obo=ontology_obo(),
         output:
-            store=directory(f"{RESULTS}/store"),
-            cells=f"{RESULTS}/selection/cells.parquet",
-            labels=f"{RESULTS}/selection/labels.txt",
-            report=f"{RESULTS}/selection/report.json",
+            store=directory(result(layout.STORE_DIR)),
+            cells=result(layout.SELECTION_CELLS),
+            labels=result(layout.SELECTION_LABELS),
+            report=result(layout.SELECTION_REPORT),
         log:
             f"{LOGS}/import_sctab_store.log",
         params:
@@ -33,15 +33,15 @@ else:
             census_inputs(),
             obo=ontology_obo(),
         output:
-            cells=f"{RESULTS}/selection/cells.parquet",
-            labels=f"{RESULTS}/selection/labels.txt",
-            report=f"{RESULTS}/selection/report.json",
+            cells=result(layout.SELECTION_CELLS),
+            labels=result(layout.SELECTION_LABELS),
+            report=result(layout.SELECTION_REPORT),
         log:
             f"{LOGS}/select_cells.log",
         params:
             source=census_source("train"),
-            filters=config["filters"],
-            split=config["split"],
+            # What hcebench.data.selection reads: the filters, the split, the organism.
+            settings={"filters": config["filters"], "split": config["split"], "census": census_settings()},
         threads: 1
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],
@@ -55,17 +55,16 @@ else:
     rule build_store:
         input:
             census_inputs(),
-            cells=f"{RESULTS}/selection/cells.parquet",
-            labels=f"{RESULTS}/selection/labels.txt",
+            cells=result(layout.SELECTION_CELLS),
+            labels=result(layout.SELECTION_LABELS),
         output:
-            directory(f"{RESULTS}/store"),
+            directory(result(layout.STORE_DIR)),
         log:
             f"{LOGS}/build_store.log",
         params:
             source=census_source("train"),
-            genes=config["genes"],
-            normalisation=config["normalisation"],
-            chunk_size=CENSUS["chunk_size"],
+            # What hcebench.data.build reads: the gene list, the normalisation, the census reads.
+            settings={"genes": config["genes"], "normalisation": config["normalisation"], "census": census_settings()},
         threads: CENSUS["build_workers"]
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],
@@ -79,17 +78,17 @@ else:
 rule build_ood:
     input:
         census_inputs(),
-        store=f"{RESULTS}/store",
+        store=result(layout.STORE_DIR),
         obo=ontology_obo(),
     output:
-        directory(f"{RESULTS}/ood"),
+        directory(result(layout.OOD_DIR)),
     log:
         f"{LOGS}/build_ood.log",
     params:
         train_source=census_source("train"),
         ood_source=census_source("ood"),
-        filters=config["filters"],
-        chunk_size=CENSUS["chunk_size"],
+        # What hcebench.data.ood reads: the filters, the normalisation, the census reads.
+        settings={"filters": config["filters"], "normalisation": config["normalisation"], "census": census_settings()},
     threads: CENSUS["build_workers"]
     resources:
         mem_mb=config["resources"]["data"]["mem_mb"],
@@ -102,9 +101,9 @@ rule build_ood:
 
 rule augmentation_bank:
     input:
-        store=f"{RESULTS}/store",
+        store=result(layout.STORE_DIR),
     output:
-        f"{RESULTS}/augmentation/bank.npy",
+        result(layout.BANK),
     log:
         f"{LOGS}/augmentation_bank.log",
     params:

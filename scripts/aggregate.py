@@ -2,12 +2,16 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
-from hcebench.scoring import aggregate_runs  # noqa: E402
+from hcebench.report.aggregate import aggregate_runs  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 out = snakemake.output
-summary = aggregate_runs(snakemake.input.metrics, snakemake.input.histories, out.metrics, out.summary, out.histories)
+summary = aggregate_runs(
+    snakemake.input.metrics, snakemake.input.histories, out.metrics, out.summary, out.histories
+)
 log.info("summary:\n%s", summary.to_string())

@@ -2,15 +2,17 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from hcebench.augmentation import build_bank  # noqa: E402
+from hcebench.data.augmentation import build_bank  # noqa: E402
+from hcebench.data.store import SplitData  # noqa: E402
 from hcebench.io import atomic_path, read_json  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
-from hcebench.store import SplitData  # noqa: E402
 
 log = start(snakemake)
 store = Path(snakemake.input.store)
@@ -22,9 +24,14 @@ else:
     meta = read_json(store / "meta.json")
     train = SplitData.open(store / "train", meta["n_genes"], meta["labels"])
     # The split is read in chunks from its memory map: a store larger than RAM works.
-    bank = build_bank(train, train.obs["label"].to_numpy(), train.obs["tech_sample"].to_numpy(),
-                      **snakemake.params.settings)
+    bank = build_bank(
+        train, train.obs["label"].to_numpy(), train.obs["tech_sample"].to_numpy(), **snakemake.params.settings
+    )
 with atomic_path(snakemake.output[0]) as tmp:
     np.save(tmp, bank.astype(np.float32))
-log.info("augmentation bank: %d vectors × %d genes, %.1f%% nonzero", bank.shape[0], bank.shape[1],
-         100 * float((bank != 0).mean()) if bank.size else 0.0)
+log.info(
+    "augmentation bank: %d vectors × %d genes, %.1f%% nonzero",
+    bank.shape[0],
+    bank.shape[1],
+    100 * float((bank != 0).mean()) if bank.size else 0.0,
+)

@@ -2,24 +2,41 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
+from hcebench.data.ood import build_ood_set  # noqa: E402
+from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.io import read_json  # noqa: E402
-from hcebench.ontology import load_ontology  # noqa: E402
-from hcebench.ood import build_ood_set  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 store = Path(snakemake.input.store)
 p = snakemake.params
-meta = build_ood_set(p.train_source, p.ood_source, read_json(store / "meta.json")["labels"],
-                     pd.read_parquet(store / "var.parquet"), snakemake.config, snakemake.output[0],
-                     ontology=load_ontology(snakemake.input.obo))
+meta = build_ood_set(
+    p.train_source,
+    p.ood_source,
+    read_json(store / "meta.json")["labels"],
+    pd.read_parquet(store / "var.parquet"),
+    p.settings,
+    snakemake.output[0],
+    ontology=load_ontology(snakemake.input.obo),
+)
 novel = meta["novel"]
-log.info("novel types: %d cells, %d scored at their nearest trained ancestor, %d dropped (no trained ancestor)",
-         novel["n_cells"], novel["n_cells_scored"], novel["n_cells_dropped"])
-log.info("OOD: %d new datasets, %d cells, %d cells with unseen labels, %.1f%% genes missing",
-         meta["n_new_datasets"], meta["n_cells"]["ood"], meta["n_cells_unseen_label"], 100 * meta["missing_gene_fraction"])
+log.info(
+    "novel types: %d cells, %d scored at their nearest trained ancestor, %d dropped (no trained ancestor)",
+    novel["n_cells"],
+    novel["n_cells_scored"],
+    novel["n_cells_dropped"],
+)
+log.info(
+    "OOD: %d new datasets, %d cells, %d cells with unseen labels, %.1f%% genes missing",
+    meta["n_new_datasets"],
+    meta["n_cells"]["ood"],
+    meta["n_cells_unseen_label"],
+    100 * meta["missing_gene_fraction"],
+)

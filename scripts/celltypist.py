@@ -2,31 +2,50 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
 import pickle  # noqa: E402
 
-from hcebench.celltypist_method import CellTypistSettings, predict_celltypist, train_celltypist  # noqa: E402
-from hcebench.contract import write_predictions  # noqa: E402
+from hcebench.evaluation.contract import write_predictions  # noqa: E402
+from hcebench.external.celltypist import CellTypistSettings, predict_celltypist, train_celltypist  # noqa: E402
+from hcebench.hierarchy.labels import LabelHierarchy  # noqa: E402
 from hcebench.io import atomic_path, read_json  # noqa: E402
-from hcebench.ontology import LabelHierarchy  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 seed = int(snakemake.wildcards.seed)
 hierarchy = LabelHierarchy.load(snakemake.input.hierarchy)
 names = dict(zip(hierarchy.term_ids, hierarchy.names, strict=True))
-model = train_celltypist(snakemake.input.store, CellTypistSettings.from_config(snakemake.params.settings, seed))
+model = train_celltypist(
+    snakemake.input.store, CellTypistSettings.from_config(snakemake.params.settings, seed)
+)
 with atomic_path(snakemake.output.model) as tmp, open(tmp, "wb") as f:
     pickle.dump(model, f)
-for path, (split, directory) in zip(snakemake.output.predictions, snakemake.params.split_dirs.items(), strict=True):
-    table = predict_celltypist(model, directory, list(hierarchy.term_ids), names,
-                               save_probabilities=snakemake.params.save_probabilities)
+for path, (split, directory) in zip(
+    snakemake.output.predictions, snakemake.params.split_dirs.items(), strict=True
+):
+    table = predict_celltypist(
+        model,
+        directory,
+        list(hierarchy.term_ids),
+        names,
+        save_probabilities=snakemake.params.save_probabilities,
+    )
     data_meta = read_json(f"{directory.rsplit('/', 1)[0]}/meta.json")
-    write_predictions(table, path, {
-        "architecture": "celltypist", "loss": "ce", "seed": seed, "split": split,
-        "labels": ",".join(hierarchy.term_ids), "reachability_hash": hierarchy.content_hash,
-        "census_release": data_meta.get("ood_release", data_meta.get("census_release")),
-        "method": "celltypist (one-vs-rest logistic regression), scores normalised to sum to 1",
-    })
+    write_predictions(
+        table,
+        path,
+        {
+            "architecture": "celltypist",
+            "loss": "ce",
+            "seed": seed,
+            "split": split,
+            "labels": ",".join(hierarchy.term_ids),
+            "reachability_hash": hierarchy.content_hash,
+            "census_release": data_meta.get("ood_release", data_meta.get("census_release")),
+            "method": "celltypist (one-vs-rest logistic regression), scores normalised to sum to 1",
+        },
+    )
     log.info("%s: %d cells predicted", split, len(table))

@@ -2,10 +2,12 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
 import pandas as pd  # noqa: E402
-from hcebench import figures  # noqa: E402
+from hcebench.report import figures  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)

@@ -2,13 +2,21 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
-from hcebench.report_tables import paper_analyses  # noqa: E402
+from hcebench.report.tables import paper_analyses  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 i = snakemake.input
-done = paper_analyses(metrics=i.metrics, hierarchy_dir=i.hierarchy, store_dir=i.store, ood_dir=i.ood,
-                      config=snakemake.config, out=dict(snakemake.output.items()))
+done = paper_analyses(
+    metrics=i.metrics,
+    hierarchy_dir=i.hierarchy,
+    store_dir=i.store,
+    ood_dir=i.ood,
+    config=snakemake.params.settings,
+    out=dict(snakemake.output.items()),
+)
 log.info("%d cell types; connectivity vs ΔF1: %s", done["n_types"], done["connectivity_spearman"])

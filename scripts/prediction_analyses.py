@@ -2,14 +2,21 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
-from hcebench.report_tables import prediction_analyses  # noqa: E402
+from hcebench.report.tables import prediction_analyses  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 i = snakemake.input
-done = prediction_analyses(predictions=list(i.predictions), hierarchy_dir=i.hierarchy, ood_dir=i.ood,
-                           config=snakemake.config, out=dict(snakemake.output.items()),
-                           n_boot=snakemake.params.n_boot)
+done = prediction_analyses(
+    predictions=list(i.predictions),
+    hierarchy_dir=i.hierarchy,
+    ood_dir=i.ood,
+    config=snakemake.params.settings,
+    out=dict(snakemake.output.items()),
+    n_boot=snakemake.params.n_boot,
+)
 log.info("analyses written; files without probabilities: %d", len(done["missing_probs"]))

@@ -2,19 +2,25 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
+from hcebench.data.selection import select_from_census  # noqa: E402
+from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.io import atomic_path, write_json  # noqa: E402
-from hcebench.ontology import load_ontology  # noqa: E402
-from hcebench.selection import select_from_census  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 out = snakemake.output
-selection = select_from_census(snakemake.params.source, snakemake.config, load_ontology(snakemake.input.obo))
+selection = select_from_census(
+    snakemake.params.source, snakemake.params.settings, load_ontology(snakemake.input.obo)
+)
 with atomic_path(out.cells) as tmp:
     selection.cells.to_parquet(tmp, index=False)
 with atomic_path(out.labels) as tmp:
     tmp.write_text("\n".join(selection.labels) + "\n")
 write_json(out.report, selection.report)
-log.info("%d cells, %d labels, splits %s", len(selection.cells), len(selection.labels), selection.report["splits"])
+log.info(
+    "%d cells, %d labels, splits %s", len(selection.cells), len(selection.labels), selection.report["splits"]
+)

@@ -2,12 +2,14 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
 from pathlib import Path  # noqa: E402
 
-from hcebench.ontology import load_ontology  # noqa: E402
-from hcebench.simulate import SimulationConfig, simulate_census  # noqa: E402
+from hcebench.data.simulate import SimulationConfig, simulate_census  # noqa: E402
+from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)

@@ -2,7 +2,9 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")  # the library, also in a conda env without it installed
+sys.path.insert(
+    0, f"{snakemake.scriptdir}/../workflow"
+)  # the library, also in a conda env without it installed
 
 from pathlib import Path  # noqa: E402
 
@@ -10,23 +12,39 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from hcebench.io import read_json  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
-from hcebench.train import TrainSettings, train  # noqa: E402
+from hcebench.training.loop import TrainSettings, train  # noqa: E402
 
 log = start(snakemake)
 wc = snakemake.wildcards
 entry = dict(snakemake.params.entry)
 # A SIGTERM/SIGUSR1 (preemption, time limit) checkpoints and exits with status 75; rerun the job to resume.
-settings = TrainSettings.from_config(snakemake.params.training, wc.loss, int(wc.seed), snakemake.threads, entry)
+settings = TrainSettings.from_config(
+    snakemake.params.training, wc.loss, int(wc.seed), snakemake.threads, entry
+)
 bank = np.load(snakemake.input.bank) if "bank" in snakemake.input.keys() else None
 stream = None
 if settings.data_source == "tiledbsoma_ml":
-    from hcebench.soma_stream import SomaStream
+    from hcebench.data.soma_stream import SomaStream
 
     store = Path(snakemake.input.store)
     meta = read_json(store / "meta.json")
     genes = pd.read_parquet(store / "var.parquet")["feature_id"]
-    stream = SomaStream.for_split(snakemake.params.stream["source"], snakemake.input.cells, meta["labels"], genes,
-                                  target_sum=meta["target_sum"], organism=snakemake.params.stream["organism"])
-summary = train(snakemake.input.store, snakemake.input.hierarchy, wc.arch, entry, settings,
-                Path(snakemake.output.model).parent, bank=bank, stream=stream)
+    stream = SomaStream.for_split(
+        snakemake.params.stream["source"],
+        snakemake.input.cells,
+        meta["labels"],
+        genes,
+        target_sum=meta["target_sum"],
+        organism=snakemake.params.stream["organism"],
+    )
+summary = train(
+    snakemake.input.store,
+    snakemake.input.hierarchy,
+    wc.arch,
+    entry,
+    settings,
+    Path(snakemake.output.model).parent,
+    bank=bank,
+    stream=stream,
+)
 log.info("trained: %s", summary)

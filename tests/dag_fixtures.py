@@ -13,7 +13,7 @@ Index order A=0, B=1, C=2, D=3, E=4. ``R[i, j] = 1`` iff ``j == i`` or ``j`` is 
 from __future__ import annotations
 
 import numpy as np
-from hcebench.ontology import LabelHierarchy
+from hcebench.hierarchy.labels import LabelHierarchy
 
 A, B, C, D, E = range(5)
 TERMS = ("A", "B", "C", "D", "E")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from hcebench.ontology import Ontology, load_ontology
-from hcebench.simulate import SimulationConfig, simulate_census
+from hcebench.data.simulate import SimulationConfig, simulate_census
+from hcebench.hierarchy.ontology import Ontology, load_ontology
 
 TRAIN_RELEASE = "2023-05-15"
 OOD_RELEASE = "2023-12-15"

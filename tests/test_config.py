@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hcebench.config import ConfigError, load_config
+from hcebench.config import load_config
+from hcebench.errors import ConfigError
+from hcebench.models import check_architectures
 
 ROOT = Path(__file__).parents[1]
 
@@ -31,29 +33,41 @@ def test_demo_config_validates_and_fills_defaults(demo):
         (lambda c: c["split"].update(fractions=[0.5, 0.2, 0.2]), "split.fractions"),
         (lambda c: c["training"].update(losses=["focal"]), "training.losses"),
         (lambda c: c["architectures"]["mlp"].update(widht=3), "architectures.mlp"),
-        (lambda c: c["architectures"].update(resnet={"lr": 1e-3, "weight_decay": 0.0}), "architectures.resnet"),
+        (
+            lambda c: c["architectures"].update(resnet={"lr": 1e-3, "weight_decay": 0.0}),
+            "architectures.resnet",
+        ),
         (lambda c: c["evaluation"].update(focus_architecture="resnet"), "evaluation.focus_architecture"),
         (lambda c: c["census"].update(source="local"), "census.train_uri"),
         (lambda c: c.update(typo_key=1), "typo_key"),
         (lambda c: c["filters"].update(root_term="native cell"), "filters.root_term"),
         (lambda c: c["training"].update(data_source="parquet"), "training.data_source"),
         (lambda c: c["architectures"]["mlp"].update(augment="yes"), "architectures.mlp.augment"),
-        (lambda c: (c["training"].update(data_source="tiledbsoma_ml"),
-                    c["training_store"].update(source="sctab", sctab_path="/x")), "training.data_source"),
+        (
+            lambda c: (
+                c["training"].update(data_source="tiledbsoma_ml"),
+                c["training_store"].update(source="sctab", sctab_path="/x"),
+            ),
+            "training.data_source",
+        ),
     ],
 )
 def test_bad_values_name_their_key(demo, edit, key):
     cfg = copy.deepcopy(demo)
     edit(cfg)
     with pytest.raises(ConfigError) as err:
-        load_config(cfg)
+        check_architectures(
+            load_config(cfg)
+        )  # as the Snakefile does: schema and cross-key checks, then models
     first = key.split(".")[-1]
     assert first in str(err.value)
 
 
 def test_external_model_module_via_config(demo):
     demo["architectures"]["toy"] = {"model": "hcebench.models.linear", "lr": 1e-3, "weight_decay": 0.0}
-    assert "toy" in load_config(demo)["architectures"]
+    cfg = load_config(demo)
+    check_architectures(cfg)
+    assert "toy" in cfg["architectures"]
 
 
 def test_paper_config_validates_with_the_paper_protocol():
@@ -65,6 +79,11 @@ def test_paper_config_validates_with_the_paper_protocol():
     assert cfg["training"]["max_epochs"] == 50 and cfg["training"]["patience"] == 10
     assert "v2022-09-15" in cfg["ontology"]["source"]
     # scTab trains its MLP and TabNet with augmentation; a store larger than the page cache shuffles blocks.
-    assert sorted(name for name, entry in cfg["architectures"].items() if entry.get("augment")) == ["mlp", "tabnet"]
-    assert cfg["architectures"]["tabnet"]["n_d"] == 128 and cfg["architectures"]["tabnet"]["n_independent"] == 5
+    assert sorted(name for name, entry in cfg["architectures"].items() if entry.get("augment")) == [
+        "mlp",
+        "tabnet",
+    ]
+    assert (
+        cfg["architectures"]["tabnet"]["n_d"] == 128 and cfg["architectures"]["tabnet"]["n_independent"] == 5
+    )
     assert cfg["training"]["shuffle_block_rows"] == 128 and cfg["training"]["data_source"] == "store"

@@ -45,8 +45,9 @@ def test_entmax15_beyond_the_partial_sort():
 
 
 def test_entmax_limits_are_softmax_and_sparsemax(scores):
-    torch.testing.assert_close(entmax_bisect(scores, 1.0001, n_iter=100), torch.softmax(scores, -1),
-                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        entmax_bisect(scores, 1.0001, n_iter=100), torch.softmax(scores, -1), atol=2e-3, rtol=0
+    )
     torch.testing.assert_close(entmax_bisect(scores, 2.0, n_iter=80), sparsemax(scores))
     # Sparsity orders softmax < 1.5-entmax < sparsemax.
     nnz = [(p > 0).sum().item() for p in (torch.softmax(scores, -1), entmax15(scores), sparsemax(scores))]
@@ -64,8 +65,17 @@ def test_entmax15_bf16_input_computes_in_float32():
     torch.testing.assert_close(p.sum(-1), torch.ones(3))
 
 
-TABNET = {"lr": 0.01, "weight_decay": 0.0, "n_d": 8, "n_a": 8, "n_steps": 2, "n_shared": 1, "n_independent": 1,
-          "virtual_batch_size": 16, "lambda_sparse": 1e-3}
+TABNET = {
+    "lr": 0.01,
+    "weight_decay": 0.0,
+    "n_d": 8,
+    "n_a": 8,
+    "n_steps": 2,
+    "n_shared": 1,
+    "n_independent": 1,
+    "virtual_batch_size": 16,
+    "lambda_sparse": 1e-3,
+}
 
 
 def test_tabnet_returns_logits_and_sparsity_term():
@@ -87,8 +97,15 @@ def test_tabnet_scTab_defaults_build():
     assert model.transformers[0].blocks[0].fc is model.transformers[1].blocks[0].fc
 
 
-TRANSFORMER = {"lr": 1e-3, "weight_decay": 0.0, "top_k": 6, "d_model": 16, "n_heads": 2, "n_layers": 1,
-               "dropout": 0.0}
+TRANSFORMER = {
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "top_k": 6,
+    "d_model": 16,
+    "n_heads": 2,
+    "n_layers": 1,
+    "dropout": 0.0,
+}
 
 
 def test_transformer_ignores_unexpressed_genes():

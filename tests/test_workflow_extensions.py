@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from hcebench.contract import read_predictions, read_provenance
+from hcebench.evaluation.contract import read_predictions, read_provenance
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.workflow
@@ -17,18 +17,33 @@ CONFIG = {
     "run": "ext",
     "census": {
         "source": "simulated",
-        "simulate": {"seed": 5, "n_genes": 200, "n_train_datasets": 6, "n_ood_datasets": 3,
-                     "cells_per_dataset": [200, 300]},
+        "simulate": {
+            "seed": 5,
+            "n_genes": 200,
+            "n_train_datasets": 6,
+            "n_ood_datasets": 3,
+            "cells_per_dataset": [200, 300],
+        },
     },
     "filters": {"min_cells_per_type": 30, "min_tech_samples_per_type": 2},
     "training": {"seeds": [0, 1], "max_epochs": 2, "patience": 2, "batch_size": 256},
     # Defined in tests/toy_arch.py, not in the package registry: the config entry is all it takes.
     "architectures": {"toy": {"model": "toy_arch", "lr": 0.01, "weight_decay": 0.0, "width": 8}},
     "evaluation": {"focus_architecture": "toy"},
-    "celltypist": {"enabled": True, "seeds": [0], "batch_size": 200, "batch_number": 5, "epochs": 2,
-                   "mem_mb": 1000, "runtime": 10},
-    "resources": {"train": {"mem_mb": 1000, "runtime": 10}, "predict": {"mem_mb": 1000, "runtime": 10},
-                  "data": {"mem_mb": 2000, "runtime": 10}},
+    "celltypist": {
+        "enabled": True,
+        "seeds": [0],
+        "batch_size": 200,
+        "batch_number": 5,
+        "epochs": 2,
+        "mem_mb": 1000,
+        "runtime": 10,
+    },
+    "resources": {
+        "train": {"mem_mb": 1000, "runtime": 10},
+        "predict": {"mem_mb": 1000, "runtime": 10},
+        "data": {"mem_mb": 2000, "runtime": 10},
+    },
 }
 
 
@@ -36,9 +51,22 @@ CONFIG = {
 def results(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("ext")
     (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", "results/ext/summary.tsv"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "results/ext/summary.tsv",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
     assert done.returncode == 0, done.stderr[-6000:]
     return workdir / "results" / "ext"

@@ -1,10 +1,10 @@
 """A toy architecture that lives outside the package: added to a run through its config entry alone.
 
-    architectures:
-      toy:
-        model: toy_arch        # any importable module with Hyperparameters and Model
-        lr: 0.01
-        weight_decay: 0.0
+architectures:
+  toy:
+    model: toy_arch        # any importable module with Hyperparameters and Model
+    lr: 0.01
+    weight_decay: 0.0
 """
 
 from dataclasses import dataclass

@@ -2,6 +2,8 @@
 
 The Snakefile validates with ``snakemake.utils.validate`` against the same schema and then calls
 ``check_config``; scripts and tests call ``load_config``. Errors name the offending key and the fix.
+Each architecture entry's hyperparameters are checked against its model's dataclass by
+``hcebench.models.check_architectures`` (the model layer sits above this one), which the Snakefile calls next.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ from typing import Any
 
 import yaml
 
+from hcebench.errors import ConfigError
+
 SCHEMA_PATH = Path(str(resources.files("hcebench") / "schemas" / "config.schema.yaml"))
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be run; the message names the key."""
 
 
 def load_schema() -> dict:
@@ -46,35 +46,37 @@ def validate_schema(config: dict) -> None:
     errors = sorted(validator_cls(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors]
-        raise ConfigError("config does not match the schema " f"({SCHEMA_PATH.name}):\n" + "\n".join(lines))
+        raise ConfigError(f"config does not match the schema ({SCHEMA_PATH.name}):\n" + "\n".join(lines))
 
 
 def check_config(config: dict) -> None:
     """Rules that span keys: fractions sum to 1, sources have what they need, names exist."""
     census = config["census"]
     if census["source"] == "simulated" and "simulate" not in census:
-        raise ConfigError("census.source is 'simulated' but census.simulate is missing: add its settings block")
+        raise ConfigError(
+            "census.source is 'simulated' but census.simulate is missing: add its settings block"
+        )
     if census["source"] == "local":
         for key in ("train_uri", "ood_uri"):
             if not census.get(key):
                 raise ConfigError(f"census.source is 'local' but census.{key} is not set: give the SOMA path")
     store = config["training_store"]
     if store["source"] == "sctab" and not store["sctab_path"]:
-        raise ConfigError("training_store.source is 'sctab' but training_store.sctab_path is not set: "
-                          "give the directory of scTab's store")
+        raise ConfigError(
+            "training_store.source is 'sctab' but training_store.sctab_path is not set: "
+            "give the directory of scTab's store"
+        )
     if config["training"]["data_source"] == "tiledbsoma_ml" and store["source"] == "sctab":
-        raise ConfigError("training.data_source is 'tiledbsoma_ml' but training_store.source is 'sctab': scTab's "
-                          "store has no census to stream from; set training.data_source to 'store'")
+        raise ConfigError(
+            "training.data_source is 'tiledbsoma_ml' but training_store.source is 'sctab': scTab's "
+            "store has no census to stream from; set training.data_source to 'store'"
+        )
     fractions = config["split"]["fractions"]
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ConfigError(f"split.fractions {fractions} sum to {sum(fractions):.4f}; they must sum to 1")
     if config["split"]["fractions"][0] <= 0:
         raise ConfigError("split.fractions[0] (train) must be positive")
     archs = config["architectures"]
-    from .models import check_hyperparameters
-
-    for name, hparams in archs.items():
-        check_hyperparameters(name, hparams)
     focus = config["evaluation"]["focus_architecture"]
     if focus not in archs:
         raise ConfigError(

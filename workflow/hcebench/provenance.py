@@ -13,8 +13,20 @@ from pathlib import Path
 
 import pandas as pd
 
-PACKAGES = ("hcebench", "numpy", "pandas", "scipy", "scikit-learn", "torch", "snakemake", "tiledbsoma",
-            "cellxgene-census", "pronto", "matplotlib", "pyarrow")
+PACKAGES = (
+    "hcebench",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "torch",
+    "snakemake",
+    "tiledbsoma",
+    "cellxgene-census",
+    "pronto",
+    "matplotlib",
+    "pyarrow",
+)
 #: Columns appended to every analysis table.
 TABLE_COLUMNS = ("train_release", "ood_release", "cl_release", "reachability_hash", "code_version")
 
@@ -23,8 +35,12 @@ def code_version() -> str:
     """``git describe`` of the hcebench checkout, or ``hcebench <version>`` when not run from a git work tree."""
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "-C", str(here), "describe", "--always", "--dirty", "--tags"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(here), "describe", "--always", "--dirty", "--tags"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if out.returncode == 0 and out.stdout.strip():
             return f"git {out.stdout.strip()}"
     except (OSError, subprocess.SubprocessError):
@@ -43,8 +59,16 @@ def package_versions(names=PACKAGES) -> dict[str, str]:
     return {name: package_version(name) for name in names}
 
 
-def collect(*, train_release: str, ood_release: str, cl_release: str, reachability_hash: str,
-            seeds, architectures, losses) -> dict[str, object]:
+def collect(
+    *,
+    train_release: str,
+    ood_release: str,
+    cl_release: str,
+    reachability_hash: str,
+    seeds,
+    architectures,
+    losses,
+) -> dict[str, object]:
     """The run's provenance as a flat dict (``TABLE_COLUMNS`` plus seeds, grid and package versions)."""
     return {
         "train_release": str(train_release),

@@ -12,7 +12,10 @@ def start(snakemake) -> logging.Logger:
     if len(snakemake.log):
         handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
     )
     logging.captureWarnings(True)
     log = logging.getLogger(f"hcebench.{snakemake.rule}")

@@ -9,7 +9,10 @@ module with the same two names).
 
 Besides hyperparameters an entry may hold ``training:``, overrides of ``training.batch_size``,
 ``max_epochs`` and ``patience`` for that architecture alone (``TRAINING_OVERRIDES``), and ``augment:
-true`` to train it with scTab's augmentation bank (``hcebench.augmentation``).
+true`` to train it with scTab's augmentation bank (``hcebench.data.augmentation``).
+
+This subpackage also owns where a model runs (``device``: device choice, bf16 autocast, batched inference). It may
+import root, ``hierarchy`` and ``data``; training and evaluation build on it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import dataclasses
 import importlib
 from types import ModuleType
 from typing import Any
+
+from hcebench.errors import ConfigError
 
 REGISTRY: dict[str, str] = {
     "linear": "hcebench.models.linear",
@@ -34,8 +39,6 @@ TRAINING_OVERRIDES = ("batch_size", "max_epochs", "patience")
 
 def model_module(name: str, entry: dict[str, Any] | None = None) -> ModuleType:
     """The module implementing architecture ``name`` (registry, or the entry's ``model`` key)."""
-    from ..config import ConfigError
-
     path = (entry or {}).get("model") or REGISTRY.get(name)
     if path is None:
         raise ConfigError(
@@ -54,8 +57,6 @@ def model_module(name: str, entry: dict[str, Any] | None = None) -> ModuleType:
 
 def hyperparameters(name: str, entry: dict[str, Any]) -> Any:
     """Build the architecture's Hyperparameters dataclass from its config entry."""
-    from ..config import ConfigError
-
     module = model_module(name, entry)
     cls = module.Hyperparameters
     known = {f.name for f in dataclasses.fields(cls)}
@@ -70,8 +71,6 @@ def hyperparameters(name: str, entry: dict[str, Any]) -> Any:
 
 
 def check_hyperparameters(name: str, entry: dict[str, Any]) -> None:
-    from ..config import ConfigError
-
     hyperparameters(name, entry)
     overrides = entry.get("training") or {}
     unknown = sorted(set(overrides) - set(TRAINING_OVERRIDES))
@@ -79,6 +78,12 @@ def check_hyperparameters(name: str, entry: dict[str, Any]) -> None:
         raise ConfigError(
             f"architectures.{name}.training: cannot override {unknown}; allowed: {list(TRAINING_OVERRIDES)}"
         )
+
+
+def check_architectures(config: dict[str, Any]) -> None:
+    """Check every ``architectures`` entry of a loaded config against its model's ``Hyperparameters``."""
+    for name, entry in config["architectures"].items():
+        check_hyperparameters(name, entry)
 
 
 def logits_and_aux(output: Any) -> tuple[Any, Any]:

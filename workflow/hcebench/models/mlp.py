@@ -23,7 +23,12 @@ class Model(nn.Module):
         layers: list[nn.Module] = []
         width = n_genes
         for _ in range(hp.n_layers):
-            layers += [nn.Linear(width, hp.hidden), nn.BatchNorm1d(hp.hidden), nn.SiLU(), nn.Dropout(hp.dropout)]
+            layers += [
+                nn.Linear(width, hp.hidden),
+                nn.BatchNorm1d(hp.hidden),
+                nn.SiLU(),
+                nn.Dropout(hp.dropout),
+            ]
             width = hp.hidden
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, n_classes)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .entmax import entmax15
+from hcebench.models.entmax import entmax15
 
 
 @dataclass
@@ -52,7 +52,9 @@ class GhostBatchNorm(nn.Module):
         if not self.training or x.shape[0] <= self.virtual_batch_size:
             return self.bn(x)
         chunks = x.split(self.virtual_batch_size)
-        if chunks[-1].shape[0] < 2:  # batch norm cannot normalise a single cell: fold it into the previous chunk
+        if (
+            chunks[-1].shape[0] < 2
+        ):  # batch norm cannot normalise a single cell: fold it into the previous chunk
             chunks = (*chunks[:-2], torch.cat(chunks[-2:]))
         return torch.cat([self.bn(c) for c in chunks])
 
@@ -112,7 +114,9 @@ class Model(nn.Module):
             nn.Linear(n_genes if i == 0 else width, 2 * width, bias=False) for i in range(hp.n_shared)
         )
         # Step 0 only produces the first attention features; steps 1..n_steps each apply a mask.
-        self.transformers = nn.ModuleList(FeatureTransformer(n_genes, shared, hp) for _ in range(hp.n_steps + 1))
+        self.transformers = nn.ModuleList(
+            FeatureTransformer(n_genes, shared, hp) for _ in range(hp.n_steps + 1)
+        )
         self.attention = nn.ModuleList(AttentiveTransformer(n_genes, hp) for _ in range(hp.n_steps))
         self.head = nn.Linear(hp.n_d, n_classes)
 

@@ -55,7 +55,9 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, attend: Tensor) -> Tensor:
         b, n, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(self.norm1(x)).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        )
         # attend: (B, 1, 1, N), True where a key is a real token; broadcast over heads and queries.
         # No dropout on the attention weights: on CPU drawing that (B, heads, N, N) mask costs more than attention.
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
@@ -67,7 +69,9 @@ class Model(nn.Module):
     def __init__(self, n_genes: int, n_classes: int, hp: Hyperparameters):
         super().__init__()
         if hp.d_model % hp.n_heads:
-            raise ValueError(f"transformer: d_model ({hp.d_model}) must be a multiple of n_heads ({hp.n_heads})")
+            raise ValueError(
+                f"transformer: d_model ({hp.d_model}) must be a multiple of n_heads ({hp.n_heads})"
+            )
         self.hp = hp
         self.top_k = min(hp.top_k, n_genes)
         self.gene = nn.Embedding(n_genes, hp.d_model)

@@ -1,0 +1,174 @@
+"""Importing scTab's merlin store layout: values, labels, weights and hierarchy come through intact."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hcebench.data.sctab import import_sctab_store
+from hcebench.data.store import SplitData
+from hcebench.errors import ScTabStoreError
+from hcebench.hierarchy.ontology import load_ontology
+from hcebench.io import read_json
+
+TYPES = ["B cell", "CD4-positive, alpha-beta T cell", "T cell", "natural killer cell"]
+TECH = [
+    "0895c838-e550-48a3-a777-dbcd35d30272_donor_1",
+    "0895c838-e550-48a3-a777-dbcd35d30272_D2",
+    "9d8e5dca-03a3-457d-b7fb-844c75735c83_P3",
+]
+
+
+@pytest.fixture(scope="module")
+def cl():
+    return load_ontology("bundled:v2022-09-15")
+
+
+def write_sctab_store(root: Path, cl, n_genes: int = 12, rows_per_split: int = 30, seed: int = 0) -> dict:
+    """A small store in scTab's layout; returns the dense X per split for comparison."""
+    rng = np.random.default_rng(seed)
+    (root / "categorical_lookup").mkdir(parents=True)
+    (root / "cell_type_hierarchy").mkdir()
+    lookups = {
+        "cell_type": TYPES,
+        "cell_type_ontology_term_id": [cl.id_of(t) for t in TYPES],
+        "tech_sample": TECH,
+        "assay_sc": ["10x 3' v3", "10x 5' v1"],
+        "disease": ["normal"],
+        "organ": ["blood", "lung"],
+        "development_stage": ["adult"],
+    }
+    for col, values in lookups.items():
+        pd.DataFrame({"label": values}).to_parquet(root / "categorical_lookup" / f"{col}.parquet")
+    ids = [f"ENSG{i:011d}" for i in range(n_genes)]
+    pd.DataFrame(
+        {"feature_name": [f"G{i}" for i in range(n_genes)]}, index=pd.Index(ids, name="feature_id")
+    ).to_parquet(root / "var.parquet")
+    np.save(root / "class_weights.npy", np.array([0.5, 2.0, 1.0, 1.5], dtype=np.float32))
+    closure = cl.closure([cl.id_of(t) for t in TYPES]).reachability
+    np.save(
+        root / "cell_type_hierarchy" / "child_matrix.npy", closure - np.eye(len(TYPES), dtype=closure.dtype)
+    )
+    np.save(root / "augmentations.npy", rng.normal(size=(5, n_genes)).astype(np.float32))
+    dense = {}
+    start = 0
+    for split in ("train", "val", "test"):
+        (root / split).mkdir()
+        x = np.where(
+            rng.random((rows_per_split, n_genes)) < 0.7, 0, rng.gamma(2, 1, (rows_per_split, n_genes))
+        ).astype(np.float32)
+        dense[split] = x
+        table = pa.table(
+            {
+                "X": pa.array(list(x), type=pa.list_(pa.float32())),
+                "id": pa.array(np.arange(start, start + rows_per_split), pa.int64()),
+                "assay_sc": pa.array(rng.integers(0, 2, rows_per_split), pa.int64()),
+                "tech_sample": pa.array(rng.integers(0, 3, rows_per_split), pa.int64()),
+                "cell_type": pa.array(rng.integers(0, 4, rows_per_split), pa.int64()),
+                "disease": pa.array(np.zeros(rows_per_split, np.int64)),
+                "organ": pa.array(rng.integers(0, 2, rows_per_split), pa.int64()),
+            }
+        )
+        # Two parts per split, as merlin writes them.
+        pq.write_table(table.slice(0, 17), root / split / "part_0.parquet")
+        pq.write_table(table.slice(17), root / split / "part_1.parquet")
+        start += rows_per_split
+    return dense
+
+
+def test_import_keeps_values_labels_and_hierarchy(tmp_path, cl):
+    dense = write_sctab_store(tmp_path / "sctab", cl)
+    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, batch_rows=7)
+    labels = [cl.id_of(t) for t in TYPES]
+    assert meta["labels"] == labels and meta["n_cells"] == {"train": 30, "val": 30, "test": 30}
+    assert meta["child_matrix_vs_ontology_disagreements"] == [] and not meta["child_matrix_has_diagonal"]
+    for split, x in dense.items():
+        data = SplitData.open(tmp_path / "store" / split, 12, labels)
+        np.testing.assert_array_equal(data.x.toarray(), x)  # normalised values pass through unchanged
+        codes = pq.read_table(tmp_path / "sctab" / split).column("cell_type").to_numpy()
+        np.testing.assert_array_equal(data.y, codes)
+    obs = pd.read_parquet(tmp_path / "store" / "train" / "obs.parquet")
+    assert set(obs["dataset_id"]) <= {
+        "0895c838-e550-48a3-a777-dbcd35d30272",
+        "9d8e5dca-03a3-457d-b7fb-844c75735c83",
+    }
+    assert set(obs["donor_id"]) <= {"donor_1", "D2", "P3"}
+    assert set(obs["assay"]) <= {"10x 3' v3", "10x 5' v1"}
+    np.testing.assert_array_equal(np.load(tmp_path / "store" / "class_weights.npy"), [0.5, 2.0, 1.0, 1.5])
+    assert np.load(tmp_path / "store" / "augmentations.npy").shape == (5, 12)
+    assert pd.read_parquet(tmp_path / "store" / "var.parquet")["feature_id"].iloc[0] == "ENSG00000000000"
+    assert read_json(tmp_path / "store" / "meta.json")["x_values"] == "normalised"
+
+
+def test_counts_are_normalised_on_import(tmp_path, cl):
+    dense = write_sctab_store(tmp_path / "sctab", cl)
+    import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, x_values="counts", target_sum=100)
+    x = SplitData.open(tmp_path / "store" / "val", 12).x.toarray()
+    raw = dense["val"]
+    sums = raw.sum(axis=1, keepdims=True)
+    sums[sums == 0] = 1
+    np.testing.assert_allclose(x, np.log1p(raw / sums * 100), rtol=1e-5)
+
+
+def test_disagreeing_child_matrix_is_recorded(tmp_path, cl):
+    write_sctab_store(tmp_path / "sctab", cl)
+    child = np.load(tmp_path / "sctab" / "cell_type_hierarchy" / "child_matrix.npy")
+    child[0, 3] = 1  # claims NK cells are B cells
+    np.save(tmp_path / "sctab" / "cell_type_hierarchy" / "child_matrix.npy", child)
+    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl)
+    assert meta["child_matrix_vs_ontology_disagreements"] == [
+        {
+            "ancestor": cl.id_of("B cell"),
+            "descendant": cl.id_of("natural killer cell"),
+            "sctab": True,
+            "ontology": False,
+        }
+    ]
+
+
+def test_missing_pieces_are_named(tmp_path, cl):
+    write_sctab_store(tmp_path / "sctab", cl)
+    (tmp_path / "sctab" / "class_weights.npy").unlink()
+    with pytest.raises(ScTabStoreError, match="class_weights.npy"):
+        import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl)
+    assert not (tmp_path / "store").exists()
+
+
+def test_sctab_source_replaces_selection_in_the_workflow(tmp_path, cl):
+    """With training_store.source sctab, one import rule stands in for select_cells and build_store."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).parents[1]
+    config = yaml.safe_load((root / "tests" / "data" / "tiny_config.yaml").read_text())
+    write_sctab_store(tmp_path / "sctab", cl)
+    config["training_store"] = {"source": "sctab", "sctab_path": str(tmp_path / "sctab")}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    dry = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(root / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--cores",
+            "1",
+            "--dry-run",
+            "--quiet",
+            "rules",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    assert "import_sctab_store" in out
+    assert "select_cells" not in out and "build_store" not in out
+    assert "build_ood" in out  # the OOD set still comes from the census releases

@@ -1,0 +1,112 @@
+"""hcebench.data.store: normalisation by hand, the write/read round trip, shuffled and prefetched batches."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hcebench.data.store import SplitData, SplitWriter, normalise
+
+
+def test_normalise_by_hand():
+    counts = sp.csr_matrix(np.array([[1, 3, 0], [0, 0, 0], [2, 0, 2]], dtype=np.float32))
+    x = normalise(counts, 100).toarray()
+    np.testing.assert_allclose(x[0], np.log1p([25, 75, 0]), rtol=1e-6)
+    np.testing.assert_allclose(x[1], 0)  # an empty cell stays empty (row sum 0 treated as 1)
+    np.testing.assert_allclose(x[2], np.log1p([50, 0, 50]), rtol=1e-6)
+    assert x.dtype == np.float32
+
+
+def test_split_writer_roundtrip_in_chunks(tmp_path):
+    rng = np.random.default_rng(0)
+    dense = rng.poisson(0.3, (57, 11)).astype(np.float32)
+    writer = SplitWriter(tmp_path / "s", 11)
+    for start in range(0, 57, 20):  # uneven chunks
+        rows = slice(start, min(start + 20, 57))
+        writer.append(sp.csr_matrix(dense[rows]), pd.DataFrame({"label": ["a"] * len(dense[rows])}))
+    assert writer.close() == 57
+    data = SplitData.open(tmp_path / "s", 11, labels=["a"])
+    np.testing.assert_array_equal(data.x.toarray(), dense)
+    assert (data.y == 0).all()
+    batches = list(data.batches(16, rng=np.random.default_rng(1)))
+    assert sum(len(y) for _, y in batches) == 57
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate([b.sum(1) for b, _ in batches])), np.sort(dense.sum(1))
+    )
+
+
+def _random_split(tmp_path, n=103, genes=9, seed=0):
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random((n, genes)) < 0.6, 0, rng.random((n, genes))).astype(np.float32)
+    writer = SplitWriter(tmp_path / "s", genes)
+    for start in range(0, n, 25):
+        chunk = dense[start : start + 25]
+        writer.append(
+            sp.csr_matrix(chunk),
+            pd.DataFrame({"label": ["a"] * len(chunk), "row": np.arange(start, start + len(chunk))}),
+        )
+    writer.close()
+    return dense, SplitData.open(tmp_path / "s", genes, labels=["a"])
+
+
+def test_sparse_rows_match_the_matrix(tmp_path):
+    dense, data = _random_split(tmp_path)
+    rows = np.array([0, 3, 4, 50, 102])
+    batch = data.sparse_rows(rows)
+    np.testing.assert_array_equal(batch.to_numpy(), dense[rows])
+    np.testing.assert_array_equal(batch.to_dense().numpy(), dense[rows])
+    np.testing.assert_array_equal(data.dense_rows(rows[::-1]), dense[rows[::-1]])  # any order works
+    assert data.obs["row"].tolist() == list(range(103))  # obs streamed chunk by chunk, in order
+
+
+@pytest.mark.parametrize("block_rows", [1, 8, 200])
+def test_shuffled_batches_cover_every_row_once_and_are_reproducible(tmp_path, block_rows):
+    dense, data = _random_split(tmp_path)
+    order = data.batch_order(16, np.random.default_rng(5), block_rows)
+    rows = np.concatenate(order)
+    assert sorted(rows.tolist()) == list(range(103))
+    assert all((np.diff(b) > 0).all() for b in order)  # sorted within a batch: sequential reads
+    again = data.batch_order(16, np.random.default_rng(5), block_rows)
+    assert all(np.array_equal(a, b) for a, b in zip(order, again, strict=True))
+    seen = np.concatenate(
+        [b.to_numpy() for b in data.sparse_batches(16, rng=np.random.default_rng(5), block_rows=block_rows)]
+    )
+    np.testing.assert_array_equal(seen, dense[rows])
+
+
+@pytest.mark.parametrize("block_rows", [1, 8])  # gathers and run copies
+def test_reused_buffers_give_the_same_batches_and_are_recycled(tmp_path, block_rows):
+    dense, data = _random_split(tmp_path)
+    order = data.batch_order(10, np.random.default_rng(1), block_rows)
+    for prefetch in (0, 2):
+        batches = data.read_batches(order, prefetch=prefetch, reuse_buffers=True)
+        held = []
+        for rows, batch in zip(order, batches, strict=True):
+            np.testing.assert_array_equal(
+                batch.to_numpy(), dense[rows]
+            )  # valid while it is the current batch
+            held.append(batch.values)
+        ring = prefetch + 2 if prefetch else 1
+        # The ring hands the same memory out again every `ring` batches, and never to neighbours.
+        assert np.shares_memory(held[0], held[ring])
+        assert ring == 1 or not np.shares_memory(held[0], held[1])
+
+
+def test_unshuffled_batches_are_in_order_and_prefetch_is_transparent(tmp_path):
+    dense, data = _random_split(tmp_path)
+    for prefetch in (0, 3):
+        got = np.concatenate([x for x, _ in data.batches(10, prefetch=prefetch)])
+        np.testing.assert_array_equal(got, dense)
+
+
+def test_prefetch_passes_errors_to_the_consumer():
+    from hcebench.data.store import prefetched
+
+    def items():
+        yield 1
+        raise RuntimeError("disk gone")
+
+    out = []
+    with pytest.raises(RuntimeError, match="disk gone"):
+        for item in prefetched(items(), 2):
+            out.append(item)
+    assert out == [1]

@@ -1,0 +1,58 @@
+"""hcebench.report.analysis: the prediction-level analyses of the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from dag_fixtures import D, E, five_node_dag
+from hcebench.report.analysis import analyse_predictions
+
+
+# -- the prediction analyses end to end on a tiny predictions set ----------------------------------------
+def test_analyse_predictions_with_and_without_probs(tmp_path):
+    h = five_node_dag()
+    rows = pd.DataFrame(
+        {
+            "cell_id": np.arange(4),
+            "dataset_id": ["d1", "d1", "d2", "d2"],
+            "true_label": ["D", "B", "E", "C"],
+            "pred_label": ["D", "E", "D", "E"],
+        }
+    )
+    probs = np.full((4, 5), 0.05)
+    probs[np.arange(4), [D, E, D, E]] = 0.8
+    with_p = rows.assign(probs=list(probs))
+    runs = []
+    for loss, frame in (("ce", rows), ("hce", with_p)):
+        path = tmp_path / f"{loss}.parquet"
+        frame.to_parquet(path)
+        runs.append({"architecture": "lin", "loss": loss, "seed": 0, "split": "ood", "path": path})
+    novel = pd.DataFrame(
+        {"cell_id": [7, 8], "dataset_id": "d3", "true_label": ["B", "B"], "pred_label": ["D", "C"]}
+    )
+    novel.to_parquet(tmp_path / "novel.parquet")
+    runs.append(
+        {
+            "architecture": "lin",
+            "loss": "hce",
+            "seed": 0,
+            "split": "ood_novel",
+            "path": tmp_path / "novel.parquet",
+        }
+    )
+    novel_obs = pd.DataFrame(
+        {"soma_joinid": [7, 8], "novel_label": ["X", "X"], "novel_label_name": ["new", "new"]}
+    )
+    res = analyse_predictions(runs, h, novel_obs=novel_obs, n_boot=50)
+    assert res.missing_probs == [str(tmp_path / "ce.parquet")]
+    hier = res.hierarchical.set_index(["loss", "metric"])
+    # cells: D→D overlap 3 |P| 3 |T| 3; B→E 2,4,2; E→D 2,3,4; C→E 2,4,2  => hP 9/14, hR 9/11
+    assert hier.loc[("ce", "hP"), "value"] == pytest.approx(9 / 14)
+    assert hier.loc[("ce", "hR"), "value"] == pytest.approx(9 / 11)
+    assert hier.loc[("ce", "mean_error_distance"), "value"] == pytest.approx(2.0)  # E→D: E-B-D
+    assert set(res.calibration["loss"]) == {"hce"} and set(res.backoff["loss"]) == {"hce"}
+    allrow = res.novel[res.novel["novel_label"] == "all"].iloc[0]
+    assert allrow["n_cells"] == 2 and allrow["accuracy_at_ancestor"] == pytest.approx(
+        0.5
+    )  # D is a B, C is not

@@ -1,0 +1,272 @@
+"""hcebench.training.loop: the training loop learns, is reproducible, stops early, resumes bit for bit after
+a signal or a kill, augments, and honours per-architecture overrides."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hcebench.io import read_json
+from hcebench.training.loop import EXIT_INTERRUPTED, TrainSettings, train
+from store_fixtures import write_toy_store
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return write_toy_store(tmp_path_factory.mktemp("toy"))
+
+
+ENTRIES = {
+    "linear": {"lr": 0.01, "weight_decay": 0.0},
+    "mlp": {"lr": 0.005, "weight_decay": 0.0, "n_layers": 2, "hidden": 32, "dropout": 0.0},
+}
+
+
+@pytest.mark.parametrize("arch", ["linear", "mlp"])
+@pytest.mark.parametrize("loss", ["ce", "hce"])
+def test_training_learns_separable_labels(toy, tmp_path, arch, loss):
+    store, hierarchy = toy
+    settings = TrainSettings(loss=loss, seed=0, batch_size=128, max_epochs=15, patience=15, device="cpu")
+    summary = train(store, hierarchy, arch, ENTRIES[arch], settings, tmp_path)
+    # Labels are separable by their gene blocks, so a trained model must be near perfect.
+    assert summary["best_val_macro_f1"] > 0.8
+    history = pd.read_csv(tmp_path / "history.tsv", sep="\t")
+    assert len(history) == summary["epochs_run"] and history["lr"].is_monotonic_decreasing
+    assert read_json(tmp_path / "train.json")["reachability_hash"] == summary["reachability_hash"]
+
+
+def test_same_seed_same_weights(toy, tmp_path):
+    store, hierarchy = toy
+    settings = TrainSettings(loss="hce", seed=3, batch_size=64, max_epochs=2, patience=5, device="cpu")
+    train(store, hierarchy, "mlp", ENTRIES["mlp"], settings, tmp_path / "a")
+    train(store, hierarchy, "mlp", ENTRIES["mlp"], settings, tmp_path / "b")
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_stops(toy, tmp_path):
+    store, hierarchy = toy
+    # lr 0: nothing improves after the first epoch, so training stops after `patience` more epochs.
+    settings = TrainSettings(loss="ce", seed=0, batch_size=128, max_epochs=20, patience=2, device="cpu")
+    summary = train(store, hierarchy, "linear", {"lr": 1e-12, "weight_decay": 0.0}, settings, tmp_path)
+    assert summary["epochs_run"] == 3 and summary["best_epoch"] == 0
+
+
+MORE = {
+    "tabnet": {
+        "lr": 0.02,
+        "weight_decay": 0.0,
+        "n_d": 16,
+        "n_a": 8,
+        "n_shared": 1,
+        "n_independent": 1,
+        "virtual_batch_size": 64,
+    },
+    "transformer": {
+        "lr": 0.01,
+        "weight_decay": 0.0,
+        "top_k": 16,
+        "d_model": 32,
+        "n_heads": 2,
+        "n_layers": 1,
+        "dropout": 0.0,
+    },
+}
+
+
+@pytest.mark.parametrize("arch", ["tabnet", "transformer"])
+def test_tabnet_and_transformer_learn(toy, tmp_path, arch):
+    store, hierarchy = toy
+    settings = TrainSettings(loss="hce", seed=0, batch_size=128, max_epochs=12, patience=12, device="cpu")
+    summary = train(store, hierarchy, arch, MORE[arch], settings, tmp_path)
+    assert summary["best_val_macro_f1"] > 0.8
+    assert not (tmp_path / "checkpoint.pt").exists()  # removed once the outputs are written
+
+
+def test_architecture_training_overrides(toy, tmp_path):
+    store, hierarchy = toy
+    entry = {**ENTRIES["linear"], "training": {"max_epochs": 2, "batch_size": 300}}
+    settings = TrainSettings.from_config({"max_epochs": 9, "batch_size": 64}, "ce", 0, entry=entry)
+    assert (settings.max_epochs, settings.batch_size, settings.patience) == (2, 300, 10)
+    summary = train(store, hierarchy, "linear", entry, settings, tmp_path)
+    assert summary["epochs_run"] == 2
+
+
+def _signal_at_step(monkeypatch, step: int, signum=signal.SIGUSR1):
+    """Make the process signal itself while the ``step``-th forward pass (training or validation) runs."""
+    import hcebench.models.device as device_module
+    import hcebench.training.loop as train_module
+
+    calls = {"n": 0}
+    real = device_module.autocast
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == step:
+            os.kill(os.getpid(), signum)
+        return real(*args, **kwargs)
+
+    # Training steps run in the loop's module, validation passes in predict_logits's.
+    monkeypatch.setattr(train_module, "autocast", counting)
+    monkeypatch.setattr(device_module, "autocast", counting)
+
+
+def _bank(store, n: int = 6, seed: int = 0) -> np.ndarray:
+    n_genes = read_json(store / "meta.json")["n_genes"]
+    return np.random.default_rng(seed).normal(0, 0.8, (n, n_genes)).astype(np.float32)
+
+
+# 5 minibatches and 2 validation batches per epoch: mid-epoch (3, 9), in the epoch's last minibatch (5: none
+# left, so it checkpoints after validation) and during validation (6); with augmentation, whose random draws
+# must resume where they stopped too.
+@pytest.mark.parametrize(("step", "augmenting"), [(3, False), (5, False), (6, False), (9, False), (3, True)])
+def test_resume_after_signal_finishes_identically(toy, tmp_path, monkeypatch, step, augmenting):
+    store, hierarchy = toy
+    entry = {
+        "lr": 0.005,
+        "weight_decay": 0.01,
+        "n_layers": 2,
+        "hidden": 32,
+        "dropout": 0.3,
+    }  # dropout: torch RNG
+    entry["augment"] = augmenting
+    bank = _bank(store) if augmenting else None
+    settings = TrainSettings(
+        loss="hce", seed=7, batch_size=128, max_epochs=4, patience=4, device="cpu", shuffle_block_rows=4
+    )
+    train(store, hierarchy, "mlp", entry, settings, tmp_path / "straight", bank=bank)
+
+    with monkeypatch.context() as m:
+        _signal_at_step(m, step)
+        with pytest.raises(SystemExit) as stopped:
+            train(store, hierarchy, "mlp", entry, settings, tmp_path / "cut", bank=bank)
+    assert stopped.value.code == EXIT_INTERRUPTED
+    assert (tmp_path / "cut" / "checkpoint.pt").exists() and not (tmp_path / "cut" / "model.pt").exists()
+    train(store, hierarchy, "mlp", entry, settings, tmp_path / "cut", bank=bank)
+
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=False)
+    assert a["best_epoch"] == b["best_epoch"]
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    ha, hb = (
+        pd.read_csv(tmp_path / d / "history.tsv", sep="\t").drop(columns="seconds")
+        for d in ("straight", "cut")
+    )
+    pd.testing.assert_frame_equal(ha, hb)
+
+
+def test_augmentation_changes_training_and_needs_a_matching_bank(toy, tmp_path, monkeypatch):
+    store, hierarchy = toy
+    settings = TrainSettings(loss="hce", seed=2, batch_size=128, max_epochs=2, patience=2, device="cpu")
+    plain = train(store, hierarchy, "mlp", ENTRIES["mlp"], settings, tmp_path / "plain")
+    assert plain["augment"] is False and plain["augmentation_vectors"] == 0
+
+    import hcebench.training.loop as train_module
+
+    seen = []
+    real = train_module.augment
+
+    def spy(x, bank, generator):
+        out = real(x, bank, generator)
+        seen.append(((out - x).abs().sum().item(), out.min().item(), out.max().item()))
+        return out
+
+    monkeypatch.setattr(train_module, "augment", spy)
+    entry = {**ENTRIES["mlp"], "augment": True}
+    summary = train(store, hierarchy, "mlp", entry, settings, tmp_path / "aug", bank=_bank(store))
+    assert summary["augment"] is True and summary["augmentation_vectors"] == 6
+    assert len(seen) == 2 * 5  # every training minibatch of both epochs, none of the validation ones
+    assert all(shift > 0 and lo >= 0 and hi <= 9 for shift, lo, hi in seen)
+    a = torch.load(tmp_path / "plain" / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "aug" / "model.pt", weights_only=False)["state_dict"]
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="augment is true but no augmentation bank"):
+        train(store, hierarchy, "mlp", entry, settings, tmp_path / "nobank")
+    with pytest.raises(ValueError, match="augmentation bank has shape"):
+        train(
+            store, hierarchy, "mlp", entry, settings, tmp_path / "badbank", bank=np.zeros((3, 7), np.float32)
+        )
+
+
+def test_shuffle_block_rows_reaches_the_loader(toy, tmp_path, monkeypatch):
+    from hcebench.data.store import SplitData
+
+    store, hierarchy = toy
+    blocks = []
+    real = SplitData.batch_order
+
+    def spy(self, batch_size, rng, block_rows=1):
+        if rng is not None:  # the training split's shuffle (validation reads in order)
+            blocks.append((batch_size, block_rows))
+        return real(self, batch_size, rng, block_rows)
+
+    monkeypatch.setattr(SplitData, "batch_order", spy)
+    settings = TrainSettings.from_config(
+        {
+            "batch_size": 100,
+            "max_epochs": 2,
+            "patience": 2,
+            "device": "cpu",
+            "shuffle_block_rows": 16,
+            "prefetch": 0,
+        },
+        "ce",
+        0,
+    )
+    summary = train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path)
+    assert summary["epochs_run"] == 2 and blocks == [(100, 16), (100, 16)]
+    assert "prefetch" not in settings.fingerprint() and settings.fingerprint()["shuffle_block_rows"] == 16
+
+
+def test_changed_settings_ignore_a_stale_checkpoint(toy, tmp_path, monkeypatch):
+    store, hierarchy = toy
+    settings = TrainSettings(loss="ce", seed=0, batch_size=128, max_epochs=3, patience=3, device="cpu")
+    with monkeypatch.context() as m:
+        _signal_at_step(m, 2)
+        with pytest.raises(SystemExit):
+            train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path)
+    other = {**ENTRIES["linear"], "lr": 0.02}
+    summary = train(store, hierarchy, "linear", other, settings, tmp_path)
+    assert summary["epochs_run"] == 3 and not (tmp_path / "checkpoint.pt").exists()
+
+
+KILLED_RUN = """
+import sys
+from hcebench.training.loop import EXIT_INTERRUPTED, TrainSettings, train
+import logging
+logging.basicConfig(level=logging.INFO)
+settings = TrainSettings(loss="hce", seed=1, batch_size=64, max_epochs=int(sys.argv[3]), patience=1000, device="cpu")
+train(sys.argv[1], sys.argv[2], "mlp", {"lr": 0.005, "weight_decay": 0.0, "n_layers": 2, "hidden": 32}, settings,
+      sys.argv[4])
+"""
+
+
+def test_killed_training_job_resumes_from_its_checkpoint(toy, tmp_path):
+    store, hierarchy = toy
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", KILLED_RUN, str(store), str(hierarchy), "20", str(out)]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists():  # the first epoch's checkpoint
+        assert job.poll() is None, job.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.02)
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == EXIT_INTERRUPTED, err[-3000:]
+    assert "checkpoint" in err and not (out / "model.pt").exists()
+    epochs_done = len(pd.read_csv(out / "history.tsv", sep="\t"))
+    assert 1 <= epochs_done < 20
+
+    restarted = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert "resumed from" in restarted.stderr
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    assert history["epoch"].tolist() == list(range(20))
+    assert (out / "model.pt").exists() and not (out / "checkpoint.pt").exists()

@@ -1,0 +1,107 @@
+"""The SLURM profile resolves the tiny workflow: GPU jobs ask for GPUs and are requeueable, CPU jobs stay off GPUs.
+
+A dry run plans every job's resources without submitting anything, so this needs no SLURM installation
+(the real cluster run is .ci/slurm_cluster.sh).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[1]
+TINY = ROOT / "tests" / "data" / "tiny_config.yaml"
+GPU_RULES = {"train", "predict"}
+
+
+def dry_run(workdir: Path, *args: str, env: dict | None = None) -> str:
+    # From the repository root, as a user types it: `--profile slurm` is looked up in the current directory.
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "slurm",
+        "--snakefile",
+        "Snakefile",
+        "--directory",
+        str(workdir),
+        "--dry-run",
+        *args,
+    ]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    return out
+
+
+def planned_jobs(out: str) -> list[tuple[str, dict]]:
+    """(rule, resources) of every job in a dry run's listing."""
+    jobs, rule = [], None
+    for line in out.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):$", line):
+            rule = m.group(1)
+        elif rule and (m := re.match(r"^\s+resources: (.*)$", line)):
+            pairs = re.findall(r"(\w+)=(.*?)(?=, \w+=|$)", m.group(1))
+            jobs.append((rule, dict(pairs)))
+            rule = None
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def tiny_workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("profile")
+    (workdir / "config.yaml").write_text(TINY.read_text())
+    return workdir
+
+
+def test_slurm_profile_is_found_from_the_repository_root():
+    profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert profile["retries"] >= 1 and profile["latency-wait"] >= 10 and profile["jobs"] >= 1
+    assert "--requeue" in profile["set-resources"]["train"]["slurm_extra"]
+    # profiles/default/ would be loaded on every run: it must never switch the executor.
+    default = ROOT / "profiles" / "default" / "config.yaml"
+    assert not default.exists() or "executor" not in (yaml.safe_load(default.read_text()) or {})
+
+
+def test_gpu_jobs_ask_for_gpus_and_cpu_jobs_do_not(tiny_workdir):
+    jobs = planned_jobs(dry_run(tiny_workdir))
+    rules = [rule for rule, _ in jobs]
+    assert rules.count("train") == 8 and rules.count("predict") == 8, rules  # one predict job per model
+    config = yaml.safe_load(TINY.read_text())["resources"]
+    for rule, res in jobs:
+        if rule in GPU_RULES:
+            assert res.get("gpu") == str(config[rule]["gpu"]) == "1", (rule, res)
+            assert res["mem_mb"] == str(config[rule]["mem_mb"]) and res["runtime"] == str(
+                config[rule]["runtime"]
+            )
+            assert "--requeue" in res.get("slurm_extra", ""), (rule, res)
+        elif rule != "all":
+            assert "gpu" not in res and "gres" not in res, (rule, res)
+            assert int(res["mem_mb"]) > 0 and int(res["runtime"]) > 0, (rule, res)
+    # Training is told before its time limit, so it can checkpoint and be resumed.
+    train = next(res for rule, res in jobs if rule == "train")
+    assert re.search(r"--signal=TERM@\d+", train["slurm_extra"]), train
+
+
+def test_profile_resolves_without_slurm_installed(tiny_workdir, tmp_path):
+    # Only the venv and `which` on PATH: no sinfo, sacct or sbatch, as on the machine that runs the unit tests.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "which").symlink_to(shutil.which("which"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{tools}"}
+    jobs = planned_jobs(dry_run(tiny_workdir, env=env))
+    assert any(rule == "train" and res.get("gpu") == "1" for rule, res in jobs)
+
+
+def test_paper_config_asks_for_gpus_on_the_cluster(tmp_path):
+    out = dry_run(tmp_path, "--configfile", str(ROOT / "config" / "paper.yaml"))
+    jobs = planned_jobs(out)
+    train = [res for rule, res in jobs if rule == "train"]
+    assert len(train) == 3 * 2 * 4 and all(res.get("gpu") == "1" for res in train)  # linear, MLP, TabNet

@@ -1,0 +1,246 @@
+"""Reading a census, real or local: the only module that touches SOMA.
+
+A *census source* is a small dict taken from the config:
+
+    {"uri": "results/demo/census/2023-05-15"}   a local (or s3://) SOMA collection in the Census layout
+    {"census_version": "2023-05-15"}            a public CELLxGENE Census release
+
+Both open through ``cellxgene_census.open_soma``, so the simulated census and the real one take the
+same code path from here on. Everything returned is plain pandas / numpy / scipy: dictionary-encoded
+(categorical) columns, which the real Census uses for its string columns, come back as ``str``
+objects, so downstream code never depends on how a release chose to encode a column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from hcebench.errors import CensusError
+
+CensusSource = dict  # {"uri": "<local path or s3:// URI>"} or {"census_version": "2023-05-15"}
+
+SOURCE_KEYS = ("uri", "census_version")
+VAR_COLUMNS = ["soma_joinid", "feature_id", "feature_name", "feature_length"]
+_RELEASE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+# -- opening ---------------------------------------------------------------------------------------
+def _check_source(source: Any) -> tuple[str, str]:
+    """Validate a source dict and return (key, value) for its single locator."""
+    if not isinstance(source, dict):
+        raise CensusError(
+            f"census source must be a mapping with exactly one of {SOURCE_KEYS}, got {type(source).__name__} "
+            f"{source!r}; write e.g. {{uri: path/to/census}} or {{census_version: '2023-05-15'}}"
+        )
+    unknown = sorted(set(source) - set(SOURCE_KEYS))
+    if unknown:
+        raise CensusError(
+            f"census source {source!r} has unknown key(s) {unknown}; allowed keys are {list(SOURCE_KEYS)} "
+            "(exactly one of them)"
+        )
+    given = [k for k in SOURCE_KEYS if source.get(k) not in (None, "")]
+    if len(given) != 1:
+        what = "neither" if not given else "both"
+        raise CensusError(
+            f"census source {source!r} sets {what} of 'uri' and 'census_version'; set exactly one: "
+            "'uri' for a local SOMA census (e.g. the simulated one), 'census_version' for a public release"
+        )
+    key = given[0]
+    value = source[key]
+    if not isinstance(value, str):
+        raise CensusError(f"census source key {key!r} must be a string, got {type(value).__name__} {value!r}")
+    return key, value
+
+
+@contextmanager
+def open_census(source: CensusSource) -> Iterator[Any]:
+    """Open a census read-only for the duration of a ``with`` block, and close it afterwards.
+
+    ``source`` holds exactly one of ``uri`` (opened with ``cellxgene_census.open_soma(uri=...)``) or
+    ``census_version`` (``open_soma(census_version=...)``, which needs network access). A local ``uri``
+    must be a directory holding ``census_info`` and ``census_data``; a URI with a scheme (``s3://``)
+    is passed through unchecked.
+    """
+    key, value = _check_source(source)
+    import cellxgene_census
+
+    if key == "uri":
+        if "://" not in value:
+            path = Path(value)
+            if not path.is_dir():
+                raise CensusError(
+                    f"census source uri {value!r} does not exist; build the simulated census first "
+                    "(the simulate rule, or hcebench.data.simulate.simulate_census) or point 'uri' at a SOMA census directory"
+                )
+            missing = [p for p in ("census_info", "census_data") if not (path / p).exists()]
+            if missing:
+                raise CensusError(
+                    f"census source uri {value!r} is not a census: it lacks {missing}. Point 'uri' at one "
+                    "release directory (e.g. .../2023-05-15), not at the folder that holds several"
+                )
+        census = cellxgene_census.open_soma(uri=value)
+    else:
+        census = cellxgene_census.open_soma(census_version=value)
+    try:
+        yield census
+    finally:
+        census.close()
+
+
+def census_release(source: CensusSource, census: Any) -> str:
+    """The release a result was computed on, e.g. ``"2023-05-15"``.
+
+    ``source["census_version"]`` when it is a dated release; otherwise (a local ``uri``, or an alias such
+    as ``"stable"`` whose meaning moves over time) the ``census_build_date`` of ``census_info/summary``.
+    """
+    key, value = _check_source(source)
+    if key == "census_version" and _RELEASE_DATE.fullmatch(value):
+        return value
+    summary = read_summary(census)
+    try:
+        return summary["census_build_date"]
+    except KeyError:
+        raise CensusError(
+            f"census {value!r} has no 'census_build_date' in census_info/summary (labels: {sorted(summary)}); "
+            "is it a Census-layout SOMA collection?"
+        ) from None
+
+
+# -- tables ----------------------------------------------------------------------------------------
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    """Turn categorical (dictionary-encoded) columns into plain object columns of ``str``."""
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.CategoricalDtype):
+            df[col] = df[col].astype(object)
+    return df
+
+
+def _experiment(census: Any, organism: str) -> Any:
+    data = census["census_data"]
+    if organism not in data:
+        raise CensusError(
+            f"census has no organism {organism!r} under census_data (has: {sorted(data.keys())}); "
+            "check the organism setting"
+        )
+    return data[organism]
+
+
+def read_summary(census: Any) -> dict[str, str]:
+    """``census_info/summary`` as ``{label: value}``, values as strings (the table stores them so)."""
+    df = census["census_info"]["summary"].read().concat().to_pandas()
+    return {str(k): str(v) for k, v in zip(df["label"], df["value"], strict=True)}
+
+
+def read_datasets(census: Any) -> pd.DataFrame:
+    """``census_info/datasets``, one row per dataset, string columns as ``str`` objects."""
+    return _plain(census["census_info"]["datasets"].read().concat().to_pandas())
+
+
+def read_var(census: Any, organism: str = "homo_sapiens", measurement: str = "RNA") -> pd.DataFrame:
+    """Genes of a measurement: ``soma_joinid, feature_id, feature_name, feature_length``, in joinid order."""
+    exp = _experiment(census, organism)
+    var = exp.ms[measurement].var.read(column_names=VAR_COLUMNS).concat().to_pandas()
+    return _plain(var).sort_values("soma_joinid", ignore_index=True)
+
+
+def read_obs(
+    census: Any,
+    value_filter: str | None,
+    column_names: list[str] | None = None,
+    organism: str = "homo_sapiens",
+) -> pd.DataFrame:
+    """Cells of ``census_data/<organism>/obs`` matching ``value_filter`` (SOMA filter syntax, or None for all).
+
+    ``column_names=None`` reads every column; a list reads those plus ``soma_joinid``, which is always
+    the first column. Rows come in joinid order. Categorical columns are converted to ``str`` objects.
+    """
+    cols = None
+    if column_names is not None:
+        cols = ["soma_joinid"] + [c for c in column_names if c != "soma_joinid"]
+    obs = _experiment(census, organism).obs
+    if cols is not None:
+        unknown = [c for c in cols if c not in obs.schema.names]
+        if unknown:
+            raise CensusError(f"obs has no column(s) {unknown}; available: {obs.schema.names}")
+    df = obs.read(value_filter=value_filter, column_names=cols).concat().to_pandas()
+    df = _plain(df)
+    if cols is None:
+        cols = ["soma_joinid"] + [c for c in df.columns if c != "soma_joinid"]
+    return df[cols].sort_values("soma_joinid", ignore_index=True)
+
+
+# -- counts ----------------------------------------------------------------------------------------
+def iter_counts(
+    census: Any,
+    obs_joinids: np.ndarray,
+    var_joinids: np.ndarray,
+    chunk_size: int,
+    organism: str = "homo_sapiens",
+    layer: str = "raw",
+) -> Iterator[tuple[np.ndarray, sp.csr_matrix]]:
+    """Stream the counts of ``obs_joinids`` × ``var_joinids`` in row chunks of at most ``chunk_size`` cells.
+
+    Yields ``(ids, X)``: ``ids`` is the next slice of ``obs_joinids`` (int64, in the caller's order) and
+    ``X`` a float32 CSR matrix of shape ``(len(ids), len(var_joinids))`` whose row ``i`` is cell ``ids[i]``
+    and column ``j`` gene ``var_joinids[j]``. Entries absent from the census are zeros. Repeated obs
+    joinids give repeated rows; var joinids must be unique. Memory is bounded by one chunk.
+
+    Chunks of nearby joinids read fastest (a Census stores each dataset's cells contiguously): pass
+    cells in joinid order and shuffle afterwards rather than reading a shuffled order.
+    """
+    import tiledbsoma
+
+    obs_ids = np.asarray(obs_joinids, dtype=np.int64).ravel()
+    var_ids = np.asarray(var_joinids, dtype=np.int64).ravel()
+    if chunk_size < 1:
+        raise CensusError(f"chunk_size must be a positive number of cells, got {chunk_size}")
+    if len(np.unique(var_ids)) != len(var_ids):
+        raise CensusError("var_joinids contains repeated genes; pass each gene joinid once")
+    if (obs_ids < 0).any() or (var_ids < 0).any():
+        raise CensusError("joinids must be non-negative; drop missing genes (-1) and zero-fill after reading")
+    exp = _experiment(census, organism)
+    X = exp.ms["RNA"].X
+    if layer not in X:
+        raise CensusError(f"census has no X layer {layer!r} (has: {sorted(X.keys())})")
+    n_obs_total, n_var_total = X[layer].shape
+    if len(var_ids) and var_ids.max() >= n_var_total:
+        raise CensusError(f"var joinid {var_ids.max()} is out of range: the census has {n_var_total} genes")
+
+    # TileDB reads sorted coordinates fastest; we query sorted ids and map back to the caller's order.
+    var_sorted = np.sort(var_ids)
+    # Gene joinids are few (tens of thousands): a lookup table maps them to output columns fastest.
+    col_of = np.full(n_var_total, -1, dtype=np.int32)
+    col_of[var_ids] = np.arange(len(var_ids), dtype=np.int32)
+    n_var = len(var_ids)
+    for start in range(0, len(obs_ids), chunk_size):
+        ids = obs_ids[start : start + chunk_size].copy()
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        if uniq[-1] >= n_obs_total:
+            raise CensusError(f"obs joinid {uniq[-1]} is out of range: the census has {n_obs_total} cells")
+        rows, cols, vals = [], [], []
+        if n_var:
+            # A point read of X by joinid: what an axis_query with coordinates on both axes does, minus
+            # its obs/var dataframe look-ups (half the time on the demo census).
+            for tbl in X[layer].read(coords=(uniq, var_sorted)).tables():
+                rows.append(tbl["soma_dim_0"].to_numpy())
+                cols.append(tbl["soma_dim_1"].to_numpy())
+                vals.append(tbl["soma_data"].to_numpy())
+        if rows:
+            r = tiledbsoma.IntIndexer(uniq).get_indexer(np.concatenate(rows))
+            c = np.take(col_of, np.concatenate(cols))
+            v = np.concatenate(vals).astype(np.float32, copy=False)
+        else:
+            r = c = np.zeros(0, dtype=np.int64)
+            v = np.zeros(0, dtype=np.float32)
+        m = sp.csr_matrix((v, (r, c)), shape=(len(uniq), n_var), dtype=np.float32)
+        if len(uniq) != len(ids) or not np.array_equal(uniq, ids):
+            m = m[inverse]
+        yield ids, m

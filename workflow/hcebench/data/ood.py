@@ -1,0 +1,190 @@
+"""The out-of-distribution set: studies a newer census release adds, read like the training data.
+
+OOD datasets are those in the newer release's ``census_info/datasets`` whose ``dataset_id`` the training
+release lacks. Their cells pass the same primary-data and assay filters; cells whose label is in the
+training label set form the ``ood`` split; the rest are counted per label in ``meta.json`` (``unseen_labels``)
+and, when a Cell Ontology is given, written as a second split, ``ood_novel``: each such cell is relabelled with
+its *nearest trained ancestor*, the deepest training label that is an is_a ancestor of its own label (depth =
+number of is_a ancestors in the full Cell Ontology; ties go to the lower term id), so the hierarchy-corrected
+score of a prediction at that ancestor asks "did the model place the new type in the right branch?". Its own
+label is kept in ``novel_label`` / ``novel_label_name``. Cells whose label has no trained ancestor, or is not a
+term of the ontology release, cannot be scored; they are counted (``novel.n_cells_dropped``) and left out.
+Genes are aligned by ``feature_id`` to the training store's order; genes the newer release does not
+measure stay zero, and their fraction is recorded (``missing_gene_fraction``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hcebench.data.build import write_split, write_split_from_census
+from hcebench.data.census import census_release, open_census, read_datasets, read_obs, read_var
+from hcebench.data.selection import OBS_COLUMNS, obs_value_filter, tech_sample
+from hcebench.data.store import SplitWriter
+from hcebench.io import atomic_path, write_json
+from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
+
+
+def new_datasets(train_datasets: pd.DataFrame, ood_datasets: pd.DataFrame) -> pd.DataFrame:
+    """Datasets of the newer release whose dataset_id the training release does not have."""
+    return ood_datasets[~ood_datasets["dataset_id"].isin(train_datasets["dataset_id"])].reset_index(drop=True)
+
+
+def align_genes(store_genes: pd.Series, ood_var: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, float]:
+    """Map the newer release's var onto the store's gene order.
+
+    Returns (var soma_joinids to read, store column of each, fraction of store genes the release lacks).
+    """
+    position = pd.Series(np.arange(len(store_genes)), index=pd.Index(store_genes.astype(str)))
+    present = ood_var[ood_var["feature_id"].isin(position.index)]
+    columns = position.loc[present["feature_id"]].to_numpy(np.int64)
+    missing = 1.0 - len(present) / len(store_genes)
+    return present["soma_joinid"].to_numpy(np.int64), columns, float(missing)
+
+
+def nearest_trained_ancestors(terms, labels, ontology) -> dict[str, str | None]:
+    """For each term, the deepest of ``labels`` that is a strict is_a ancestor of it (module docstring), or
+    ``None`` when no training label is, or the term is unknown to ``ontology`` (an ``hcebench.hierarchy.ontology.Ontology``)."""
+    label_set = set(labels)
+    out: dict[str, str | None] = {}
+    for term in terms:
+        if term not in ontology.names:
+            out[term] = None
+            continue
+        candidates = sorted(ontology.ancestors(term) & label_set)
+        out[term] = max(
+            candidates, key=lambda t: (len(ontology.ancestors(t)), [-ord(c) for c in t]), default=None
+        )
+    return out
+
+
+def build_ood_set(
+    train_source: dict,
+    ood_source: dict,
+    labels: list[str],
+    store_genes: pd.DataFrame,
+    config: dict,
+    directory: str | os.PathLike,
+    ontology=None,
+) -> dict:
+    """Write the OOD set into ``directory`` atomically and return its metadata: the ``ood`` split (cells with a
+    training label) and, when ``ontology`` (an ``hcebench.hierarchy.ontology.Ontology``) is given, the ``ood_novel`` split
+    (cells of other labels, relabelled with their nearest trained ancestor; module docstring)."""
+    census_cfg, filters = config["census"], config["filters"]
+    organism = census_cfg["organism"]
+    with open_census(train_source) as census:
+        train_datasets = read_datasets(census)
+        train_release = census_release(train_source, census)
+    with open_census(ood_source) as census, atomic_path(directory, is_dir=True) as tmp:
+        added = new_datasets(train_datasets, read_datasets(census))
+        if added.empty:
+            raise ValueError(
+                f"census release {ood_source} adds no dataset to {train_source}: "
+                "census.ood_release must be newer than census.train_release"
+            )
+        obs = read_obs(
+            census, obs_value_filter(filters, added["dataset_id"].tolist()), OBS_COLUMNS, organism=organism
+        )
+        obs["tech_sample"] = tech_sample(obs)
+        obs["label"] = obs["cell_type_ontology_term_id"].astype(str)
+        seen = obs["label"].isin(labels)
+        unseen = obs.loc[~seen].groupby(["label", "cell_type"], observed=True).size()
+        novel = obs.loc[~seen].drop(columns=["is_primary_data"])
+        obs = obs.loc[seen].drop(columns=["is_primary_data"])
+        obs["label_name"] = obs["cell_type"].astype(str)
+        obs["label_index"] = obs["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
+        var_joinids, columns, missing = align_genes(
+            store_genes["feature_id"], read_var(census, organism=organism)
+        )
+        store_genes.to_parquet(tmp / "var.parquet", index=False)
+        n = write_split(
+            ood_source,
+            census,
+            obs,
+            var_joinids,
+            columns,
+            len(store_genes),
+            tmp / OOD_SPLIT,
+            target_sum=config["normalisation"]["target_sum"],
+            chunk_size=census_cfg["chunk_size"],
+            organism=organism,
+            workers=census_cfg.get("build_workers", 1),
+        )
+        novel_meta = None
+        if ontology is not None:
+            novel_meta = _write_novel(
+                census,
+                novel,
+                labels,
+                ontology,
+                var_joinids,
+                columns,
+                len(store_genes),
+                tmp / NOVEL_SPLIT,
+                config,
+            )
+        meta = {
+            "train_release": train_release,
+            "ood_release": census_release(ood_source, census),
+            "n_new_datasets": int(len(added)),
+            "new_dataset_ids": added["dataset_id"].tolist(),
+            "n_datasets_with_cells": int(obs["dataset_id"].nunique()),
+            "n_cells": {
+                OOD_SPLIT: int(n),
+                **({NOVEL_SPLIT: novel_meta["n_cells_scored"]} if novel_meta else {}),
+            },
+            "n_labels_present": int(obs["label"].nunique()),
+            "n_cells_unseen_label": int(unseen.sum()),
+            "unseen_labels": {f"{t} {name}": int(c) for (t, name), c in unseen.items()},
+            "missing_gene_fraction": missing,
+            "n_genes": int(len(store_genes)),
+        }
+        if novel_meta is not None:
+            meta["novel"] = novel_meta
+        write_json(tmp / "meta.json", meta)
+    return meta
+
+
+def _write_novel(
+    census, novel: pd.DataFrame, labels, ontology, var_joinids, columns, n_genes, directory, config
+) -> dict:
+    """Write the ``ood_novel`` split; return its counts (scored, dropped, per novel label)."""
+    ancestor = nearest_trained_ancestors(sorted(novel["label"].unique()), labels, ontology)
+    novel = novel.assign(novel_label=novel["label"], novel_label_name=novel["cell_type"].astype(str))
+    novel["label"] = novel["novel_label"].map(ancestor)
+    scorable = novel["label"].notna()
+    per_label = {
+        f"{t} {name}": {"n_cells": int(c), "nearest_trained_ancestor": ancestor[t] or ""}
+        for (t, name), c in novel.groupby(["novel_label", "novel_label_name"], observed=True).size().items()
+    }
+    kept = novel.loc[scorable].copy()
+    kept["label"] = kept["label"].astype(str)
+    kept["label_name"] = kept["label"].map(ontology.name)
+    kept["label_index"] = kept["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
+    if len(kept):
+        n = write_split_from_census(
+            census,
+            kept,
+            var_joinids,
+            columns,
+            n_genes,
+            directory,
+            target_sum=config["normalisation"]["target_sum"],
+            chunk_size=config["census"]["chunk_size"],
+            organism=config["census"]["organism"],
+        )
+    else:
+        # An empty split keeps the obs columns, so predicting and scoring it yield empty tables, not errors.
+        n = SplitWriter(directory, n_genes).close()
+        kept.to_parquet(Path(directory) / "obs.parquet", index=False)
+    return {
+        "n_cells": int(len(novel)),
+        "n_cells_scored": int(n),
+        "n_cells_dropped": int((~scorable).sum()),
+        "coverage": float(n / len(novel)) if len(novel) else float("nan"),
+        "labels": per_label,
+    }

@@ -1,0 +1,24 @@
+"""The errors a user can fix: each message names the config key, file or term at fault, and the fix.
+
+Every layer raises these rather than a bare ``ValueError``, so a rule log ends in one line that says what to
+change. They live at the root so that any layer may raise them without importing the layer that defines the
+concept (the model registry raises ``ConfigError`` without importing the config loader).
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be run; the message names the key."""
+
+
+class OntologyError(ValueError):
+    """An ontology or label set that cannot be used: the message names the term, file and fix."""
+
+
+class CensusError(ValueError):
+    """A census source or request that cannot be served: the message names the key or file and the fix."""
+
+
+class ScTabStoreError(ValueError):
+    """A scTab store that cannot be imported; the message names the file."""

@@ -1,0 +1,49 @@
+"""Per-cell predictions of a trained checkpoint on any split of a store, as the contract table.
+
+The contract (columns, provenance, reading and writing) is ``hcebench.evaluation.contract``; this module adds the model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from hcebench.data.store import SplitData
+from hcebench.evaluation.contract import contract_table
+from hcebench.models import build_model
+from hcebench.models.device import predict_logits, resolve_device
+
+
+def load_model(checkpoint_path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    model = build_model(ckpt["architecture"], ckpt["entry"], len(ckpt["genes"]), len(ckpt["labels"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), ckpt
+
+
+def predict_split(
+    checkpoint_path: str | os.PathLike,
+    split_dir: str | os.PathLike,
+    label_names: dict[str, str],
+    *,
+    batch_size: int = 4096,
+    device: str = "auto",
+    save_probabilities: bool = True,
+) -> pd.DataFrame:
+    """Predict every cell of ``split_dir`` (a store split) with the checkpoint; return the contract table."""
+    split_dir = Path(split_dir)
+    dev = resolve_device(device)
+    model, ckpt = load_model(checkpoint_path, dev)
+    genes = pd.read_parquet(split_dir.parent / "var.parquet")["feature_id"].tolist()
+    if genes != ckpt["genes"]:
+        raise ValueError(
+            f"{split_dir.parent}/var.parquet lists other genes (or another order) than {checkpoint_path} was "
+            "trained on; rebuild the set from the same training store"
+        )
+    data = SplitData.open(split_dir, len(genes), ckpt["labels"])
+    logits = torch.from_numpy(predict_logits(model, data, batch_size, dev))
+    probs = torch.softmax(logits, dim=1).numpy()
+    return contract_table(data.obs, ckpt["labels"], probs, label_names, save_probabilities)

@@ -1,0 +1,139 @@
+"""CellTypist as an external reference method: trained on the training store, scored through the contract.
+
+CellTypist (Domínguez Conde et al., 2022) is a one-vs-rest logistic regression on log1p expression
+normalised to 10,000 counts per cell — exactly what the store holds, so its training split is handed over
+unchanged (genes by Ensembl id, labels as CL term ids). For millions of cells CellTypist recommends
+stochastic gradient descent on mini-batches and a subsample of the cells; both are settings here
+(``celltypist:`` in the config). It has no hierarchy-aware loss, so it joins the tables as architecture
+``celltypist`` with loss ``ce`` only.
+
+Probabilities: CellTypist scores each type by its own logistic model (``expit`` of a decision score),
+so the scores do not sum to 1. The contract's ``probs`` holds them normalised over the label set, and
+``pred_prob`` the normalised score of the predicted (highest-scoring) type. Labels without training
+cells get probability 0.
+
+Imports only numpy, pandas, anndata and celltypist (no torch), so the rule runs in its own small
+environment (envs/celltypist.yaml).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hcebench.data.store import SplitData
+from hcebench.evaluation.contract import contract_table
+from hcebench.io import read_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CellTypistSettings:
+    seed: int = 0
+    max_cells: int = 500_000  # training cells subsampled, proportionally per label
+    use_SGD: bool = True  # noqa: N815 (celltypist's argument name)
+    mini_batch: bool = True
+    batch_size: int = 1000
+    batch_number: int = 100
+    epochs: int = 10
+    alpha: float = 1e-4
+    feature_selection: bool = False
+
+    @classmethod
+    def from_config(cls, block: dict, seed: int) -> CellTypistSettings:
+        names = {f.name for f in fields(cls)} - {"seed"}
+        return cls(seed=int(seed), **{k: v for k, v in block.items() if k in names})
+
+
+def subsample(y: np.ndarray, max_cells: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row indices of at most ``max_cells`` cells, drawn per label in proportion to its count.
+
+    Every label keeps at least one cell, so no training type disappears from the model.
+    """
+    if len(y) <= max_cells:
+        return np.arange(len(y))
+    fraction = max_cells / len(y)
+    keep = []
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        n = max(1, int(round(len(rows) * fraction)))
+        keep.append(rng.choice(rows, size=min(n, len(rows)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def _anndata(data: SplitData, rows: np.ndarray | None, genes: list[str]):
+    import anndata
+
+    x = data.x if rows is None else data.x[rows]
+    obs = pd.DataFrame(index=data.obs.index.astype(str) if rows is None else data.obs.index[rows].astype(str))
+    return anndata.AnnData(X=x.astype(np.float32), obs=obs, var=pd.DataFrame(index=genes))
+
+
+def train_celltypist(store: str | os.PathLike, settings: CellTypistSettings):
+    """Fit CellTypist on the store's training split; returns the ``celltypist.models.Model``."""
+    import celltypist
+
+    store = Path(store)
+    meta = read_json(store / "meta.json")
+    genes = pd.read_parquet(store / "var.parquet")["feature_id"].astype(str).tolist()
+    train = SplitData.open(store / "train", meta["n_genes"], meta["labels"])
+    rng = np.random.default_rng(settings.seed)
+    rows = subsample(train.y, settings.max_cells, rng)
+    adata = _anndata(train, rows, genes)
+    labels = train.obs["label"].astype(str).to_numpy()[rows]
+    log.info(
+        "CellTypist: %d of %d training cells, %d genes, %d labels",
+        len(rows),
+        len(train),
+        len(genes),
+        len(np.unique(labels)),
+    )
+    # CellTypist shuffles its mini-batches with numpy's global generator; seed it for a reproducible fit.
+    np.random.seed(settings.seed)
+    return celltypist.train(
+        adata,
+        labels=labels,
+        use_SGD=settings.use_SGD,
+        mini_batch=settings.mini_batch,
+        batch_size=settings.batch_size,
+        batch_number=settings.batch_number,
+        epochs=settings.epochs,
+        alpha=settings.alpha,
+        feature_selection=settings.feature_selection,
+        n_jobs=1,
+    )
+
+
+def predict_celltypist(
+    model,
+    split_dir: str | os.PathLike,
+    labels: list[str],
+    label_names: dict[str, str],
+    *,
+    chunk_size: int = 100_000,
+    save_probabilities: bool = True,
+) -> pd.DataFrame:
+    """Annotate every cell of a store split with ``model``; the contract table over ``labels`` (K columns)."""
+    import celltypist
+
+    split_dir = Path(split_dir)
+    genes = pd.read_parquet(split_dir.parent / "var.parquet")["feature_id"].astype(str).tolist()
+    data = SplitData.open(split_dir, len(genes), labels)
+    column = {t: i for i, t in enumerate(labels)}
+    probs = np.zeros((len(data), len(labels)), dtype=np.float64)
+    for start in range(0, len(data), chunk_size):  # bounds the dense matrices CellTypist builds
+        rows = np.arange(start, min(start + chunk_size, len(data)))
+        result = celltypist.annotate(_anndata(data, rows, genes), model=model, mode="best match")
+        scores = result.decision_matrix
+        # CellTypist's probability is expit(score); normalise in log space, where a cell far from every type
+        # (all expit underflowing to 0) still gets a proper distribution.
+        log_p = -np.logaddexp(0.0, -scores.to_numpy(np.float64))
+        log_p -= np.logaddexp.reduce(log_p, axis=1, keepdims=True)
+        probs[rows[:, None], [column[str(t)] for t in scores.columns]] = np.exp(log_p)
+    return contract_table(data.obs, labels, probs, label_names, save_probabilities)

@@ -1,0 +1,478 @@
+"""Train one classifier with CE or HCE: the paper's loop, readable top to bottom.
+
+AdamW, StepLR (× gamma every epoch), gradient clipping, class-balanced loss, and early stopping on the
+validation split's hierarchy-corrected macro F1 (the paper's selection metric). The best epoch's weights
+are kept. The same loop serves every architecture; only the model and its hyperparameters change. A model
+may return ``(logits, aux_loss)``; ``aux_loss`` (e.g. TabNet's mask sparsity) is added to CE and HCE alike.
+
+For real runs on shared machines:
+
+- bf16 autocast of the forward pass on CUDA (``training.bf16``); the losses compute in float32 regardless.
+- A checkpoint, ``<out>/checkpoint.pt``, is written atomically after every epoch: model, optimiser,
+  scheduler, the numpy and torch RNG states, and the loop's ``TrainState`` (history, best weights,
+  early-stopping counter; ``hcebench.training.checkpoints``). A job started again with the same settings
+  resumes from it; one with other settings ignores it.
+- SIGTERM or SIGUSR1 (SLURM preemption, time limit; Snakemake cancelling a job) saves a checkpoint at the
+  current minibatch and exits with status ``EXIT_INTERRUPTED``, so the scheduler reruns the job and it
+  resumes. A resumed run finishes exactly as an uninterrupted one would (on CPU: bit for bit), because the
+  checkpoint also holds the epoch's shuffle state and the position in it.
+- A log line per epoch, ``history.tsv`` rewritten per epoch, TensorBoard scalars optionally.
+
+Training minibatches come from the store (shuffled CSR rows, ``shuffle_block_rows`` consecutive rows per
+shuffle block, read ``prefetch`` batches ahead by a background thread and densified on the device) or, with
+``data_source: tiledbsoma_ml``, straight from the census's SOMA (``hcebench.data.soma_stream``). An architecture
+whose entry sets ``augment: true`` has scTab's augmentation applied to every training batch on the device.
+The checkpoint is deleted once ``model.pt``, ``history.tsv`` and ``train.json`` are written.
+
+``train`` reads top to bottom: set up (data, model, loss, optimiser, generators) → resume from a matching
+checkpoint, if any → per epoch: ``start_epoch``, ``epoch_batches`` → ``train_step`` each (a signal checkpoints
+and exits here) → ``validate`` → ``record_epoch``, checkpoint, ``write_history`` → write ``model.pt``,
+``history.tsv`` and ``train.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import logging
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hcebench.data.store import SplitData, prefetched
+from hcebench.evaluation.metrics import f1_summary
+from hcebench.hierarchy.labels import LabelHierarchy
+from hcebench.io import atomic_path, read_json, write_json
+from hcebench.models import build_model, hyperparameters, logits_and_aux
+from hcebench.models.device import autocast, predict_logits, resolve_device
+from hcebench.training.augmentation import augment
+from hcebench.training.checkpoints import (
+    CHECKPOINT,
+    TrainState,
+    load_checkpoint,
+    save_checkpoint,
+    save_model,
+)
+from hcebench.training.losses import make_loss
+
+if TYPE_CHECKING:
+    from hcebench.data.soma_stream import SomaStream
+
+log = logging.getLogger(__name__)
+
+#: Exit status after a signal-triggered checkpoint: EX_TEMPFAIL, "try again" (non-zero so the job is rerun).
+EXIT_INTERRUPTED = 75
+RESUME_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+@dataclass
+class TrainSettings:
+    loss: str  # "ce" or "hce": the comparison the benchmark makes; the config trains both for every seed
+    seed: int  # seeds init, shuffling, dropout and augmentation; one model per seed, ≥ 2 for the paired test
+    hce_form: str = "paper"  # "paper" = −log(R·softmax + 1e−6), as published; "stable": log-sum-exp, no 1e−6
+    batch_size: int = 2048  # the paper's; smaller on a small atlas, so an epoch still takes tens of steps
+    max_epochs: int = 50  # the paper's cap; early stopping (``patience``) usually ends training sooner
+    patience: int = 10  # epochs without a better validation hierarchy-corrected macro F1 before stopping
+    lr_gamma: float = 0.9  # StepLR: lr × gamma after each epoch (scTab); 1 = constant, lower decays faster
+    grad_clip: float = 1.0  # max gradient norm per step (scTab), so one odd minibatch cannot derail a run
+    device: str = "auto"  # "auto" = CUDA when visible; "cpu" for runs reproducible bit for bit (tests)
+    bf16: bool = True  # bf16 autocast of the forward pass on CUDA (losses stay float32); ignored on CPU
+    tensorboard: bool = False  # also TensorBoard scalars in <out>/tensorboard (needs that package)
+    data_source: str = "store"  # "store": fast, needs the store's copy; "tiledbsoma_ml": no copy, slower
+    shuffle_block_rows: int = 1  # rows per shuffle block: 1 if the split fits in the page cache, else 64-256
+    prefetch: int = 2  # minibatches a background thread reads ahead of the step; 0 reads them in the loop
+    threads: int = 1  # torch CPU threads: the job's Snakemake threads, so jobs sharing a node share its cores
+
+    @classmethod
+    def from_config(
+        cls, training: dict, loss: str, seed: int, threads: int = 1, entry: dict | None = None
+    ) -> TrainSettings:
+        """Settings from the ``training`` block, with the architecture entry's ``training:`` overrides."""
+        keys = (
+            "hce_form",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "lr_gamma",
+            "grad_clip",
+            "device",
+            "bf16",
+            "tensorboard",
+            "data_source",
+            "shuffle_block_rows",
+            "prefetch",
+        )
+        values = {k: training[k] for k in keys if k in training}
+        values.update((entry or {}).get("training") or {})
+        return cls(loss=loss, seed=int(seed), threads=threads, **values)
+
+    def fingerprint(self) -> dict:
+        """What a checkpoint must match to be resumed: everything that changes the result."""
+        return {
+            k: v for k, v in asdict(self).items() if k not in ("device", "threads", "tensorboard", "prefetch")
+        }
+
+
+class Interrupted(SystemExit):
+    """Raised after a signal-triggered checkpoint; exits the process with ``EXIT_INTERRUPTED``."""
+
+    def __init__(self, signum: int):
+        super().__init__(EXIT_INTERRUPTED)
+        self.signum = signum
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed torch (CPU and CUDA) and return the numpy generator that shuffles the training set."""
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False  # benchmark mode picks kernels by timing: not reproducible
+    return np.random.default_rng(seed)
+
+
+def load_training_data(store: Path, hierarchy_dir: Path) -> tuple[dict, LabelHierarchy, SplitData, SplitData]:
+    meta = read_json(store / "meta.json")
+    hierarchy = LabelHierarchy.load(hierarchy_dir)
+    if list(hierarchy.term_ids) != meta["labels"]:
+        raise ValueError(
+            f"label order of {hierarchy_dir} differs from {store}/meta.json; rebuild both from the same selection"
+        )
+    train = SplitData.open(store / "train", meta["n_genes"], meta["labels"])
+    val = SplitData.open(store / "val", meta["n_genes"], meta["labels"])
+    return meta, hierarchy, train, val
+
+
+def augmentation_bank(
+    bank: np.ndarray | None, entry: dict, architecture: str, n_genes: int
+) -> np.ndarray | None:
+    """The bank as contiguous float32, checked against the store; ``None`` when the entry does not augment."""
+    if not entry.get("augment", False):
+        return None
+    if bank is None:
+        raise ValueError(
+            f"architectures.{architecture}.augment is true but no augmentation bank was given; "
+            "the train rule passes results/<run>/augmentation/bank.npy"
+        )
+    bank = np.ascontiguousarray(bank, dtype=np.float32)
+    if bank.ndim != 2 or bank.shape[1] != n_genes:
+        raise ValueError(
+            f"augmentation bank has shape {bank.shape}; expected (vectors, {n_genes} genes) "
+            "of this store: rebuild it with the augmentation_bank rule"
+        )
+    return bank
+
+
+class _SignalFlag:
+    """Records SIGTERM/SIGUSR1 instead of dying, so the loop can checkpoint first; restores handlers on exit."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _SignalFlag:
+        for sig in RESUME_SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._record)
+            except ValueError:  # not the main thread: signals cannot be caught here
+                pass
+        return self
+
+    def _record(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(signum: int, where: str) -> Interrupted:
+    """Log that the checkpoint ``where`` is written and the job exits; the exception to raise."""
+    log.warning("signal %d: checkpoint %s; exiting with status %d", signum, where, EXIT_INTERRUPTED)
+    return Interrupted(signum)
+
+
+def _tensorboard_writer(settings: TrainSettings, out_dir: Path):
+    if not settings.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning(
+            "training.tensorboard is true but the tensorboard package is not installed; "
+            "`pip install tensorboard` or set it to false. Continuing without."
+        )
+        return None
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+
+def more_epochs(state: TrainState, settings: TrainSettings) -> bool:
+    """Whether training goes on: epochs left and the validation F1 improved within ``patience`` epochs."""
+    return state.epoch < settings.max_epochs and state.stale < settings.patience
+
+
+def start_epoch(state: TrainState, rng: np.random.Generator) -> None:
+    """At a fresh epoch, remember the shuffle generator's state; at a resumed one, rewind the generator to it.
+
+    Either way the epoch's shuffle is the same, so a resumed epoch skips exactly the minibatches done.
+    """
+    if state.batch == 0:
+        state.epoch_rng = rng.bit_generator.state
+        state.partial = (0.0, 0, 0.0)
+    else:
+        rng.bit_generator.state = state.epoch_rng
+
+
+def epoch_batches(
+    train_data: SplitData,
+    stream: SomaStream | None,
+    settings: TrainSettings,
+    rng: np.random.Generator,
+    device: torch.device,
+    epoch: int,
+    start: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(x, y) on the device for this epoch's minibatches from number ``start`` on, read ahead in a thread."""
+    if stream is None:
+        # Sorted row sets of the (block-)shuffled split; CSR until densified on the device.
+        order = train_data.batch_order(settings.batch_size, rng, settings.shuffle_block_rows)
+        # Reused read buffers are safe: each batch is densified (copied) before the next is asked for.
+        for batch in train_data.read_batches(order[start:], prefetch=settings.prefetch, reuse_buffers=True):
+            yield batch.to_dense(device), torch.from_numpy(batch.y).to(device)
+    else:
+        # Deterministic per (seed, epoch), so a resumed epoch replays the same order and skips what was done.
+        read = itertools.islice(
+            stream.batches(settings.batch_size, seed=settings.seed, epoch=epoch), start, None
+        )
+        for x, y in prefetched(read, settings.prefetch):
+            yield torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    loss_fn: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: TrainSettings,
+    device: torch.device,
+    bank: torch.Tensor | None,
+    aug_gen: torch.Generator,
+) -> float:
+    """One optimiser step on a minibatch (augmented first when there is a ``bank``); returns its loss."""
+    if bank is not None:
+        x = augment(x, bank, aug_gen)
+    with autocast(device, settings.bf16):
+        logits, aux = logits_and_aux(model(x))
+    loss = loss_fn(logits, y)
+    if aux is not None:
+        loss = loss + aux.float()
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+    optimiser.step()
+    return loss.item()
+
+
+def validate(
+    model: torch.nn.Module,
+    val_data: SplitData,
+    loss_fn: torch.nn.Module,
+    settings: TrainSettings,
+    device: torch.device,
+    hierarchy: LabelHierarchy,
+) -> dict:
+    """Validation loss and macro F1, hierarchy-corrected (the selection metric) and flat."""
+    logits = torch.from_numpy(predict_logits(model, val_data, settings.batch_size, device, settings.bf16))
+    val_y = torch.from_numpy(val_data.y)
+    val_loss = loss_fn(logits.to(device), val_y.to(device)).item()
+    pred = logits.argmax(dim=1).numpy()
+    corrected = f1_summary(val_data.y, pred, hierarchy.reachability)
+    flat = f1_summary(val_data.y, pred)
+    return dict(val_loss=val_loss, val_macro_f1=corrected["macro_f1"], val_macro_f1_flat=flat["macro_f1"])
+
+
+def record_epoch(state: TrainState, row: dict, model: torch.nn.Module) -> None:
+    """Add the epoch's ``row`` to the history; keep the weights if its validation F1 is the best yet."""
+    state.history.append(row)
+    if row["val_macro_f1"] > state.best_f1:
+        state.best_f1, state.best_epoch, state.stale = row["val_macro_f1"], row["epoch"], 0
+        state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    else:
+        state.stale += 1
+    state.epoch, state.batch = row["epoch"] + 1, 0
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        pd.DataFrame(history).to_csv(tmp, sep="\t", index=False)
+
+
+def log_epoch(row: dict, state: TrainState, settings: TrainSettings, writer) -> None:
+    """A log line per epoch; TensorBoard scalars when ``writer`` is one."""
+    log.info(
+        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_macro_f1 %.4f  best %.4f (epoch %d)  %.1f s",
+        row["epoch"] + 1,
+        settings.max_epochs,
+        row["train_loss"],
+        row["val_loss"],
+        row["val_macro_f1"],
+        state.best_f1,
+        state.best_epoch + 1,
+        row["seconds"],
+    )
+    if writer is not None:
+        for key in ("lr", "train_loss", "val_loss", "val_macro_f1", "val_macro_f1_flat"):
+            writer.add_scalar(key, row[key], row["epoch"])
+        writer.flush()
+
+
+def train(
+    store: str | os.PathLike,
+    hierarchy_dir: str | os.PathLike,
+    architecture: str,
+    entry: dict,
+    settings: TrainSettings,
+    out_dir: str | os.PathLike,
+    *,
+    bank: np.ndarray | None = None,
+    stream: SomaStream | None = None,
+) -> dict:
+    """Train ``architecture`` and write ``model.pt``, ``history.tsv`` and ``train.json`` into ``out_dir``.
+
+    ``bank`` is scTab's augmentation bank (vectors × genes), required when the entry sets ``augment: true``.
+    ``stream`` replaces the store's training split as the minibatch source (``data_source: tiledbsoma_ml``).
+    Resumes from ``out_dir/checkpoint.pt`` when it was written with the same architecture entry, settings
+    and data. On SIGTERM/SIGUSR1 writes that checkpoint and raises ``Interrupted`` (a ``SystemExit`` with
+    status ``EXIT_INTERRUPTED``).
+    """
+    cpu_started = time.process_time()
+    store, hierarchy_dir, out_dir = Path(store), Path(hierarchy_dir), Path(out_dir)
+
+    # Set up: data, model, loss and optimiser. Three generators, each seeded from settings.seed: numpy's `rng`
+    # shuffles the training set, torch's global one initialises weights and draws dropout, `aug_gen` augments.
+    torch.set_num_threads(settings.threads)
+    rng = seed_everything(settings.seed)
+    device = resolve_device(settings.device)
+    meta, hierarchy, train_data, val_data = load_training_data(store, hierarchy_dir)
+    if (settings.data_source == "tiledbsoma_ml") != (stream is not None):
+        raise ValueError(
+            f"training.data_source is {settings.data_source!r} but a stream was "
+            f"{'not ' if stream is None else ''}given; the train script builds it from the census"
+        )
+    bank = augmentation_bank(bank, entry, architecture, meta["n_genes"])
+    bank_t = None if bank is None else torch.from_numpy(bank).to(device)
+    aug_gen = torch.Generator().manual_seed(settings.seed)
+    hp = hyperparameters(architecture, entry)
+    model = build_model(architecture, entry, meta["n_genes"], hierarchy.k).to(device)
+    weights = torch.from_numpy(np.load(store / "class_weights.npy"))
+    reach = torch.from_numpy(hierarchy.reachability.astype(np.float32))
+    loss_fn = make_loss(settings.loss, reach, weights, settings.hce_form).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=1, gamma=settings.lr_gamma)
+
+    # Maybe resume: from a checkpoint of this very run (same entry, settings and data), else from scratch.
+    identity = {
+        "architecture": architecture,
+        "entry": entry,
+        "settings": settings.fingerprint(),
+        "reachability_hash": hierarchy.content_hash,
+        "n_cells": meta.get("n_cells"),
+        "bank": None if bank is None else hashlib.sha1(bank.tobytes()).hexdigest(),
+    }
+    ckpt_path = out_dir / CHECKPOINT
+    resumable = dict(
+        model=model, optimiser=optimiser, scheduler=scheduler, rng=rng, aug_gen=aug_gen, device=device
+    )
+    state = load_checkpoint(ckpt_path, identity=identity, **resumable) or TrainState()
+
+    def checkpoint() -> None:
+        save_checkpoint(ckpt_path, identity=identity, state=state, **resumable)
+
+    writer = _tensorboard_writer(settings, out_dir)
+    n_train = len(train_data) if stream is None else len(stream)
+    n_batches = math.ceil(n_train / settings.batch_size)  # == len(train_data.batch_order(...))
+    with _SignalFlag() as flag:
+        while more_epochs(state, settings):
+            epoch = state.epoch
+            start_epoch(state, rng)
+            started = time.perf_counter()
+            total, n_seen, seconds_before = state.partial
+
+            # Train: a step per minibatch. A signal checkpoints at the next minibatch and exits (the last
+            # minibatch's signal is handled after validation, at the epoch's end).
+            model.train()
+            batches = epoch_batches(train_data, stream, settings, rng, device, epoch, state.batch)
+            for b, (x, y) in enumerate(batches, start=state.batch):
+                if len(y) >= 2:  # BatchNorm cannot normalise a single cell
+                    loss = train_step(model, optimiser, loss_fn, x, y, settings, device, bank_t, aug_gen)
+                    total += loss * len(y)
+                    n_seen += len(y)
+                if flag.signum is not None and b + 1 < n_batches:
+                    state.batch = b + 1
+                    state.partial = (total, n_seen, seconds_before + time.perf_counter() - started)
+                    checkpoint()
+                    raise _interrupted(flag.signum, f"at epoch {epoch}, minibatch {b + 1}")
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+
+            # Validate; record the epoch (best weights, early-stopping counter), checkpoint, log.
+            scores = validate(model, val_data, loss_fn, settings, device, hierarchy)
+            row = dict(
+                epoch=epoch,
+                lr=lr,
+                train_loss=total / max(n_seen, 1),
+                **scores,
+                seconds=seconds_before + time.perf_counter() - started,
+            )
+            record_epoch(state, row, model)
+            checkpoint()
+            write_history(out_dir / "history.tsv", state.history)
+            log_epoch(row, state, settings, writer)
+            if flag.signum is not None and more_epochs(state, settings):
+                raise _interrupted(flag.signum, f"after epoch {epoch}")
+    if writer is not None:
+        writer.close()
+
+    # Write the outputs (the best epoch's weights); the checkpoint is then obsolete.
+    save_model(
+        out_dir / "model.pt",
+        weights=state.best_state,
+        architecture=architecture,
+        entry=entry,
+        hierarchy=hierarchy,
+        genes=pd.read_parquet(store / "var.parquet")["feature_id"].tolist(),
+        settings=asdict(settings),
+        best_epoch=state.best_epoch,
+    )
+    write_history(out_dir / "history.tsv", state.history)
+    summary = {
+        "architecture": architecture,
+        "loss": settings.loss,
+        "seed": settings.seed,
+        "best_epoch": state.best_epoch,
+        "epochs_run": len(state.history),
+        "best_val_macro_f1": state.best_f1,
+        "train_seconds": float(sum(h["seconds"] for h in state.history)),
+        # CPU time of this call (all threads): unlike wall time, it holds on a shared, oversubscribed machine.
+        # After a resume it covers the resumed part only.
+        "cpu_seconds": time.process_time() - cpu_started,
+        "device": str(device),
+        "data_source": settings.data_source,
+        "augment": bank is not None,
+        "augmentation_vectors": 0 if bank is None else int(bank.shape[0]),
+        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        "cl_release": hierarchy.release,
+        "reachability_hash": hierarchy.content_hash,
+    }
+    write_json(out_dir / "train.json", summary)
+    with contextlib.suppress(FileNotFoundError):
+        ckpt_path.unlink()  # finished: the outputs above replace it
+    return summary
