@@ -2,7 +2,7 @@
 # CI: the tiny workflow on a real SLURM cluster, through the repository's own profile (`--profile slurm`).
 #
 # Installs Debian's SLURM (slurmctld, slurmd, slurmdbd), munge and MariaDB, starts a single-node cluster on
-# localhost by hand (no systemd) with two fake GPUs and accounting through slurmdbd + MariaDB (so job status goes
+# localhost by hand (no systemd) with four fake GPUs and accounting through slurmdbd + MariaDB (so job status goes
 # through sacct, the plugin's default, as on real clusters), then:
 #   1. runs the tiny workflow (tests/data/tiny_config.yaml) with `snakemake --profile slurm`, and the same config
 #      locally, and requires the two summary.tsv to agree;
