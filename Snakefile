@@ -13,7 +13,11 @@ from hcebench.models import check_architectures
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml (the demo) is the default. A --configfile on the command line replaces it rather than being merged
+# into it, so `--configfile config/paper.yaml` runs exactly the paper's grid, not the demo's plus the paper's.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 validate(config, schema=str(SCHEMA_PATH))
