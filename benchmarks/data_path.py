@@ -4,7 +4,9 @@
     python benchmarks/data_path.py --sizes 2000,20000   # any sizes; the first and last are compared for RSS
 
 For each size a simulated census (hcebench.data.simulate, 19,331 scTab genes, ~2,000 stored values per cell) is
-written, then the store is built from it in a fresh subprocess, which reports cells/s and its peak RSS. On the
+written, then the store is built from it in a fresh subprocess, which reports cells/s and its peak RSS. The build
+writes the cells in a random order, as the training store's splits are written (scTab's permuted order), so it
+times the external shuffle through on-disk buckets (hcebench.data.build.write_split_from_census). On the
 largest store it measures, in one process and with a warm page cache:
 
 - loader: hcebench.data.store.SplitData.sparse_batches — shuffled CSR minibatches of 2,048 cells (the form that goes
@@ -43,12 +45,19 @@ uri, out, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
 source = {"uri": uri}
 with open_census(source) as census:
     obs = read_obs(census, "is_primary_data == True", ["dataset_id", "donor_id", "cell_type_ontology_term_id"])
+    obs = obs.iloc[np.random.default_rng(1).permutation(len(obs))]  # the training store's (scTab's) order
     var = read_var(census)
     started = time.perf_counter()
     n = write_split_from_census(census, obs, var["soma_joinid"].to_numpy(), np.arange(len(var)), len(var), out,
                                 target_sum=1e4, chunk_size=chunk, organism="homo_sapiens")
     seconds = time.perf_counter() - started
-print(json.dumps({"cells": n, "seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM is this process's own peak: ru_maxrss would also count the parent's resident memory at the fork (Linux
+# carries the old image's high-water mark across exec), i.e. the census the parent just simulated.
+try:
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"cells": n, "seconds": seconds, "peak_rss_mb": peak}))
 """
 
 

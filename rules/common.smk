@@ -62,6 +62,12 @@ def ontology_obo():
     return str(resolve_ontology_source(source))
 
 
+def pinned_labels_input():
+    """filters.pinned_labels as an input of the selection job when it is a file (its edits rerun the selection)."""
+    pin = config["filters"].get("pinned_labels")
+    return [pin] if pin and not pin.startswith("bundled:") else []
+
+
 def census_settings():
     """The census keys the data builders read (organism, chunk size, worker processes)."""
     return {key: CENSUS[key] for key in ("organism", "chunk_size", "build_workers")}

@@ -31,6 +31,7 @@ else:
     rule select_cells:
         input:
             census_inputs(),
+            pinned_labels_input(),
             obo=ontology_obo(),
         output:
             cells=result(layout.SELECTION_CELLS),
@@ -63,8 +64,14 @@ else:
             f"{LOGS}/build_store.log",
         params:
             source=census_source("train"),
-            # What hcebench.data.build reads: the gene list, the normalisation, the census reads.
-            settings={"genes": config["genes"], "normalisation": config["normalisation"], "census": census_settings()},
+            # What hcebench.data.build reads: the gene list, the normalisation, the census reads, and the split
+            # seed (scTab writes each split's cells in an order permuted with it).
+            settings={
+                "genes": config["genes"],
+                "normalisation": config["normalisation"],
+                "census": census_settings(),
+                "split": config["split"],
+            },
         threads: CENSUS["build_workers"]
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],

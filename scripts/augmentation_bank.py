@@ -2,9 +2,8 @@
 
 import sys
 
-sys.path.insert(
-    0, f"{snakemake.scriptdir}/../workflow"
-)  # the library, also in a conda env without it installed
+# The library, also in a conda env without it installed.
+sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from pathlib import Path  # noqa: E402
 
@@ -13,6 +12,7 @@ from hcebench.data.augmentation import build_bank  # noqa: E402
 from hcebench.data.store import SplitData  # noqa: E402
 from hcebench.io import atomic_path, read_json  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 log = start(snakemake)
 store = Path(snakemake.input.store)
@@ -23,10 +23,16 @@ if shipped.exists():
 else:
     meta = read_json(store / "meta.json")
     train = SplitData.open(store / "train", meta["n_genes"], meta["labels"])
-    # The split is read in chunks from its memory map: a store larger than RAM works.
-    bank = build_bank(
-        train, train.obs["label"].to_numpy(), train.obs["tech_sample"].to_numpy(), **snakemake.params.settings
-    )
+    # Only the subsampled rows are read, in chunks from the memory map: a store larger than RAM works.
+    # params.settings is the config's `augmentation:` block, build_bank's keyword arguments.
+    # k-means would take every core of the node: hold it to the threads the rule was given.
+    with threadpool_limits(limits=snakemake.threads):
+        bank = build_bank(
+            train,
+            train.obs["label"].to_numpy(),
+            train.obs["tech_sample"].to_numpy(),
+            **snakemake.params.settings,
+        )
 with atomic_path(snakemake.output[0]) as tmp:
     np.save(tmp, bank.astype(np.float32))
 log.info(

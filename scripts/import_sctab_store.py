@@ -2,9 +2,8 @@
 
 import sys
 
-sys.path.insert(
-    0, f"{snakemake.scriptdir}/../workflow"
-)  # the library, also in a conda env without it installed
+# The library, also in a conda env without it installed.
+sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from hcebench.data.sctab import import_sctab_store, selection_from_store  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402

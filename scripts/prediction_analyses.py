@@ -2,9 +2,8 @@
 
 import sys
 
-sys.path.insert(
-    0, f"{snakemake.scriptdir}/../workflow"
-)  # the library, also in a conda env without it installed
+# The library, also in a conda env without it installed.
+sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from hcebench.report.tables import prediction_analyses  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402

@@ -2,9 +2,8 @@
 
 import sys
 
-sys.path.insert(
-    0, f"{snakemake.scriptdir}/../workflow"
-)  # the library, also in a conda env without it installed
+# The library, also in a conda env without it installed.
+sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from hcebench.data.selection import select_from_census  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
@@ -24,3 +23,14 @@ write_json(out.report, selection.report)
 log.info(
     "%d cells, %d labels, splits %s", len(selection.cells), len(selection.labels), selection.report["splits"]
 )
+if "filters_vs_pinned" in selection.report:
+    versus, pin = selection.report["filters_vs_pinned"], selection.report["pinned_labels"]
+    log.info(
+        "labels pinned by filters.pinned_labels (%s): %d of %d present; the filters would add %d and drop %d "
+        "(selection/report.json: filters_vs_pinned)",
+        pin["source"],
+        pin["n_present"],
+        pin["n_pinned"],
+        len(versus["would_add"]),
+        len(versus["would_drop"]),
+    )

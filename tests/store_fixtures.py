@@ -61,3 +61,10 @@ def write_toy_store(
     hierarchy = root / "hierarchy"
     load_ontology(DATA / "five_node.obo").closure(LABELS).save(hierarchy)
     return store, hierarchy
+
+
+#: Small linear and MLP entries that learn the toy store's separable labels in a few epochs.
+TOY_ENTRIES = {
+    "linear": {"lr": 0.01, "weight_decay": 0.0},
+    "mlp": {"lr": 0.005, "weight_decay": 0.0, "n_layers": 2, "hidden": 32, "dropout": 0.0},
+}

@@ -44,6 +44,12 @@ def test_demo_config_validates_and_fills_defaults(demo):
         (lambda c: c["training"].update(data_source="parquet"), "training.data_source"),
         (lambda c: c["architectures"]["mlp"].update(augment="yes"), "architectures.mlp.augment"),
         (
+            lambda c: c["training"].update(float32_matmul_precision="fast"),
+            "training.float32_matmul_precision",
+        ),
+        (lambda c: c["augmentation"].update(min_cells=10), "augmentation.min_cells"),  # not scTab's: gone
+        (lambda c: c["augmentation"].update(n_clusters=0), "augmentation.n_clusters"),
+        (
             lambda c: (
                 c["training"].update(data_source="tiledbsoma_ml"),
                 c["training_store"].update(source="sctab", sctab_path="/x"),
@@ -87,3 +93,15 @@ def test_paper_config_validates_with_the_paper_protocol():
         cfg["architectures"]["tabnet"]["n_d"] == 128 and cfg["architectures"]["tabnet"]["n_independent"] == 5
     )
     assert cfg["training"]["shuffle_block_rows"] == 128 and cfg["training"]["data_source"] == "store"
+    # scTab's augmentation bank and the paper's numerics (float32, matmul precision "high").
+    assert cfg["augmentation"] == {
+        "subsample_cells": 500_000,
+        "max_pairs_per_type": 300,
+        "min_abs": 0.25,
+        "clip": 1.5,
+        "n_clusters": 50,
+        "min_cluster_size": 2000,
+        "n_vectors": 5000,
+        "seed": 1,
+    }
+    assert cfg["training"]["bf16"] is False and cfg["training"]["float32_matmul_precision"] == "high"

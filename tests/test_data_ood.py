@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from hcebench.data.ood import align_genes, new_datasets
+from hcebench.data.ood import align_genes, name_alignment_check, new_datasets
 
 
 # -- novel OOD types: nearest trained ancestor ------------------------------------------------------------
@@ -43,3 +43,26 @@ def test_new_datasets_is_a_set_difference():
     old = pd.DataFrame({"dataset_id": ["a", "b"]})
     new = pd.DataFrame({"dataset_id": ["a", "b", "c", "d"], "collection_id": list("wxyz")})
     assert new_datasets(old, new)["dataset_id"].tolist() == ["c", "d"]
+
+
+def test_name_alignment_check_reports_what_a_symbol_lookup_would_change():
+    # A store matched by symbol: C has two ids. The newer release renamed B's id and dropped ENSG3b.
+    store = pd.DataFrame(
+        {"feature_id": ["ENSG1", "ENSG2", "ENSG3a", "ENSG3b"], "feature_name": ["A", "B", "C", "C"]}
+    )
+    ood_var = pd.DataFrame(
+        {
+            "soma_joinid": [0, 1, 2],
+            "feature_id": ["ENSG3a", "ENSG2x", "ENSG1"],
+            "feature_name": ["C", "B", "A"],
+        }
+    )
+    joinids, columns, missing = align_genes(store["feature_id"], ood_var)
+    assert dict(zip(joinids.tolist(), columns.tolist(), strict=True)) == {0: 2, 2: 0}
+    assert missing == 0.5
+    check = name_alignment_check(store, ood_var)
+    assert check == {
+        "by": "feature_id",
+        "missing_by_id_found_by_name": ["ENSG2", "ENSG3b"],
+        "store_genes_sharing_a_symbol": 2,
+    }

@@ -4,7 +4,8 @@ Below, the paper's filters reproduce scTab's 164 cell types on a census built to
 stand-in for running config/paper.yaml on Census 2023-05-15: a census in the Census layout whose obs
 holds every one of scTab's 164 types above the paper's thresholds (≥ 5,000 cells in > 30 tech_samples, primary,
 10x), plus distractor types that each fail exactly one filter. Selection through the same code path as the
-workflow (open_census → read_obs with the SOMA value filter → select_cells) must return exactly the 164.
+workflow (open_census → read_obs with the SOMA value filter → select_cells) must return exactly the 164, with the
+filters alone and with the paper's pin (filters.pinned_labels), whose report lists what the filters would change.
 """
 
 from importlib import resources
@@ -13,14 +14,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from hcebench.config import load_config
+from hcebench.data.census import open_census, read_obs
 from hcebench.data.selection import (
+    OBS_COLUMNS,
     balanced_class_weights,
     obs_value_filter,
+    resolve_pinned_labels,
     select_cells,
     select_from_census,
     split_tech_samples,
+    store_order,
 )
 from hcebench.data.simulate import OBS_SCHEMA, SUMMARY_SCHEMA, create_release, write_dataframe
+from hcebench.errors import ConfigError, OntologyError
 from hcebench.hierarchy.ontology import load_ontology
 
 CD8 = "CL:0000625"  # CD8-positive, alpha-beta T cell (deep)
@@ -98,10 +104,55 @@ def test_split_keeps_tech_samples_whole_and_is_deterministic():
     assert (per_ts == 1).all()
     counts = pd.DataFrame({"ts": ts, "split": split}).drop_duplicates().groupby("split").size()
     assert counts.to_dict() == {"train": 28, "val": 6, "test": 6}
-    # Row order does not matter, only the set of tech_samples.
-    shuffled = ts.sample(frac=1, random_state=0)
-    assert split_tech_samples(shuffled, 1, [0.7, 0.15, 0.15]).loc[ts.index].equals(split)
+    assert split_tech_samples(ts, 1, [0.7, 0.15, 0.15]).equals(split)
     assert not split_tech_samples(ts, 2, [0.7, 0.15, 0.15]).equals(split)
+
+
+def _tech_samples(seed: int, n: int = 37) -> pd.Series:
+    """Cells of ``n`` tech_samples of uneven sizes, first appearing in an order unlike their sorted order."""
+    rng = np.random.default_rng(seed)
+    names = [f"ds{rng.integers(100)}_donor{i}" for i in rng.permutation(n)]
+    cells = np.repeat(names, rng.integers(1, 30, n))
+    return pd.Series(cells[rng.permutation(len(cells))])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("fractions", [[0.7, 0.15, 0.15], [0.8, 0.1, 0.1], [0.5, 0.25, 0.25]])
+def test_split_is_the_notebooks_split(seed, fractions):
+    from sctab_reference import SPLITS, notebook_split
+
+    ts = _tech_samples(seed)
+    split = split_tech_samples(ts, seed, fractions)
+    expected = notebook_split(ts, seed, val=fractions[1], test=fractions[2])
+    for name in SPLITS:
+        np.testing.assert_array_equal(np.flatnonzero(split.to_numpy() == name), expected[name])
+    # Order of first appearance counts: the same cells in reverse order give the notebook's split of that order,
+    # which puts some cells in another split than the forward order did.
+    backwards = ts[::-1].reset_index(drop=True)
+    expected = notebook_split(backwards, seed, val=fractions[1], test=fractions[2])
+    got = split_tech_samples(backwards, seed, fractions).to_numpy()
+    for name in SPLITS:
+        np.testing.assert_array_equal(np.flatnonzero(got == name), expected[name])
+    assert (got != split.to_numpy()[::-1]).any()
+
+
+def test_split_sizes_round_val_and_test_up():
+    ts = pd.Series([f"ts{i}" for i in range(30)])  # 0.15 · 30 = 4.5: 5 each for val and test, 20 for train
+    split = split_tech_samples(ts, 1, [0.7, 0.15, 0.15])
+    assert split.value_counts().to_dict() == {"train": 20, "val": 5, "test": 5}
+
+
+def test_store_order_is_the_notebooks_permutation():
+    from sctab_reference import SPLITS, notebook_order, notebook_split
+
+    ts = _tech_samples(3, n=60)
+    split = split_tech_samples(ts, 1, [0.7, 0.15, 0.15])
+    expected = notebook_order(notebook_split(ts, 1))
+    order = store_order(split, 1)
+    for name in SPLITS:
+        np.testing.assert_array_equal(order[name], expected[name])
+        assert sorted(order[name]) == sorted(np.flatnonzero(split.to_numpy() == name))
+    assert not np.array_equal(store_order(split, 2)["train"], order["train"])
 
 
 def test_split_too_small_is_an_error():
@@ -170,14 +221,17 @@ def pa_is_number(t) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t)
 
 
-def test_paper_filters_select_exactly_the_sctab_label_set(tmp_path, cl):
-    config = load_config(resources.files("hcebench").parent.parent / "config" / "paper.yaml")
+PAPER_CONFIG = ROOT.parent.parent / "config" / "paper.yaml"
+
+
+@pytest.fixture(scope="module")
+def sctab_census(tmp_path_factory, cl):
+    """The census above: scTab's 164 types (5,000-5,299 cells in 31-35 tech_samples each), distractors that
+    each fail one filter, and non-primary cells of one of the 164 (which no selection may keep)."""
     wanted = _types(cl)
     rng = np.random.default_rng(0)
-    blocks = [
-        _block(t, 5000 + int(rng.integers(0, 300)), 31 + int(rng.integers(0, 5)), dataset=f"ds{i % 40}")
-        for i, t in enumerate(wanted)
-    ]
+    sizes = {t: (5000 + int(rng.integers(0, 300)), 31 + int(rng.integers(0, 5))) for t in wanted}
+    blocks = [_block(t, n, ts, dataset=f"ds{i % 40}") for i, (t, (n, ts)) in enumerate(sizes.items())]
     # Deep native-cell types outside scTab's set, to fail the count filters and the primary/assay filters.
     others = sorted(
         t
@@ -202,11 +256,128 @@ def test_paper_filters_select_exactly_the_sctab_label_set(tmp_path, cl):
     # Types that would pass every type filter, but whose cells are non-primary or from a non-10x assay.
     blocks.append(_block(duplicated, 9000, 40, primary=False))
     blocks.append(_block(plate, 9000, 40, assay="Smart-seq2"))
+    blocks.append(_block(wanted[0], 500, 5, primary=False, dataset="dsdup"))  # a pinned type's duplicates
     obs = pd.concat(blocks, ignore_index=True)
-    write_obs_census(tmp_path / "census", obs, cl.names)
-    selection = select_from_census({"uri": str(tmp_path / "census")}, config, cl)
+    path = tmp_path_factory.mktemp("sctab_census") / "census"
+    write_obs_census(path, obs, cl.names)
+    return {
+        "source": {"uri": str(path)},
+        "obs": obs,
+        "wanted": wanted,
+        "sizes": sizes,
+        "fails": fails,
+        "short": short,
+    }
+
+
+def test_paper_filters_select_exactly_the_sctab_label_set(sctab_census, cl):
+    config = load_config(PAPER_CONFIG)
+    config["filters"]["pinned_labels"] = None  # the filters alone
+    wanted, obs = sctab_census["wanted"], sctab_census["obs"]
+    selection = select_from_census(sctab_census["source"], config, cl)
     assert sorted(selection.labels) == sorted(wanted)
     assert len(selection.labels) == 164
     dropped = {**selection.report["dropped_types_ontology"], **selection.report["dropped_types_counts"]}
-    assert set(dropped) == set(fails)
-    assert selection.report["cells_after_primary_assay"] == len(obs) - 18000
+    assert set(dropped) == set(sctab_census["fails"])
+    assert selection.report["cells_after_primary_assay"] == len(obs) - 18500
+    assert "filters_vs_pinned" not in selection.report
+
+
+def test_paper_config_pins_the_sctab_labels_and_keeps_only_their_primary_10x_cells(sctab_census, cl):
+    config = load_config(PAPER_CONFIG)
+    assert config["filters"]["pinned_labels"] == "bundled:sctab_2023-05-15"
+    wanted, sizes = sctab_census["wanted"], sctab_census["sizes"]
+    selection = select_from_census(sctab_census["source"], config, cl)
+    assert sorted(selection.labels) == sorted(wanted)
+    # Every primary 10x cell of the pinned types, and nothing else: not wanted[0]'s 500 non-primary cells.
+    assert len(selection.cells) == sum(n for n, _ in sizes.values())
+    assert selection.cells.groupby("label").size().to_dict() == {t: n for t, (n, _) in sizes.items()}
+    pin = selection.report["pinned_labels"]
+    assert (pin["n_pinned"], pin["n_present"], pin["absent"]) == (164, 164, {})
+    # On this census the paper's filters agree with the pin.
+    versus = selection.report["filters_vs_pinned"]
+    assert versus == {"n_labels_filters_keep": 164, "would_add": {}, "would_drop": {}}
+
+
+def test_pin_report_lists_the_types_the_filters_would_add_and_drop(sctab_census, cl):
+    config = load_config(PAPER_CONFIG)
+    with open_census(sctab_census["source"]) as census:
+        obs = read_obs(census, obs_value_filter(config["filters"]), OBS_COLUMNS)
+    # Thresholds under which the filters admit `short` (4,999 cells in 40 tech_samples) and reject the pinned
+    # types that have exactly 31 tech_samples.
+    filters = {**config["filters"], "min_cells_per_type": 4999, "min_tech_samples_per_type": 31}
+    selection = select_cells(obs, cl, filters)
+    short, sizes = sctab_census["short"], sctab_census["sizes"]
+    assert sorted(selection.labels) == sorted(sctab_census["wanted"])  # the pin decides
+    assert short not in set(selection.cells["label"])
+    versus = selection.report["filters_vs_pinned"]
+    assert versus["would_add"] == {short: {"name": cl.name(short), "n_cells": 4999, "n_tech_samples": 40}}
+    thin = {t for t, (_, ts) in sizes.items() if ts == 31}
+    assert thin and set(versus["would_drop"]) == thin
+    for t in thin:
+        entry = versus["would_drop"][t]
+        assert entry["name"] == cl.name(t)
+        assert (entry["n_cells"], entry["n_tech_samples"]) == (sizes[t][0], 31)
+        assert entry["reason"] == f"{sizes[t][0]} cells in 31 tech_samples"
+    assert versus["n_labels_filters_keep"] == 164 - len(thin) + 1
+
+
+def test_bundled_sctab_pin_is_164_distinct_live_cl_terms(cl):
+    names = (ROOT / "resources" / "sctab_cell_types_2023-05-15.txt").read_text().splitlines()
+    ids = resolve_pinned_labels("bundled:sctab_2023-05-15", cl)
+    assert len(ids) == len(set(ids)) == 164
+    assert cl.release == "v2022-09-15"
+    assert all(t in cl.names and t not in cl.obsolete for t in ids)
+    assert [cl.name(t) for t in ids] == names  # name -> id -> the same name
+
+
+def test_pin_file_of_names_and_ids_with_an_absent_type(tmp_path, cl):
+    CD4, T_CELL = "CL:0000624", "CL:0000084"
+    pin = tmp_path / "labels.txt"
+    pin.write_text(f"# my label set\n{CD8}\nB cell\n\nT cell\n")
+    obs = _obs(
+        [
+            (CD8, "d1", 5, 20),  # 100 cells in 5 tech_samples: passes the filters
+            (B_CELL, "d1", 2, 40),  # pinned, but the filters would drop it: too few tech_samples
+            (CD4, "d2", 5, 20),  # not pinned, but the filters would keep it
+            (LEUKOCYTE, "d1", 5, 50),  # neither
+        ]
+    )
+    filters = dict(
+        min_cells_per_type=50,
+        min_tech_samples_per_type=3,
+        root_term="CL:0000003",
+        min_ancestors=7,
+        pinned_labels=str(pin),
+    )
+    sel = select_cells(obs, cl, filters)
+    assert sel.labels == [B_CELL, CD8]  # ordered by name
+    assert sel.cells.groupby("label").size().to_dict() == {B_CELL: 80, CD8: 100}
+    assert sel.report["pinned_labels"]["absent"] == {T_CELL: "T cell"}
+    versus = sel.report["filters_vs_pinned"]
+    assert versus["would_add"] == {CD4: {"name": cl.name(CD4), "n_cells": 100, "n_tech_samples": 5}}
+    assert versus["would_drop"][B_CELL] == {
+        "name": "B cell",
+        "n_cells": 80,
+        "n_tech_samples": 2,
+        "reason": "80 cells in 2 tech_samples",
+    }
+    assert versus["would_drop"][T_CELL]["n_cells"] == 0
+    assert set(versus["would_drop"]) == {B_CELL, T_CELL}
+
+
+def test_pin_errors_name_every_entry_that_does_not_resolve(tmp_path, cl):
+    pin = tmp_path / "labels.txt"
+    pin.write_text("B cell\nno such cell\nimmortal cell line cell\nCL:0000236\nCL:9999999\n")
+    with pytest.raises(OntologyError) as err:
+        resolve_pinned_labels(str(pin), cl)
+    message = str(err.value)
+    assert "filters.pinned_labels" in message and "4 of 5 entries" in message
+    assert "'no such cell' is not a term name" in message
+    assert "'immortal cell line cell' is obsolete (CL:0000002; replaced by: CLO:0000019)" in message
+    assert "CL:0000236 (B cell) is listed twice" in message
+    assert "'CL:9999999' is not a term id" in message
+    with pytest.raises(ConfigError, match="bundled:sctab_2023-05-15"):
+        resolve_pinned_labels("bundled:sctab_1999", cl)
+    with pytest.raises(ConfigError, match="is not a file"):
+        resolve_pinned_labels(str(tmp_path / "missing.txt"), cl)

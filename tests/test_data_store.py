@@ -64,13 +64,55 @@ def test_shuffled_batches_cover_every_row_once_and_are_reproducible(tmp_path, bl
     order = data.batch_order(16, np.random.default_rng(5), block_rows)
     rows = np.concatenate(order)
     assert sorted(rows.tolist()) == list(range(103))
-    assert all((np.diff(b) > 0).all() for b in order)  # sorted within a batch: sequential reads
     again = data.batch_order(16, np.random.default_rng(5), block_rows)
     assert all(np.array_equal(a, b) for a, b in zip(order, again, strict=True))
     seen = np.concatenate(
         [b.to_numpy() for b in data.sparse_batches(16, rng=np.random.default_rng(5), block_rows=block_rows)]
     )
-    np.testing.assert_array_equal(seen, dense[rows])
+    np.testing.assert_array_equal(seen, dense[rows])  # rows in the order batch_order gave them
+    # The model sees each batch's rows in random order, not sorted and not as whole blocks of neighbours.
+    full = [b for b in order if len(b) == 16]
+    assert sum((np.diff(b) > 0).all() for b in full) == 0
+    assert np.mean([np.mean(np.abs(np.diff(b)) == 1) for b in full]) < 0.5
+    assert [np.array_equal(b, np.arange(b[0], b[0] + len(b))) for b in data.batch_order(16, None)] == [
+        True
+    ] * 7
+
+
+def test_batch_rows_are_permuted_within_the_batch_by_the_same_generator(tmp_path):
+    _, data = _random_split(tmp_path)
+    rng = np.random.default_rng(9)
+    order = data.batch_order(32, rng, 8)
+    state = rng.bit_generator.state
+    rng = np.random.default_rng(9)
+    blocks = rng.permutation(13)  # ceil(103 / 8) blocks, as batch_order draws them first
+    rows = (blocks[:, None] * 8 + np.arange(8)).ravel()
+    rows = rows[rows < 103]
+    for k, batch in enumerate(order):
+        expected = rows[32 * k : 32 * k + 32]
+        np.testing.assert_array_equal(batch, expected[rng.permutation(len(expected))])
+    assert rng.bit_generator.state == state  # nothing else drawn: a rewound generator replays the epoch
+
+
+def test_unsorted_rows_are_read_sorted_and_come_back_in_the_order_asked(tmp_path):
+    from hcebench.data.store import BufferRing
+
+    dense, data = _random_split(tmp_path)
+    data.y = np.arange(103)  # labels that name the row
+    rows = np.random.default_rng(2).permutation(103)[:40]
+    ring = BufferRing(1)
+    for buffers in (None, ring, ring):
+        batch = data.sparse_rows(rows, buffers)
+        # Read in ascending order: the CSR arrays hold the rows sorted, `order` puts them in the order asked.
+        np.testing.assert_array_equal(np.diff(batch.indptr), (dense[np.sort(rows)] != 0).sum(1))
+        np.testing.assert_array_equal(np.sort(rows)[batch.order], rows)
+        np.testing.assert_array_equal(batch.y, rows)
+        np.testing.assert_array_equal(batch.to_numpy(), dense[rows])
+        np.testing.assert_array_equal(batch.to_scipy().toarray(), dense[rows])
+        np.testing.assert_array_equal(batch.to_dense().numpy(), dense[rows])
+    repeated = np.concatenate([rows, rows[:3]])  # repeats: read by a gather, still in the order asked
+    np.testing.assert_array_equal(data.sparse_rows(repeated).to_dense().numpy(), dense[repeated])
+    assert data.sparse_rows(np.sort(rows)).order is None  # sorted rows need no reordering
 
 
 @pytest.mark.parametrize("block_rows", [1, 8])  # gathers and run copies

@@ -1,6 +1,8 @@
 """hcebench.evaluation.predict and .contract: a trained model's predictions in the contract's shape."""
 
+import hcebench.evaluation.predict as predict_module
 import pytest
+import torch
 from hcebench.evaluation.contract import (
     CONTRACT_COLUMNS,
     read_predictions,
@@ -9,18 +11,7 @@ from hcebench.evaluation.contract import (
 )
 from hcebench.evaluation.predict import predict_split
 from hcebench.training.loop import TrainSettings, train
-from store_fixtures import write_toy_store
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return write_toy_store(tmp_path_factory.mktemp("toy"))
-
-
-ENTRIES = {
-    "linear": {"lr": 0.01, "weight_decay": 0.0},
-    "mlp": {"lr": 0.005, "weight_decay": 0.0, "n_layers": 2, "hidden": 32, "dropout": 0.0},
-}
+from store_fixtures import TOY_ENTRIES as ENTRIES
 
 
 def test_predictions_contract(toy, tmp_path):
@@ -40,3 +31,35 @@ def test_predictions_contract(toy, tmp_path):
     with pytest.raises(ValueError, match="contract"):
         table.drop(columns=["pred_label"]).to_parquet(tmp_path / "bad.parquet")
         read_predictions(tmp_path / "bad.parquet")
+
+
+def test_prediction_uses_the_numerics_the_model_was_trained_with(toy, tmp_path, monkeypatch):
+    store, hierarchy = toy
+    seen = []
+    real = predict_module.predict_logits
+
+    def spy(model, data, batch_size, device, bf16=True):
+        seen.append((torch.get_float32_matmul_precision(), bf16))
+        return real(model, data, batch_size, device, bf16)
+
+    monkeypatch.setattr(predict_module, "predict_logits", spy)
+    settings = TrainSettings(
+        loss="ce",
+        seed=0,
+        batch_size=128,
+        max_epochs=1,
+        device="cpu",
+        bf16=False,
+        float32_matmul_precision="high",
+    )
+    train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path)
+    names = dict(zip([f"T:000000{i}" for i in range(1, 6)], "ABCDE", strict=True))
+    before = torch.get_float32_matmul_precision()
+    predict_split(tmp_path / "model.pt", store / "test", names, device="cpu")
+    assert seen == [("high", False)] and torch.get_float32_matmul_precision() == before
+    # A checkpoint that predates the setting predicts as everything did before it: "highest", bf16 on CUDA.
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    del ckpt["settings"]["float32_matmul_precision"], ckpt["settings"]["bf16"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    predict_split(tmp_path / "old.pt", store / "test", names, device="cpu")
+    assert seen[-1] == ("highest", True)

@@ -97,6 +97,50 @@ def test_tabnet_scTab_defaults_build():
     assert model.transformers[0].blocks[0].fc is model.transformers[1].blocks[0].fc
 
 
+def _std(fan_in: int, fan_out: int, gain: float) -> float:
+    """The std of torch's xavier-normal: gain · √(2 / (fan_in + fan_out))."""
+    return gain * np.sqrt(2.0 / (fan_in + fan_out))
+
+
+def test_tabnet_initialisation_is_sctabs():
+    torch.manual_seed(0)
+    model = build_model("tabnet", {"lr": 5e-3, "weight_decay": 0.05}, 3000, 60)  # scTab's widths and blocks
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert all(m.bias is None for m in linears)  # no bias anywhere, the final mapping included
+    glu = {id(block.fc) for t in model.transformers for block in t.blocks}
+    checked = set()
+    for m in linears:
+        fan_in, fan_out = m.in_features, m.out_features
+        if id(m) in glu:  # fan_out counts the GLU's doubled width (scTab: initialize_glu(fc, in, 2 · out))
+            assert fan_out == 2 * (128 + 64)
+            gain = np.sqrt((fan_in + fan_out) / np.sqrt(fan_in))
+        else:  # attentive transformer (64 → genes) and final mapping (128 → classes)
+            gain = np.sqrt((fan_in + fan_out) / np.sqrt(4 * fan_in))
+        w = m.weight.detach().double()
+        expected = _std(fan_in, fan_out, gain)
+        assert abs(w.std().item() / expected - 1) < (0.02 if w.numel() > 50_000 else 0.05), (fan_in, fan_out)
+        assert abs(w.mean().item()) < 3 * expected / np.sqrt(w.numel())
+        checked.add((fan_in, fan_out, id(m) in glu))
+    # Shared first layer (genes → 384), the other GLU layers (192 → 384), attention (64 → genes), head (128 → 60).
+    assert checked == {(3000, 384, True), (192, 384, True), (64, 3000, False), (128, 60, False)}
+    # The closed forms: std √2 · fan_in^(−1/4) for GLU layers, fan_in^(−1/4) otherwise.
+    assert model.transformers[0].blocks[0].fc.weight.std().item() == pytest.approx(
+        np.sqrt(2) * 3000**-0.25, rel=0.02
+    )
+    assert model.attention[0].fc.weight.std().item() == pytest.approx(64**-0.25, rel=0.02)
+
+
+def test_ghost_batch_norm_chunks_like_sctab():
+    from hcebench.models.tabnet import GhostBatchNorm
+
+    x = torch.randn(50, 3, generator=torch.Generator().manual_seed(0)) * 4 + 1
+    gbn = GhostBatchNorm(3, virtual_batch_size=16, momentum=0.02).train()
+    # 50 // 16 = 3 chunks, as torch.chunk cuts them: 17, 17 and 16 cells, each normalised by its own statistics.
+    expected = torch.cat([torch.nn.functional.batch_norm(c, None, None, training=True) for c in x.split(17)])
+    torch.testing.assert_close(gbn(x), expected)
+    torch.testing.assert_close(gbn(x[:20]), torch.nn.functional.batch_norm(x[:20], None, None, training=True))
+
+
 TRANSFORMER = {
     "lr": 1e-3,
     "weight_decay": 0.0,

@@ -7,24 +7,18 @@ import subprocess
 import sys
 import time
 
+import hcebench.training.loop as train_module
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hcebench.data.store import SplitData
+from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import read_json
+from hcebench.models import build_model, logits_and_aux
 from hcebench.training.loop import EXIT_INTERRUPTED, TrainSettings, train
+from store_fixtures import TOY_ENTRIES as ENTRIES
 from store_fixtures import write_toy_store
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return write_toy_store(tmp_path_factory.mktemp("toy"))
-
-
-ENTRIES = {
-    "linear": {"lr": 0.01, "weight_decay": 0.0},
-    "mlp": {"lr": 0.005, "weight_decay": 0.0, "n_layers": 2, "hidden": 32, "dropout": 0.0},
-}
 
 
 @pytest.mark.parametrize("arch", ["linear", "mlp"])
@@ -101,7 +95,6 @@ def test_architecture_training_overrides(toy, tmp_path):
 def _signal_at_step(monkeypatch, step: int, signum=signal.SIGUSR1):
     """Make the process signal itself while the ``step``-th forward pass (training or validation) runs."""
     import hcebench.models.device as device_module
-    import hcebench.training.loop as train_module
 
     calls = {"n": 0}
     real = device_module.autocast
@@ -167,8 +160,6 @@ def test_augmentation_changes_training_and_needs_a_matching_bank(toy, tmp_path, 
     plain = train(store, hierarchy, "mlp", ENTRIES["mlp"], settings, tmp_path / "plain")
     assert plain["augment"] is False and plain["augmentation_vectors"] == 0
 
-    import hcebench.training.loop as train_module
-
     seen = []
     real = train_module.augment
 
@@ -195,8 +186,6 @@ def test_augmentation_changes_training_and_needs_a_matching_bank(toy, tmp_path, 
 
 
 def test_shuffle_block_rows_reaches_the_loader(toy, tmp_path, monkeypatch):
-    from hcebench.data.store import SplitData
-
     store, hierarchy = toy
     blocks = []
     real = SplitData.batch_order
@@ -270,3 +259,86 @@ def test_killed_training_job_resumes_from_its_checkpoint(toy, tmp_path):
     history = pd.read_csv(out / "history.tsv", sep="\t")
     assert history["epoch"].tolist() == list(range(20))
     assert (out / "model.pt").exists() and not (out / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize(("arch", "loss"), [("linear", "ce"), ("linear", "hce"), ("tabnet", "hce")])
+def test_validation_loss_is_unweighted_on_hierarchy_corrected_targets(tmp_path, arch, loss):
+    store, hierarchy_dir = write_toy_store(tmp_path / "data")
+    weights = np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32)  # far from uniform: must not enter the val loss
+    np.save(store / "class_weights.npy", weights)
+    # lr ~0: the model stays at its initialisation, so many predictions are wrong or a subtype of the truth.
+    entry = {"lr": 1e-12, "weight_decay": 0.0}
+    if arch == "tabnet":
+        entry = {**MORE["tabnet"], **entry, "lambda_sparse": 0.1}  # the sparsity term is part of the val loss
+    settings = TrainSettings(loss=loss, seed=0, batch_size=64, max_epochs=1, patience=1, device="cpu")
+    train(store, hierarchy_dir, arch, entry, settings, tmp_path / "run")
+    logged = pd.read_csv(tmp_path / "run" / "history.tsv", sep="\t")["val_loss"].item()
+
+    # By hand, from the epoch's weights (model.pt) on the whole validation split at once.
+    ckpt = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
+    model = build_model(arch, entry, 40, 5)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    val = SplitData.open(store / "val", 40, ckpt["labels"])
+    with torch.no_grad():
+        z, aux = logits_and_aux(model(torch.from_numpy(val.x.toarray())))
+    z = z.double().numpy()
+    r = LabelHierarchy.load(hierarchy_dir).reachability
+    y, pred = val.y, z.argmax(1)
+    target = np.where(r[y, pred] == 1, pred, y)  # the prediction if it is y or a subtype of y, else y
+    assert (target != y).sum() > 5  # the correction matters in this case
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    rows = np.arange(len(y))
+    if loss == "ce":
+        per_cell = -np.log(p[rows, target])
+    else:
+        per_cell = -np.log((p * r[target]).sum(1) + 1e-6)
+    expected = per_cell.mean() + (0.0 if aux is None else aux.item())
+    assert logged == pytest.approx(expected, rel=1e-5)
+    # Neither the class-weighted loss nor the loss on the uncorrected labels.
+    weighted = (weights[target] * per_cell).sum() / weights[target].sum()
+    assert abs(logged - weighted) > 1e-3
+    raw = -np.log(p[rows, y]) if loss == "ce" else -np.log((p * r[y]).sum(1) + 1e-6)
+    assert abs(logged - raw.mean()) > 1e-3
+
+
+def test_float32_matmul_precision_reaches_torch_during_training_and_is_restored(toy, tmp_path, monkeypatch):
+    store, hierarchy = toy
+    seen = []
+    for name in ("train_step", "predict_outputs"):
+        real = getattr(train_module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            seen.append((_name, torch.get_float32_matmul_precision()))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(train_module, name, spy)
+    settings = TrainSettings.from_config(
+        {
+            "batch_size": 128,
+            "max_epochs": 2,
+            "patience": 2,
+            "device": "cpu",
+            "float32_matmul_precision": "high",
+        },
+        "ce",
+        0,
+    )
+    assert (
+        settings.float32_matmul_precision == "high"
+        and settings.fingerprint()["float32_matmul_precision"] == "high"
+    )
+    before = torch.get_float32_matmul_precision()
+    train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path)
+    assert {name for name, _ in seen} == {"train_step", "predict_outputs"} and len(seen) == 2 * (5 + 1)
+    assert all(precision == "high" for _, precision in seen)  # every training step and validation pass
+    assert torch.get_float32_matmul_precision() == before  # restored for whatever runs next
+    assert (
+        torch.load(tmp_path / "model.pt", weights_only=False)["settings"]["float32_matmul_precision"]
+        == "high"
+    )
+    bad = TrainSettings(loss="ce", seed=0, max_epochs=1, device="cpu", float32_matmul_precision="fast")
+    with pytest.raises(ValueError, match="training.float32_matmul_precision"):
+        train(store, hierarchy, "linear", ENTRIES["linear"], bad, tmp_path / "bad")
+    assert torch.get_float32_matmul_precision() == before

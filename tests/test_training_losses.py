@@ -15,6 +15,7 @@ from hcebench.training.losses import (
     cross_entropy,
     hce_paper,
     hce_stable,
+    hierarchy_corrected_targets,
     make_loss,
 )
 
@@ -234,6 +235,32 @@ def test_make_loss():
         make_loss("focal", R_DAG)
     with pytest.raises(ValueError, match=r"training\.hce_form.*'exact'"):
         make_loss("hce", R_DAG, hce_form="exact")
+
+
+def test_hierarchy_corrected_targets_by_hand():
+    # True B, predicted D (a subtype): the target becomes D. True C, predicted B (not one): stays C.
+    # True A (the root), predicted E: E. True D, predicted B (an ancestor): stays D. True E, predicted E: E.
+    y = torch.tensor([B, C, A, D, E])
+    pred = torch.tensor([D, B, E, B, E])
+    assert hierarchy_corrected_targets(y, pred, R_DAG).tolist() == [D, C, E, D, E]
+    assert hierarchy_corrected_targets(y, pred, np.eye(5)).tolist() == [B, C, A, D, E]  # flat: truth
+
+
+def test_unweighted_validation_loss_on_corrected_targets_by_hand():
+    # The paper's validation loss: the loss without class weights on the corrected targets [D, C, E] of
+    # truths [B, C, A]; every cell has p = (0.10, 0.20, 0.30, 0.15, 0.25), so the predictions are set by hand.
+    z, y = batch(B, C, A)
+    targets = hierarchy_corrected_targets(y, torch.tensor([D, B, E]), R_DAG)
+    weights = np.array([1.0, 2.0, 3.0, 4.0, 5.0])  # training's class weights: must not enter
+    ce = make_loss("ce", R_DAG, class_weights=None)(z, targets).item()
+    assert ce == pytest.approx((-math.log(0.15) - math.log(0.30) - math.log(0.25)) / 3, abs=1e-12)
+    hce = make_loss("hce", R_DAG, class_weights=None)(z, targets).item()
+    # desc(D) = {D}; desc(C) = {C, E}: 0.55; desc(E) = {E}.
+    expected = -(math.log(0.15 + 1e-6) + math.log(0.55 + 1e-6) + math.log(0.25 + 1e-6)) / 3
+    assert hce == pytest.approx(expected, abs=1e-7)
+    # The weighted loss (the training loss) differs: weights 4, 3, 5 on D, C, E.
+    weighted = make_loss("hce", R_DAG, class_weights=weights)(z, targets).item()
+    assert weighted != pytest.approx(hce, abs=1e-3)
 
 
 # -- properties on random DAGs -------------------------------------------------------------------

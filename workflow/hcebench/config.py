@@ -42,7 +42,7 @@ def validate_schema(config: dict) -> None:
     """Validate in place, filling every default the schema declares (nested objects included)."""
     import jsonschema
 
-    validator_cls = _with_defaults(jsonschema.Draft7Validator)
+    validator_cls = _with_defaults(jsonschema.Draft202012Validator)
     errors = sorted(validator_cls(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors]

@@ -13,6 +13,11 @@ New dataset ids do not guarantee new biology. The audit reports, per OOD dataset
 
 Nothing is removed here; the audit documents the OOD set so that a reader can judge how "out of
 distribution" it is.
+
+It also compares two rules for giving an OOD cell a training label (``label_rule_disagreement``): the suite's,
+by Cell Ontology term id, and the paper's (microsoft/hce-classification, model_evaluation/utils.py), by label
+name (``cell_type in <training label names>``). A term renamed between the releases is matched by id only; a
+name now carried by another term, by name only. The cells on which the two disagree are counted per label.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import pandas as pd
 
 from hcebench.data.census import open_census, read_datasets, read_obs
+from hcebench.data.selection import obs_value_filter
 
 
 def audit_ood(
@@ -74,3 +80,98 @@ def audit_ood(
         "cells": int(table["n_cells"].sum()) if len(table) else 0,
     }
     return table, totals
+
+
+#: Columns of the label-rule table: one row per (OOD term id, OOD name) whose cells the two rules label
+#: differently; ``label_by_id`` / ``label_by_name`` are the training label each rule gives ("" for none).
+LABEL_RULE_COLUMNS = [
+    "rule",
+    "ood_term_id",
+    "ood_name",
+    "label_by_id",
+    "label_by_name",
+    "n_cells",
+    "n_datasets",
+]
+#: The ways the rules can disagree (``label_rule_disagreement``).
+LABEL_RULES = ("id_not_name", "name_not_id", "different_label")
+
+
+def training_label_names(labels: list[str], cells: pd.DataFrame, ontology) -> dict[str, str]:
+    """The name each training label (term id) carries in the training release: the cells' Census ``cell_type``
+    where the selection kept it, else the name in ``ontology`` (an ``hcebench.hierarchy.ontology.Ontology``; a
+    scTab store import keeps no names, and scTab's names are the ones the ontology gives its ids)."""
+    names = {}
+    if {"label", "cell_type"} <= set(cells.columns):
+        pairs = cells[["label", "cell_type"]].astype(str).drop_duplicates("label")
+        names = dict(zip(pairs["label"], pairs["cell_type"], strict=True))
+    return {t: names.get(t) or ontology.name(t) for t in labels}
+
+
+def label_rule_disagreement(obs: pd.DataFrame, label_names: dict[str, str]) -> tuple[pd.DataFrame, dict]:
+    """Cells of ``obs`` (``cell_type_ontology_term_id``, ``cell_type``, ``dataset_id``) that the term-id rule
+    and the name rule label differently, given the training labels' names ``label_names`` (term id -> name).
+
+    ``id_not_name``: the term is a training label but its name here is no training label's name (a renamed
+    term: the suite keeps the cell, the paper's code dropped it); ``name_not_id``: the name is a training
+    label's name but the term is no training label (the paper's code kept the cell, the suite drops it);
+    ``different_label``: both rules match, to different labels. Returns the per-label table
+    (``LABEL_RULE_COLUMNS``) and totals (cells each rule matches, and per kind of disagreement).
+    """
+    term = obs["cell_type_ontology_term_id"].astype(str)
+    name = obs["cell_type"].astype(str)
+    label_of_name = {n: t for t, n in label_names.items()}
+    by_id = term.where(term.isin(set(label_names)), "")
+    by_name = name.map(label_of_name).fillna("").astype(str)
+    rule = pd.Series("", index=obs.index)
+    rule[(by_id != "") & (by_name == "")] = "id_not_name"
+    rule[(by_id == "") & (by_name != "")] = "name_not_id"
+    rule[(by_id != "") & (by_name != "") & (by_id != by_name)] = "different_label"
+    cells = pd.DataFrame(
+        {
+            "rule": rule,
+            "ood_term_id": term,
+            "ood_name": name,
+            "label_by_id": by_id,
+            "label_by_name": by_name,
+            "dataset_id": obs["dataset_id"].astype(str),
+        }
+    )[rule != ""]
+    table = (
+        cells.groupby(LABEL_RULE_COLUMNS[:5])
+        .agg(n_cells=("dataset_id", "size"), n_datasets=("dataset_id", "nunique"))
+        .reset_index()
+        .sort_values(["rule", "n_cells"], ascending=[True, False], kind="stable")
+        .reset_index(drop=True)
+    )
+    totals = {
+        "cells": int(len(obs)),
+        "matched_by_id": int((by_id != "").sum()),
+        "matched_by_name": int((by_name != "").sum()),
+        "same_label": int(((by_id != "") & (by_id == by_name)).sum()),
+        **{r: int((rule == r).sum()) for r in LABEL_RULES},
+    }
+    return table[LABEL_RULE_COLUMNS], totals
+
+
+def audit_label_rules(
+    ood_source: dict,
+    dataset_ids: list[str],
+    label_names: dict[str, str],
+    filters: dict,
+    organism: str = "homo_sapiens",
+) -> tuple[pd.DataFrame, dict]:
+    """``label_rule_disagreement`` on the OOD datasets' cells that pass the OOD set's filters
+    (``filters``: ``is_primary_data``, ``assays``), read from ``ood_source``."""
+    if not dataset_ids:
+        return label_rule_disagreement(
+            pd.DataFrame(columns=["cell_type_ontology_term_id", "cell_type", "dataset_id"]), label_names
+        )
+    with open_census(ood_source) as census:
+        obs = read_obs(
+            census,
+            obs_value_filter(filters, dataset_ids),
+            ["dataset_id", "cell_type", "cell_type_ontology_term_id"],
+            organism=organism,
+        )
+    return label_rule_disagreement(obs, label_names)

@@ -1,23 +1,48 @@
-"""scTab's data augmentation: shift cells by realistic between-sample differences.
+"""scTab's data augmentation bank: realistic between-sample shifts of expression, from the training split.
 
-The bank holds differences between tech_samples of the per-cell-type mean expression (normalised, log1p
-scale): for a cell type seen in tech_samples s and t, Δ = mean_s − mean_t. Small differences (|Δ| ≤
-``min_abs``) are zeroed, since they are noise rather than batch structure, and large ones are clipped to
-±``clip``. During training a random bank vector is added to or subtracted from each cell (sign ±1 with
-probability ½) and the result clamped to [0, 9] (``hcebench.training.augmentation``).
+The bank follows scTab's notebook ``notebooks/data_augmentation/data_augmentation.ipynb`` step by step:
 
-The bank is computed from the training split only, so no validation or test sample leaks into training.
+1. **Subsample.** ``subsample_cells`` training cells drawn without replacement with probability ∝ 1 / (cells of
+   the cell's type), so every type is about equally represented: ``rng = np.random.default_rng(seed)``;
+   ``rng.choice(n_cells, size, replace=False, p)``; the rows are then sorted.
+2. **Means.** The mean expression (normalised, log1p scale) of every (type, tech_sample) in the subsample.
+3. **Differences.** Per type, its tech_samples in sorted order, the ``n (n − 1) / 2`` pairs ``(i, j)``, ``i < j``,
+   in lexicographic order, and ``min(n (n − 1) / 2 − 1, max_pairs_per_type)`` of them drawn without replacement;
+   each gives ``mean_i − mean_j``. The ``− 1`` is scTab's count: one pair of every type is always left out, so a
+   type seen in two tech_samples contributes nothing (and one seen in one, or none, cannot contribute).
+4. **Threshold.** ``|Δ| ≤ min_abs`` set to 0 (noise, not batch structure), then clipped to ``±clip``.
+5. **Cluster filter.** k-means with ``n_clusters`` clusters on the vectors (scikit-learn ``KMeans``,
+   ``n_init="auto"``); only the vectors of clusters holding more than ``min_cluster_size`` vectors are kept,
+   in their order, so rare, idiosyncratic shifts are dropped.
+6. **Draw.** ``n_vectors`` of the kept vectors drawn uniformly without replacement with a fresh
+   ``np.random.default_rng(seed)``; all of them, in order, when fewer are kept.
+
+Where the notebook leaves a draw unseeded (the pairs, drawn with numba's global generator; the k-means
+initialisation), the bank is made reproducible: the pairs continue the subsample's generator and k-means gets
+``random_state=seed``. During training a random bank vector is added to or subtracted from each cell (sign ±1
+with probability ½) and the result clamped to [0, 9] (``hcebench.training.augmentation``).
+
+The bank is computed from the training split only, so no validation or test sample leaks into training. The
+split may be larger than memory: only the subsampled rows are read, chunk by chunk, and only the (type,
+tech_sample) groups in a drawn pair are averaged (the pairs depend on the group structure alone, so drawing them
+before reading any expression changes nothing). Memory is bounded by the chunk, the drawn groups' means and the
+bank itself (pairs × genes), not by the cells.
 """
 
 from __future__ import annotations
 
-import itertools
+import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.cluster import KMeans
 
 from hcebench.data.store import SplitData
+from hcebench.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def group_means(
@@ -25,30 +50,171 @@ def group_means(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean row of ``x`` per group code (0..G-1; -1 = no group) and the number of rows in each group.
 
-    ``x`` is a scipy CSR matrix or a store split; it is read ``chunk_rows`` rows at a time, so memory is
-    bounded by the chunk and the (groups × genes) sums, not by the number of cells.
+    ``x`` is a scipy CSR matrix or a store split; it is read ``chunk_rows`` rows at a time, and of each chunk
+    only the rows in a group, so memory is bounded by the chunk and the (groups × genes) sums, not by the
+    number of cells. Progress is logged every tenth of the rows.
     """
     groups = np.asarray(groups, dtype=np.int64)
     if n_groups is None:
         n_groups = int(groups.max()) + 1 if len(groups) else 0
     n_rows, n_genes = x.shape
     sums = np.zeros((n_groups, n_genes), dtype=np.float64)
+    step = max(n_rows // 10, 1)
     for start in range(0, n_rows, chunk_rows):
         stop = min(start + chunk_rows, n_rows)
         member = groups[start:stop] >= 0
-        if not member.any():
-            continue
-        rows = np.flatnonzero(member)
-        if isinstance(x, SplitData):
-            chunk = x.sparse_rows(start + rows).to_scipy()
-        else:
-            chunk = x[start + rows]
-        indicator = sp.csr_matrix(
-            (np.ones(len(rows)), (groups[start + rows], np.arange(len(rows)))), shape=(n_groups, len(rows))
-        )
-        sums += np.asarray((indicator @ chunk.astype(np.float64)).todense())
+        if member.any():
+            rows = np.flatnonzero(member)
+            if isinstance(x, SplitData):
+                chunk = x.sparse_rows(start + rows).to_scipy()
+            else:
+                chunk = x[start + rows]
+            indicator = sp.csr_matrix(
+                (np.ones(len(rows)), (groups[start + rows], np.arange(len(rows)))),
+                shape=(n_groups, len(rows)),
+            )
+            sums += np.asarray((indicator @ chunk.astype(np.float64)).todense())
+        if stop // step > start // step and stop < n_rows:
+            log.info("group means: %d of %d rows read", stop, n_rows)
     sizes = np.bincount(groups[groups >= 0], minlength=n_groups)
     return sums / np.maximum(sizes, 1)[:, None], sizes
+
+
+def subsample(labels: np.ndarray, n_cells: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row indices of ``n_cells`` cells drawn without replacement with probability ∝ 1 / (cells of its type).
+
+    Every type then gets about ``n_cells / types`` cells, or all of its cells if it has fewer. ``n_cells`` at
+    least the number of rows returns every row (after drawing them, so ``rng`` advances the same way).
+    """
+    codes, _ = pd.factorize(pd.Series(np.asarray(labels)))
+    if (codes < 0).any():
+        raise ValueError("subsample: labels must not be missing")
+    weight = 1.0 / np.bincount(codes)[codes]
+    p = weight / weight.sum()
+    size = min(int(n_cells), len(codes))
+    return np.sort(rng.choice(len(codes), size=size, replace=False, p=p))
+
+
+def draw_pairs(n_samples: int, max_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """scTab's pairs of one type's ``n_samples`` tech_samples: ``min(n(n−1)/2 − 1, max_pairs)`` of them, (k, 2).
+
+    Drawn without replacement from the pairs ``(i, j)``, ``i < j``, in lexicographic order; none when
+    ``n(n−1)/2 − 1 ≤ 0`` (fewer than three tech_samples).
+    """
+    n_pairs = n_samples * (n_samples - 1) // 2
+    k = min(n_pairs - 1, max_pairs)
+    if k <= 0:
+        return np.zeros((0, 2), np.int64)
+    pairs = np.stack(np.triu_indices(n_samples, 1), axis=1)  # (i, j), i < j, row by row: lexicographic
+    return pairs[rng.choice(n_pairs, size=k, replace=False)]
+
+
+def pair_differences(
+    x: sp.csr_matrix | SplitData,
+    labels: np.ndarray,
+    tech_samples: np.ndarray,
+    rows: np.ndarray,
+    max_pairs_per_type: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Differences of (type, tech_sample) mean expression over ``rows``, float32 (pairs, genes).
+
+    Types in sorted order, each with its ``draw_pairs`` over its tech_samples in sorted order, concatenated.
+    Only ``rows`` are read, and of the groups only those in a drawn pair are averaged.
+    """
+    cells = pd.MultiIndex.from_arrays([np.asarray(labels)[rows], np.asarray(tech_samples)[rows]])
+    # The (type, tech_sample) groups, sorted, so each type's tech_samples are a contiguous run.
+    keys = cells.unique().sort_values()
+    codes = keys.get_indexer(cells)
+    types, firsts, counts = np.unique(keys.get_level_values(0), return_index=True, return_counts=True)
+    pairs = [first + draw_pairs(n, max_pairs_per_type, rng) for first, n in zip(firsts, counts, strict=True)]
+    pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+    silent = int((counts < 3).sum())
+    log.info(
+        "differences: %d pairs from %d types (%d types with fewer than 3 tech_samples in the subsample give none)",
+        len(pairs),
+        len(types) - silent,
+        silent,
+    )
+    n_genes = x.shape[1]
+    if len(pairs) == 0:
+        return np.zeros((0, n_genes), np.float32)
+    used = np.unique(pairs)
+    slot = np.full(len(keys), -1, dtype=np.int64)
+    slot[used] = np.arange(len(used))
+    member = np.full(x.shape[0], -1, dtype=np.int64)
+    member[rows] = slot[codes]
+    means, _ = group_means(x, member, len(used))
+    out = np.empty((len(pairs), n_genes), np.float32)
+    for start in range(0, len(pairs), 1024):  # in blocks: no (pairs × genes) float64 temporaries
+        block = pairs[start : start + 1024]
+        out[start : start + len(block)] = means[slot[block[:, 0]]] - means[slot[block[:, 1]]]
+    return out
+
+
+def threshold(vectors: np.ndarray, min_abs: float, clip: float) -> np.ndarray:
+    """``|Δ| ≤ min_abs`` set to 0, then clipped to ``±clip`` (in place; returned)."""
+    vectors[np.abs(vectors) <= min_abs] = 0.0
+    np.clip(vectors, -clip, clip, out=vectors)
+    return vectors
+
+
+@dataclass
+class ClusterFilter:
+    """What the k-means filter did: vectors before and after it, and the cluster sizes (largest first)."""
+
+    before: int
+    kept: int
+    drawn: int
+    cluster_sizes: list[int]
+    clusters_kept: int
+
+
+def select_by_cluster(
+    vectors: np.ndarray, n_clusters: int, min_cluster_size: int, n_vectors: int, seed: int
+) -> tuple[np.ndarray, ClusterFilter]:
+    """Keep the vectors of k-means clusters holding more than ``min_cluster_size``; draw ``n_vectors`` of them.
+
+    k-means: scikit-learn ``KMeans(n_clusters, n_init="auto", random_state=seed)``. The draw is uniform,
+    without replacement, from a fresh ``np.random.default_rng(seed)``; with fewer kept vectors than
+    ``n_vectors`` all of them are returned, in order.
+    """
+    if len(vectors) < n_clusters:
+        raise ConfigError(
+            f"augmentation.n_clusters is {n_clusters} but the training split gives only {len(vectors)} "
+            "difference vectors; lower augmentation.n_clusters (and min_cluster_size), or raise "
+            "augmentation.subsample_cells or max_pairs_per_type"
+        )
+    log.info("k-means: %d vectors × %d genes into %d clusters", *vectors.shape, n_clusters)
+    labels = KMeans(n_clusters=n_clusters, n_init="auto", random_state=seed).fit(vectors).labels_
+    sizes = np.bincount(labels, minlength=n_clusters)
+    big = sizes > min_cluster_size
+    kept = np.flatnonzero(big[labels])  # row numbers, in order: no copy of the kept vectors yet
+    if len(kept) == 0:
+        raise ConfigError(
+            f"augmentation.min_cluster_size is {min_cluster_size} but the largest of the {n_clusters} k-means "
+            f"clusters holds {sizes.max()} of {len(vectors)} vectors, so the bank would be empty; lower "
+            "augmentation.min_cluster_size below that (or augmentation.n_clusters)"
+        )
+    rng = np.random.default_rng(seed)
+    if len(kept) >= n_vectors:
+        kept = kept[rng.choice(len(kept), size=n_vectors, replace=False)]
+    else:
+        log.warning(
+            "augmentation: only %d vectors in clusters above min_cluster_size %d, fewer than n_vectors %d; "
+            "keeping all of them",
+            len(kept),
+            min_cluster_size,
+            n_vectors,
+        )
+    stats = ClusterFilter(
+        before=len(vectors),
+        kept=int(sizes[big].sum()),
+        drawn=len(kept),
+        cluster_sizes=sorted(sizes.tolist(), reverse=True),
+        clusters_kept=int(big.sum()),
+    )
+    return vectors[kept], stats
 
 
 def build_bank(
@@ -56,43 +222,62 @@ def build_bank(
     labels: np.ndarray,
     tech_samples: np.ndarray,
     *,
-    min_cells: int = 10,
+    subsample_cells: int = 500_000,
+    max_pairs_per_type: int = 300,
     min_abs: float = 0.25,
     clip: float = 1.5,
-    max_pairs_per_type: int = 50,
-    seed: int = 0,
+    n_clusters: int = 50,
+    min_cluster_size: int = 2000,
+    n_vectors: int = 5000,
+    seed: int = 1,
 ) -> np.ndarray:
-    """Difference vectors between tech_samples of each cell type's mean expression, float32 (n, genes).
+    """scTab's augmentation bank from a training split, float32 (vectors, genes); the defaults are scTab's.
 
-    Only (type, tech_sample) groups with at least ``min_cells`` cells contribute; each type contributes at most
-    ``max_pairs_per_type`` pairs (chosen at random with ``seed``) so abundant types do not dominate the bank.
-    ``x`` may be a store split larger than RAM: pairs are chosen from the group sizes first, then only the
-    groups in a chosen pair are averaged, chunk by chunk.
+    ``x`` is the split (a store split larger than memory is read chunk by chunk; only the subsampled rows);
+    ``labels`` and ``tech_samples`` give each row's cell type and tech_sample. The steps and their random
+    draws are the module's: subsample, means, differences, threshold, cluster filter, draw. Bank statistics
+    (vectors before and after the cluster filter, share nonzero) are logged.
     """
-    groups = pd.MultiIndex.from_arrays([np.asarray(labels), np.asarray(tech_samples)])
-    codes, uniques = groups.factorize()
-    sizes = np.bincount(codes, minlength=len(uniques))
-    group_label = uniques.get_level_values(0).to_numpy()
+    labels, tech_samples = np.asarray(labels), np.asarray(tech_samples)
+    if len(labels) != x.shape[0] or len(tech_samples) != x.shape[0]:
+        raise ValueError(
+            f"build_bank: {x.shape[0]} rows but {len(labels)} labels and {len(tech_samples)} tech_samples"
+        )
     rng = np.random.default_rng(seed)
-    pairs = []
-    for label in sorted(set(group_label.tolist())):
-        members = np.flatnonzero((group_label == label) & (sizes >= min_cells))
-        candidates = list(itertools.combinations(members, 2))
-        if len(candidates) > max_pairs_per_type:
-            candidates = [
-                candidates[i] for i in rng.choice(len(candidates), max_pairs_per_type, replace=False)
-            ]
-        pairs.extend(candidates)
-    n_genes = x.shape[1]
-    if not pairs:
-        return np.zeros((0, n_genes), np.float32)
-    used = np.unique(np.asarray(pairs).ravel())
-    slot = np.full(len(uniques), -1, dtype=np.int64)
-    slot[used] = np.arange(len(used))
-    means, _ = group_means(x, slot[codes], len(used))
-    vectors = np.empty((len(pairs), n_genes), np.float32)
-    for i, (s, t) in enumerate(pairs):
-        delta = means[slot[s]] - means[slot[t]]
-        delta[np.abs(delta) <= min_abs] = 0.0
-        vectors[i] = np.clip(delta, -clip, clip)
-    return vectors
+    rows = subsample(labels, subsample_cells, rng)
+    log.info(
+        "subsample: %d of %d training cells, %d types, drawn with probability ∝ 1 / cells of the type",
+        len(rows),
+        len(labels),
+        len(np.unique(labels)),
+    )
+    vectors = pair_differences(x, labels, tech_samples, rows, max_pairs_per_type, rng)
+    if len(vectors) == 0:
+        raise ConfigError(
+            "augmentation: no cell type has three or more tech_samples in the subsample, so there are no "
+            "difference vectors; raise augmentation.subsample_cells, or train without augment: true"
+        )
+    log.info(
+        "differences above min_abs %g: %.2f%% of values",
+        min_abs,
+        100 * float((np.abs(vectors) > min_abs).mean()),
+    )
+    threshold(vectors, min_abs, clip)
+    bank, stats = select_by_cluster(vectors, n_clusters, min_cluster_size, n_vectors, seed)
+    log.info(
+        "k-means: %d clusters of sizes %s; %d clusters of more than %d vectors kept: %d of %d vectors",
+        n_clusters,
+        stats.cluster_sizes,
+        stats.clusters_kept,
+        min_cluster_size,
+        stats.kept,
+        stats.before,
+    )
+    log.info(
+        "bank: %d vectors × %d genes (drawn from %d kept), %.2f%% of values nonzero",
+        bank.shape[0],
+        bank.shape[1],
+        stats.kept,
+        100 * float((bank != 0).mean()),
+    )
+    return np.ascontiguousarray(bank, dtype=np.float32)

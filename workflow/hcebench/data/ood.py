@@ -10,7 +10,11 @@ score of a prediction at that ancestor asks "did the model place the new type in
 label is kept in ``novel_label`` / ``novel_label_name``. Cells whose label has no trained ancestor, or is not a
 term of the ontology release, cannot be scored; they are counted (``novel.n_cells_dropped``) and left out.
 Genes are aligned by ``feature_id`` to the training store's order; genes the newer release does not
-measure stay zero, and their fraction is recorded (``missing_gene_fraction``).
+measure stay zero, and their fraction is recorded (``missing_gene_fraction``). This holds also when the store's
+genes were matched by symbol (``genes.match: feature_name``, as scTab did): the store's var.parquet keeps one
+feature_id per column, and an id is one gene in both releases, whereas a symbol need not be (the HCE evaluation
+code looked OOD genes up by symbol, so every column of a symbol with several ids read the same, first, gene).
+``meta.json["gene_alignment"]`` records what a symbol lookup would do differently (``name_alignment_check``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,22 @@ def align_genes(store_genes: pd.Series, ood_var: pd.DataFrame) -> tuple[np.ndarr
     columns = position.loc[present["feature_id"]].to_numpy(np.int64)
     missing = 1.0 - len(present) / len(store_genes)
     return present["soma_joinid"].to_numpy(np.int64), columns, float(missing)
+
+
+def name_alignment_check(store_genes: pd.DataFrame, ood_var: pd.DataFrame) -> dict:
+    """What aligning by symbol instead of feature_id would change: store genes whose id the newer release lacks
+    but whose symbol it has (a symbol lookup would fill them), and store genes that share their symbol with
+    another store gene (a symbol lookup cannot tell them apart)."""
+    ids = set(ood_var["feature_id"].astype(str))
+    names = set(ood_var["feature_name"].astype(str))
+    store_ids = store_genes["feature_id"].astype(str)
+    store_names = store_genes["feature_name"].astype(str)
+    found_by_name = ~store_ids.isin(ids) & store_names.isin(names)
+    return {
+        "by": "feature_id",
+        "missing_by_id_found_by_name": sorted(store_ids[found_by_name]),
+        "store_genes_sharing_a_symbol": int(store_names.duplicated(keep=False).sum()),
+    }
 
 
 def nearest_trained_ancestors(terms, labels, ontology) -> dict[str, str | None]:
@@ -97,9 +117,8 @@ def build_ood_set(
         obs = obs.loc[seen].drop(columns=["is_primary_data"])
         obs["label_name"] = obs["cell_type"].astype(str)
         obs["label_index"] = obs["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
-        var_joinids, columns, missing = align_genes(
-            store_genes["feature_id"], read_var(census, organism=organism)
-        )
+        ood_var = read_var(census, organism=organism)
+        var_joinids, columns, missing = align_genes(store_genes["feature_id"], ood_var)
         store_genes.to_parquet(tmp / "var.parquet", index=False)
         n = write_split(
             ood_source,
@@ -141,6 +160,7 @@ def build_ood_set(
             "n_cells_unseen_label": int(unseen.sum()),
             "unseen_labels": {f"{t} {name}": int(c) for (t, name), c in unseen.items()},
             "missing_gene_fraction": missing,
+            "gene_alignment": name_alignment_check(store_genes, ood_var),
             "n_genes": int(len(store_genes)),
         }
         if novel_meta is not None:

@@ -10,16 +10,26 @@ before the expression store is built:
    tech_samples, where a tech_sample is a (dataset_id, donor_id) pair.
 
 Labels are ordered by name, as scTab orders them.
+
+``filters.pinned_labels`` pins the label set instead (the paper configuration pins scTab's 164 types: scTab ran
+step 2 on cl-simple v2023-05-22, a release the suite does not bundle, so the same filters on CL v2022-09-15 need
+not give the same set). With a pin, the cells kept are the primary, assay-filtered cells of the pinned types; the
+type filters still run, and the report lists every type they would add to or drop from the pinned set.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from hcebench.data.census import census_release, open_census, read_obs
+from hcebench.errors import ConfigError, OntologyError
 from hcebench.hierarchy.ontology import Ontology
 from hcebench.layout import STORE_SPLITS
 
@@ -61,8 +71,113 @@ class Selection:
     report: dict = field(default_factory=dict)
 
 
+#: Label sets shipped with the package, for ``filters.pinned_labels: bundled:<name>``.
+BUNDLED_LABEL_SETS = {"sctab_2023-05-15": "sctab_cell_types_2023-05-15.txt"}
+_TERM_ID = re.compile(r"^[A-Za-z]+:[0-9]+$")
+
+
+def read_pinned_labels(spec: str) -> list[str]:
+    """The entries of a ``filters.pinned_labels`` list: one Cell Ontology name or term id per line; blank lines
+    and lines starting with ``#`` are skipped. ``bundled:<name>`` names a list in ``BUNDLED_LABEL_SETS``."""
+    if spec.startswith("bundled:"):
+        name = spec[len("bundled:") :]
+        if name not in BUNDLED_LABEL_SETS:
+            raise ConfigError(
+                f"filters.pinned_labels {spec!r}: no bundled label set {name!r}; shipped: "
+                f"{['bundled:' + n for n in BUNDLED_LABEL_SETS]}, or give a path to a file of CL names or ids"
+            )
+        path = Path(str(resources.files("hcebench") / "resources" / BUNDLED_LABEL_SETS[name]))
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(
+                f"filters.pinned_labels {spec!r} is not a file; give a text file with one CL name or id per "
+                f"line, 'bundled:sctab_2023-05-15', or null for no pin"
+            )
+    entries = [line.strip() for line in path.read_text().splitlines()]
+    entries = [e for e in entries if e and not e.startswith("#")]
+    if not entries:
+        raise ConfigError(f"filters.pinned_labels {spec!r}: {path} lists no label")
+    return entries
+
+
+def resolve_pinned_labels(spec: str, ontology: Ontology) -> list[str]:
+    """Term ids of the pinned label set (``filters.pinned_labels``), in the list's order.
+
+    A name maps to the live (non-obsolete) term of exactly that name in ``ontology``; an id must be a live term.
+    Every entry that does not resolve (unknown, obsolete, ambiguous, or listed twice) is named in one error.
+    """
+    entries = read_pinned_labels(spec)
+    terms_named: dict[str, list[str]] = {}
+    for term, name in ontology.names.items():
+        terms_named.setdefault(name, []).append(term)
+    ids: list[str] = []
+    problems: list[str] = []
+    for entry in entries:
+        if _TERM_ID.match(entry):
+            candidates = [entry] if entry in ontology.names else []
+        else:
+            candidates = terms_named.get(entry, []) + terms_named.get(f"obsolete {entry}", [])
+        live = [t for t in candidates if t not in ontology.obsolete]
+        if len(live) == 1:
+            ids.append(live[0])
+        elif len(live) > 1:
+            problems.append(f"{entry!r} names several live terms {live}")
+        elif candidates:
+            replaced = sorted({r for t in candidates for r in ontology.obsolete[t]})
+            problems.append(
+                f"{entry!r} is obsolete ({', '.join(candidates)}; replaced by: {', '.join(replaced) or 'none given'})"
+            )
+        else:
+            problems.append(f"{entry!r} is not a term {'id' if _TERM_ID.match(entry) else 'name'}")
+    seen: set[str] = set()
+    for term in ids:
+        if term in seen:
+            problems.append(f"{term} ({ontology.names[term]}) is listed twice")
+        seen.add(term)
+    if problems:
+        raise OntologyError(
+            f"filters.pinned_labels {spec!r}: {len(problems)} of {len(entries)} entries do not resolve to one "
+            f"live term of Cell Ontology {ontology.release} ({ontology.source}): "
+            + "; ".join(problems)
+            + ". "
+            "Fix the list (names exactly as the ontology spells them, or CL ids), or set ontology.source to the "
+            "CL release the list was written against."
+        )
+    return ids
+
+
+def filters_versus_pin(
+    obs: pd.DataFrame, pinned: list[str], filtered: list[str], reasons: dict[str, str], ontology: Ontology
+) -> dict:
+    """What the type filters would change in a pinned label set: ``would_add`` (types the filters keep that the
+    pin lacks) and ``would_drop`` (pinned types the filters drop, with the filter's reason), each with its name
+    and its cells and tech_samples in ``obs`` (primary cells of the kept assays)."""
+    per_type = obs.groupby(obs["cell_type_ontology_term_id"].astype(str)).agg(
+        n_cells=("soma_joinid", "size"), n_tech_samples=("tech_sample", "nunique")
+    )
+
+    def entry(term: str) -> dict:
+        n_cells, n_ts = (int(v) for v in per_type.loc[term]) if term in per_type.index else (0, 0)
+        return {"name": ontology.names.get(term, "?"), "n_cells": n_cells, "n_tech_samples": n_ts}
+
+    pinned_set, filtered_set = set(pinned), set(filtered)
+    absent = "no cell after the primary-data and assay filters"
+    return {
+        "n_labels_filters_keep": len(filtered),
+        "would_add": {t: entry(t) for t in sorted(filtered_set - pinned_set)},
+        "would_drop": {
+            t: {**entry(t), "reason": reasons.get(t, absent)} for t in pinned if t not in filtered_set
+        },
+    }
+
+
 def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Selection:
-    """Apply scTab's type filters to obs already restricted to primary cells of the kept assays."""
+    """Apply scTab's type filters to obs already restricted to primary cells of the kept assays.
+
+    With ``filters["pinned_labels"]`` set, the label set is the pinned one (those of its types that ``obs``
+    holds) and the filters only report: ``report["filters_vs_pinned"]`` lists what they would add or drop.
+    """
     obs = obs.copy()
     obs["tech_sample"] = tech_sample(obs)
     report: dict = {"cells_after_primary_assay": int(len(obs))}
@@ -81,10 +196,10 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Select
             dropped_by_ontology[t] = (
                 f"{len(ontology.ancestors(t))} is_a ancestors <= {filters['min_ancestors']}"
             )
-    obs = obs[~terms.isin(dropped_by_ontology)]
-    report["cells_after_ontology_filter"] = int(len(obs))
+    passed = obs[~terms.isin(list(dropped_by_ontology))]
+    report["cells_after_ontology_filter"] = int(len(passed))
 
-    per_type = obs.groupby("cell_type_ontology_term_id", observed=True).agg(
+    per_type = passed.groupby("cell_type_ontology_term_id", observed=True).agg(
         n_cells=("soma_joinid", "size"), n_tech_samples=("tech_sample", "nunique")
     )
     keep = per_type[
@@ -95,14 +210,35 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Select
         t: f"{int(r.n_cells)} cells in {int(r.n_tech_samples)} tech_samples"
         for t, r in per_type.drop(keep.index).iterrows()
     }
-    obs = obs[obs["cell_type_ontology_term_id"].isin(keep.index)].copy()
-    if obs.empty:
-        raise ValueError(
-            "no cell type passes filters.min_cells_per_type / filters.min_tech_samples_per_type "
-            f"({filters['min_cells_per_type']} cells in > {filters['min_tech_samples_per_type']} tech_samples); "
-            "lower them for a small census"
-        )
-    labels = sorted(keep.index, key=lambda t: (ontology.name(t).lower(), t))
+    pin = filters.get("pinned_labels")
+    if pin:
+        pinned = resolve_pinned_labels(pin, ontology)
+        reasons = {**dropped_by_ontology, **dropped_by_counts}
+        report["filters_vs_pinned"] = filters_versus_pin(obs, pinned, list(keep.index), reasons, ontology)
+        obs = obs[terms.isin(pinned)].copy()
+        if obs.empty:
+            raise ConfigError(
+                f"no primary cell of the kept assays has a label of filters.pinned_labels {pin!r}; "
+                "check the list against the census release (census.train_release) and filters.assays"
+            )
+        present = set(obs["cell_type_ontology_term_id"].astype(str))
+        report["pinned_labels"] = {
+            "source": pin,
+            "n_pinned": len(pinned),
+            "n_present": len(present),
+            "absent": {t: ontology.names[t] for t in pinned if t not in present},
+        }
+    else:
+        obs = passed[passed["cell_type_ontology_term_id"].isin(keep.index)].copy()
+        if obs.empty:
+            raise ValueError(
+                "no cell type passes filters.min_cells_per_type / filters.min_tech_samples_per_type "
+                f"({filters['min_cells_per_type']} cells in > {filters['min_tech_samples_per_type']} tech_samples); "
+                "lower them for a small census"
+            )
+    labels = sorted(
+        set(obs["cell_type_ontology_term_id"].astype(str)), key=lambda t: (ontology.name(t).lower(), t)
+    )
     obs["label"] = obs["cell_type_ontology_term_id"].astype(str)
     obs["label_name"] = obs["label"].map(ontology.names)
     report.update(
@@ -121,25 +257,47 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Select
 
 
 def split_tech_samples(tech_samples: pd.Series, seed: int, fractions: list[float]) -> pd.Series:
-    """Assign each cell a split by shuffling its unique tech_samples with ``seed`` and cutting by ``fractions``.
+    """Assign each cell a split as scTab does (02_create_train_val_test_split.ipynb).
 
-    Unique tech_samples are sorted before the shuffle so the split depends only on the set, not on row order.
+    ``tech_samples`` must be in the release's cell order (soma_joinid order, as ``read_obs`` returns obs): the
+    unique tech_samples are taken in order of first appearance, shuffled in place by one
+    ``np.random.default_rng(seed)``, and cut into ``n − n_val − n_test`` train, then ``n_val = ceil(f_val · n)``
+    val, then ``n_test = ceil(f_test · n)`` test tech_samples (``fractions = [f_train, f_val, f_test]``; train
+    takes the rest, so ``f_train`` only has to make the three sum to 1): 30 tech_samples at 0.7/0.15/0.15 give
+    20 / 5 / 5. The same set in another row order can give another split.
     """
-    unique = np.array(sorted(tech_samples.unique()))
-    order = np.random.default_rng(seed).permutation(len(unique))
-    shuffled = unique[order]
-    n = len(shuffled)
-    cut1 = int(round(fractions[0] * n))
-    cut2 = int(round((fractions[0] + fractions[1]) * n))
-    if cut1 == 0 or cut2 == cut1 or cut2 == n:
+    samples = np.array(pd.unique(tech_samples).tolist())  # as the notebook: unique().tolist(), then np.array
+    np.random.default_rng(seed).shuffle(samples)
+    n = len(samples)
+    n_val = math.ceil(fractions[1] * n)
+    n_test = math.ceil(fractions[2] * n)
+    n_train = n - n_val - n_test
+    if n_train <= 0 or n_val == 0 or n_test == 0:
         raise ValueError(
-            f"{n} tech_samples cannot be split {fractions} with every split non-empty; "
-            "the census is too small for split.fractions"
+            f"{n} tech_samples cannot be split {fractions} (ceil of the val and test shares, train the rest) "
+            "with every split non-empty; the census is too small for split.fractions"
         )
-    assignment = {ts: STORE_SPLITS[0] for ts in shuffled[:cut1]}
-    assignment.update({ts: STORE_SPLITS[1] for ts in shuffled[cut1:cut2]})
-    assignment.update({ts: STORE_SPLITS[2] for ts in shuffled[cut2:]})
+    assignment = {ts: STORE_SPLITS[0] for ts in samples[:n_train]}
+    assignment.update({ts: STORE_SPLITS[1] for ts in samples[n_train : n_train + n_val]})
+    assignment.update({ts: STORE_SPLITS[2] for ts in samples[n_train + n_val :]})
     return tech_samples.map(assignment)
+
+
+def store_order(split: pd.Series, seed: int) -> dict[str, np.ndarray]:
+    """scTab's on-disk cell order of each split: ``{split: positions into split's rows, in the order to write}``.
+
+    ``split`` is the split of each cell, in the release's cell order. A fresh ``np.random.default_rng(seed)``
+    permutes the cells of train, then val, then test (one ``permutation`` each, in that order, from the same
+    generator), as scTab does before writing its store "to break up data sets": consecutive rows of a split are
+    then random cells, not runs of one dataset and donor.
+    """
+    rng = np.random.default_rng(seed)
+    labels = split.to_numpy()
+    order = {}
+    for name in STORE_SPLITS:
+        rows = np.flatnonzero(labels == name)
+        order[name] = rows[rng.permutation(len(rows))]
+    return order
 
 
 def balanced_class_weights(label_index: np.ndarray, k: int) -> np.ndarray:
@@ -167,6 +325,9 @@ def select_from_census(source: dict, config: dict, ontology: Ontology) -> Select
             f"({obs_value_filter(filters)}); check the assay names against the census obs"
         )
     selection = select_cells(obs, ontology, filters)
+    # scTab takes tech_samples in order of first appearance in the release's cell order: soma_joinid order.
+    if not selection.cells["soma_joinid"].is_monotonic_increasing:
+        raise RuntimeError("selected cells are not in soma_joinid order; the split would not be scTab's")
     split_cfg = config["split"]
     selection.cells["split"] = split_tech_samples(
         selection.cells["tech_sample"], split_cfg["seed"], split_cfg["fractions"]

@@ -1,6 +1,8 @@
 """Per-cell predictions of a trained checkpoint on any split of a store, as the contract table.
 
 The contract (columns, provenance, reading and writing) is ``hcebench.evaluation.contract``; this module adds the model.
+A model predicts in the numerics it was trained in: ``bf16`` and ``float32_matmul_precision`` are read from the
+training settings its checkpoint records (a checkpoint from before the latter was recorded: "highest").
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 from hcebench.data.store import SplitData
 from hcebench.evaluation.contract import contract_table
 from hcebench.models import build_model
-from hcebench.models.device import predict_logits, resolve_device
+from hcebench.models.device import float32_matmul_precision, predict_logits, resolve_device
 
 
 def load_model(checkpoint_path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -44,6 +46,8 @@ def predict_split(
             "trained on; rebuild the set from the same training store"
         )
     data = SplitData.open(split_dir, len(genes), ckpt["labels"])
-    logits = torch.from_numpy(predict_logits(model, data, batch_size, dev))
+    trained = ckpt.get("settings") or {}
+    with float32_matmul_precision(trained.get("float32_matmul_precision", "highest")):
+        logits = torch.from_numpy(predict_logits(model, data, batch_size, dev, trained.get("bf16", True)))
     probs = torch.softmax(logits, dim=1).numpy()
     return contract_table(data.obs, ckpt["labels"], probs, label_names, save_probabilities)

@@ -12,6 +12,13 @@ Without feature groups that product is the identity, so this implementation leav
 
 The forward pass returns ``(logits, aux_loss)``: ``aux_loss`` is ``λ_sparse`` times the masks' mean
 entropy, TabNet's sparsity regulariser; the training loop adds it to CE and HCE alike.
+
+Initialisation and biases are scTab's (``cellnet/tabnet/tab_network.py``, from pytorch-tabnet): every Linear is
+bias-free and xavier-normal initialised, the GLU layers' (shared and independent; ``in`` → ``2·out``, the doubled
+width counted) with gain √((fan_in + fan_out) / √fan_in), the attentive transformers' and the final mapping's
+with gain √((fan_in + fan_out) / √(4·fan_in)). Weight std is then √2 · fan_in^(−1/4) and fan_in^(−1/4): set by the
+input width alone. Ghost batch norm splits a training batch into ``batch // virtual_batch_size`` equal chunks, as
+scTab's ``GBN`` does (``torch.chunk``).
 """
 
 from __future__ import annotations
@@ -40,8 +47,22 @@ class Hyperparameters:
     lambda_sparse: float = 1e-5  # weight of the mask-entropy regulariser (scTab)
 
 
+def init_glu(fc: nn.Linear) -> nn.Linear:
+    """scTab's GLU-layer initialisation: xavier-normal with gain √((fan_in + fan_out) / √fan_in)."""
+    fan_in, fan_out = fc.in_features, fc.out_features
+    nn.init.xavier_normal_(fc.weight, gain=math.sqrt((fan_in + fan_out) / math.sqrt(fan_in)))
+    return fc
+
+
+def init_non_glu(fc: nn.Linear) -> nn.Linear:
+    """scTab's initialisation of the other layers: xavier-normal with gain √((fan_in + fan_out) / √(4·fan_in))."""
+    fan_in, fan_out = fc.in_features, fc.out_features
+    nn.init.xavier_normal_(fc.weight, gain=math.sqrt((fan_in + fan_out) / math.sqrt(4 * fan_in)))
+    return fc
+
+
 class GhostBatchNorm(nn.Module):
-    """Batch norm over chunks of ``virtual_batch_size`` cells in training (a regulariser), plain BN in eval."""
+    """Batch norm over ``batch // virtual_batch_size`` equal chunks in training (a regulariser), plain BN in eval."""
 
     def __init__(self, width: int, virtual_batch_size: int, momentum: float):
         super().__init__()
@@ -49,9 +70,11 @@ class GhostBatchNorm(nn.Module):
         self.bn = nn.BatchNorm1d(width, momentum=momentum)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training or x.shape[0] <= self.virtual_batch_size:
+        n_chunks = x.shape[0] // self.virtual_batch_size
+        if not self.training or n_chunks <= 1:
             return self.bn(x)
-        chunks = x.split(self.virtual_batch_size)
+        # scTab's GBN: n_chunks chunks of ⌈batch / n_chunks⌉ cells, the last one smaller.
+        chunks = x.chunk(n_chunks)
         if (
             chunks[-1].shape[0] < 2
         ):  # batch norm cannot normalise a single cell: fold it into the previous chunk
@@ -80,7 +103,7 @@ class FeatureTransformer(nn.Module):
         # The shared Linear layers are the same objects in every step; batch norms are per step.
         fcs = list(shared)
         for _ in range(hp.n_independent):
-            fcs.append(nn.Linear(width if fcs else n_genes, 2 * width, bias=False))
+            fcs.append(init_glu(nn.Linear(width if fcs else n_genes, 2 * width, bias=False)))
         if not fcs:
             raise ValueError("architectures.<tabnet>: n_shared + n_independent must be at least 1")
         self.blocks = nn.ModuleList(GLUBlock(fc, hp) for fc in fcs)
@@ -97,7 +120,7 @@ class AttentiveTransformer(nn.Module):
 
     def __init__(self, n_genes: int, hp: Hyperparameters):
         super().__init__()
-        self.fc = nn.Linear(hp.n_a, n_genes, bias=False)
+        self.fc = init_non_glu(nn.Linear(hp.n_a, n_genes, bias=False))
         self.bn = GhostBatchNorm(n_genes, hp.virtual_batch_size, hp.momentum)
 
     def forward(self, a: Tensor, prior: Tensor) -> Tensor:
@@ -111,14 +134,15 @@ class Model(nn.Module):
         width = hp.n_d + hp.n_a
         self.input_bn = nn.BatchNorm1d(n_genes, momentum=0.01)
         shared = nn.ModuleList(
-            nn.Linear(n_genes if i == 0 else width, 2 * width, bias=False) for i in range(hp.n_shared)
+            init_glu(nn.Linear(n_genes if i == 0 else width, 2 * width, bias=False))
+            for i in range(hp.n_shared)
         )
         # Step 0 only produces the first attention features; steps 1..n_steps each apply a mask.
         self.transformers = nn.ModuleList(
             FeatureTransformer(n_genes, shared, hp) for _ in range(hp.n_steps + 1)
         )
         self.attention = nn.ModuleList(AttentiveTransformer(n_genes, hp) for _ in range(hp.n_steps))
-        self.head = nn.Linear(hp.n_d, n_classes)
+        self.head = init_non_glu(nn.Linear(hp.n_d, n_classes, bias=False))  # scTab's final mapping: no bias
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         hp = self.hp

@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm, to_rgba  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from hcebench.report.aggregate import headline  # noqa: E402
 
@@ -223,6 +225,59 @@ def celltype_delta(
     plt.close(fig)
 
 
+#: Fig. 2d's colours as the paper draws them: ΔF1 (HCE − CE) on a diverging scale centred at 0, red where HCE
+#: loses, white at no change, green where it gains; grey for types absent from the OOD set (no ΔF1).
+DELTA_CMAP = LinearSegmentedColormap.from_list("hce_delta", ["#d73027", "#ffffff", "#1a9850"])
+ABSENT_COLOUR = "#bdbdbd"
+#: Marker area (pt²) of the type with the most training cells; the others scale in proportion.
+MAX_NODE_AREA = 900.0
+#: Smallest area drawn, so that a type with few training cells stays visible (below it, area is not ∝ cells).
+MIN_NODE_AREA = 6.0
+
+
+def delta_norm(delta: np.ndarray) -> TwoSlopeNorm:
+    """The ΔF1 scale: symmetric about 0 (white), to the largest |ΔF1| (at least 1e-3)."""
+    finite = np.asarray(delta, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    lim = max(float(np.abs(finite).max()), 1e-3) if finite.size else 1e-3
+    return TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim)
+
+
+def dag_node_colours(delta: np.ndarray) -> np.ndarray:
+    """RGBA per node for Fig. 2d: ``DELTA_CMAP`` under ``delta_norm`` (green gain, red loss, white at 0);
+    ``ABSENT_COLOUR`` where ΔF1 is missing (the type is absent from the OOD set)."""
+    delta = np.asarray(delta, dtype=float)
+    colours = np.tile(np.array(to_rgba(ABSENT_COLOUR)), (len(delta), 1))
+    present = np.isfinite(delta)
+    if present.any():
+        colours[present] = DELTA_CMAP(delta_norm(delta)(delta[present]))
+    return colours
+
+
+def dag_node_areas(counts: np.ndarray) -> np.ndarray:
+    """Marker area per node for Fig. 2d: proportional to training cells (``MAX_NODE_AREA`` for the largest),
+    floored at ``MIN_NODE_AREA``."""
+    counts = np.asarray(counts, dtype=float)
+    if not counts.size or counts.max() <= 0:
+        return np.full(len(counts), 60.0)
+    return np.maximum(MAX_NODE_AREA * counts / counts.max(), MIN_NODE_AREA)
+
+
+def _area_handle(area: float, colour: str, label: str) -> Line2D:
+    """A legend marker of ``area`` pt² (a scatter's ``s``); Line2D sizes are diameters in points."""
+    return Line2D(
+        [],
+        [],
+        marker="o",
+        linestyle="",
+        markersize=np.sqrt(area),
+        markerfacecolor=colour,
+        markeredgecolor="#404040",
+        markeredgewidth=0.6,
+        label=label,
+    )
+
+
 def ontology_dag(
     hierarchy,
     layout,
@@ -232,8 +287,9 @@ def ontology_dag(
     *,
     title: str = "",
 ) -> None:
-    """Fig. 2d: the label set's Hasse diagram in a layered layout. Node area ∝ training cells, colour = ΔF1
-    (diverging around 0), grey = absent from the OOD set (no ΔF1)."""
+    """Fig. 2d: the label set's Hasse diagram in a layered layout. Node area ∝ training cells
+    (``dag_node_areas``); colour = ΔF1 (HCE − CE), green for a gain, red for a loss, white at 0, grey for types
+    absent from the OOD set (``dag_node_colours``)."""
     k = hierarchy.k
     xy = layout.xy
     small = k <= 60  # few enough nodes for wrapped, horizontal names; else short rotated names
@@ -244,33 +300,18 @@ def ontology_dag(
     for pts in layout.paths:
         ax.plot(pts[:, 0], pts[:, 1], color="#b0b0b0", lw=0.7, zorder=1)
     counts = np.array([train_counts.get(t, 0) for t in hierarchy.term_ids], dtype=float)
-    size = 30 + 900 * np.sqrt(counts / counts.max()) if counts.max() > 0 else np.full(k, 60.0)
+    size = dag_node_areas(counts)
     d = np.array([delta.get(t, np.nan) for t in hierarchy.term_ids], dtype=float)
-    absent = ~np.isfinite(d)
-    ax.scatter(
-        xy[absent, 0],
-        xy[absent, 1],
-        s=size[absent],
-        color="#d9d9d9",
-        edgecolor="#707070",
-        lw=0.6,
-        zorder=2,
-        label="absent from OOD",
-    )
-    if (~absent).any():
-        lim = max(float(np.nanmax(np.abs(d))), 1e-3)
-        sc = ax.scatter(
-            xy[~absent, 0],
-            xy[~absent, 1],
-            s=size[~absent],
-            c=d[~absent],
-            cmap="RdBu_r",
-            norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim),
-            edgecolor="#404040",
-            lw=0.6,
-            zorder=3,
-        )
-        fig.colorbar(sc, ax=ax, shrink=0.5, pad=0.01, label="ΔF1 (HCE − CE)")
+    ax.scatter(xy[:, 0], xy[:, 1], s=size, c=dag_node_colours(d), edgecolor="#404040", lw=0.6, zorder=3)
+    handles = [_area_handle(60.0, ABSENT_COLOUR, "absent from OOD")]
+    if counts.max() > 0:
+        handles += [
+            _area_handle(MAX_NODE_AREA * share, "white", f"{share * counts.max():,.0f} training cells")
+            for share in (1.0, 0.25)
+        ]
+    if np.isfinite(d).any():
+        mappable = ScalarMappable(norm=delta_norm(d), cmap=DELTA_CMAP)
+        fig.colorbar(mappable, ax=ax, shrink=0.5, pad=0.01, label="ΔF1 (HCE − CE): green gain, red loss")
     for i, name in enumerate(hierarchy.names):
         if small:
             ax.text(
@@ -288,11 +329,23 @@ def ontology_dag(
             ax.text(
                 xy[i, 0], xy[i, 1] - 0.12, short, ha="center", va="top", fontsize=4.5, zorder=4, rotation=90
             )
-    ax.legend(loc="lower left", bbox_to_anchor=(0.0, -0.02), frameon=False, fontsize=8)
     ax.set_title(title or "Label set (Cell Ontology is_a); area ∝ training cells, colour = ΔF1")
     ax.axis("off")
     ax.margins(0.04, 0.08)
-    fig.tight_layout()
+    # The legend sits in a strip of its own below the graph and its names, where it hides nothing.
+    strip = 0.8 / fig.get_figheight()
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=len(handles),
+        frameon=False,
+        fontsize=8,
+        columnspacing=2.5,
+        borderpad=1.0,
+        handlelength=4.5,  # room for the largest reference marker (MAX_NODE_AREA) beside its text
+    )
+    fig.tight_layout(rect=(0.0, strip, 1.0, 1.0))
     fig.savefig(path, dpi=150)
     plt.close(fig)
 

@@ -7,7 +7,9 @@ may return ``(logits, aux_loss)``; ``aux_loss`` (e.g. TabNet's mask sparsity) is
 
 For real runs on shared machines:
 
-- bf16 autocast of the forward pass on CUDA (``training.bf16``); the losses compute in float32 regardless.
+- Numerics: bf16 autocast of the forward pass on CUDA (``training.bf16``; the losses compute in float32
+  regardless) and ``torch.set_float32_matmul_precision`` (``training.float32_matmul_precision``; the paper trains
+  in float32 with "high"), set for the run and restored after it; prediction reads both from ``model.pt``.
 - A checkpoint, ``<out>/checkpoint.pt``, is written atomically after every epoch: model, optimiser,
   scheduler, the numpy and torch RNG states, and the loop's ``TrainState`` (history, best weights,
   early-stopping counter; ``hcebench.training.checkpoints``). A job started again with the same settings
@@ -54,7 +56,7 @@ from hcebench.evaluation.metrics import f1_summary
 from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import atomic_path, read_json, write_json
 from hcebench.models import build_model, hyperparameters, logits_and_aux
-from hcebench.models.device import autocast, predict_logits, resolve_device
+from hcebench.models.device import autocast, float32_matmul_precision, predict_outputs, resolve_device
 from hcebench.training.augmentation import augment
 from hcebench.training.checkpoints import (
     CHECKPOINT,
@@ -63,7 +65,7 @@ from hcebench.training.checkpoints import (
     save_checkpoint,
     save_model,
 )
-from hcebench.training.losses import make_loss
+from hcebench.training.losses import hierarchy_corrected_targets, make_loss
 
 if TYPE_CHECKING:
     from hcebench.data.soma_stream import SomaStream
@@ -87,6 +89,9 @@ class TrainSettings:
     grad_clip: float = 1.0  # max gradient norm per step (scTab), so one odd minibatch cannot derail a run
     device: str = "auto"  # "auto" = CUDA when visible; "cpu" for runs reproducible bit for bit (tests)
     bf16: bool = True  # bf16 autocast of the forward pass on CUDA (losses stay float32); ignored on CPU
+    # torch.set_float32_matmul_precision for the run: "high" (TF32 on CUDA) is the paper's float32 setting;
+    # "highest" (torch's default) keeps full float32 everywhere, so CPU results stay bit for bit as they were.
+    float32_matmul_precision: str = "highest"
     tensorboard: bool = False  # also TensorBoard scalars in <out>/tensorboard (needs that package)
     data_source: str = "store"  # "store": fast, needs the store's copy; "tiledbsoma_ml": no copy, slower
     shuffle_block_rows: int = 1  # rows per shuffle block: 1 if the split fits in the page cache, else 64-256
@@ -107,6 +112,7 @@ class TrainSettings:
             "grad_clip",
             "device",
             "bf16",
+            "float32_matmul_precision",
             "tensorboard",
             "data_source",
             "shuffle_block_rows",
@@ -241,7 +247,8 @@ def epoch_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(x, y) on the device for this epoch's minibatches from number ``start`` on, read ahead in a thread."""
     if stream is None:
-        # Sorted row sets of the (block-)shuffled split; CSR until densified on the device.
+        # Row sets of the (block-)shuffled split, each in a random order (ghost batches and BatchNorm see random
+        # cells), read sorted; CSR until densified on the device, where the rows are put in that order.
         order = train_data.batch_order(settings.batch_size, rng, settings.shuffle_block_rows)
         # Reused read buffers are safe: each batch is densified (copied) before the next is asked for.
         for batch in train_data.read_batches(order[start:], prefetch=settings.prefetch, reuse_buffers=True):
@@ -284,16 +291,23 @@ def train_step(
 def validate(
     model: torch.nn.Module,
     val_data: SplitData,
-    loss_fn: torch.nn.Module,
+    val_loss_fn: torch.nn.Module,
     settings: TrainSettings,
     device: torch.device,
     hierarchy: LabelHierarchy,
 ) -> dict:
-    """Validation loss and macro F1, hierarchy-corrected (the selection metric) and flat."""
-    logits = torch.from_numpy(predict_logits(model, val_data, settings.batch_size, device, settings.bf16))
-    val_y = torch.from_numpy(val_data.y)
-    val_loss = loss_fn(logits.to(device), val_y.to(device)).item()
-    pred = logits.argmax(dim=1).numpy()
+    """Validation loss and macro F1, hierarchy-corrected (the selection metric) and flat.
+
+    The loss is what the paper's code logs as ``val_loss``: ``val_loss_fn`` (the training loss without class
+    weights) on hierarchy-corrected targets, the prediction where it is the true label or a subtype of it and
+    the true label otherwise, plus the model's auxiliary loss, in eval mode; a per-cell mean over the split.
+    """
+    logits, aux = predict_outputs(model, val_data, settings.batch_size, device, settings.bf16)
+    logits = torch.from_numpy(logits)
+    pred = logits.argmax(dim=1)
+    targets = hierarchy_corrected_targets(torch.from_numpy(val_data.y), pred, hierarchy.reachability)
+    val_loss = val_loss_fn(logits.to(device), targets.to(device)).item() + aux
+    pred = pred.numpy()
     corrected = f1_summary(val_data.y, pred, hierarchy.reachability)
     flat = f1_summary(val_data.y, pred)
     return dict(val_loss=val_loss, val_macro_f1=corrected["macro_f1"], val_macro_f1_flat=flat["macro_f1"])
@@ -375,6 +389,7 @@ def train(
     weights = torch.from_numpy(np.load(store / "class_weights.npy"))
     reach = torch.from_numpy(hierarchy.reachability.astype(np.float32))
     loss_fn = make_loss(settings.loss, reach, weights, settings.hce_form).to(device)
+    val_loss_fn = make_loss(settings.loss, reach, None, settings.hce_form).to(device)  # logged unweighted
     optimiser = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=1, gamma=settings.lr_gamma)
 
@@ -399,7 +414,7 @@ def train(
     writer = _tensorboard_writer(settings, out_dir)
     n_train = len(train_data) if stream is None else len(stream)
     n_batches = math.ceil(n_train / settings.batch_size)  # == len(train_data.batch_order(...))
-    with _SignalFlag() as flag:
+    with _SignalFlag() as flag, float32_matmul_precision(settings.float32_matmul_precision):
         while more_epochs(state, settings):
             epoch = state.epoch
             start_epoch(state, rng)
@@ -424,7 +439,7 @@ def train(
             scheduler.step()
 
             # Validate; record the epoch (best weights, early-stopping counter), checkpoint, log.
-            scores = validate(model, val_data, loss_fn, settings, device, hierarchy)
+            scores = validate(model, val_data, val_loss_fn, settings, device, hierarchy)
             row = dict(
                 epoch=epoch,
                 lr=lr,

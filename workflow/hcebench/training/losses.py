@@ -19,6 +19,11 @@ The paper form saturates at ``-log(eps) ~= 13.8`` with a vanishing gradient when
 almost no mass, and is slightly negative, ``-log(1 + eps)``, when it holds all of it. The stable
 form has neither quirk. Both are offered (``training.hce_form``); record which one a result used.
 
+The validation loss is logged as the paper's code logs it (microsoft/hce-classification, ``BaseClassifier``'s
+``validation_step``): the training loss *without* class weights, on hierarchy-corrected targets
+(``hierarchy_corrected_targets``: the prediction where it is the true label or a subtype of it, else the true
+label); build it with ``make_loss(name, reachability, class_weights=None)``.
+
 Reduction follows ``torch.nn.functional.cross_entropy``: with class weights ``w`` the mean is
 ``sum_i w[y_i] l_i / sum_i w[y_i]``; ``"sum"`` is ``sum_i w[y_i] l_i``; ``"none"`` returns
 ``w[y_i] l_i`` per sample.
@@ -199,6 +204,19 @@ def make_loss(
             raise ValueError("the 'hce' loss needs the reachability matrix of the label hierarchy")
         return HierarchicalCrossEntropyLoss(reachability, class_weights, form=hce_form)
     raise ValueError(f"training.losses: unknown loss {name!r}; choose from {list(LOSS_NAMES)}")
+
+
+def hierarchy_corrected_targets(target: Tensor, pred: Tensor, reachability: Tensor | np.ndarray) -> Tensor:
+    """The targets the paper's validation loss is computed on: ``pred`` where ``R[target, pred] = 1``, else ``target``.
+
+    A prediction of the true label or of a subtype of it counts as correct, so the loss is taken against the
+    prediction itself; any other prediction leaves the true label as the target. ``target`` and ``pred`` are
+    ``(B,)`` integer label indices.
+    """
+    r = torch.as_tensor(np.asarray(reachability) if not isinstance(reachability, Tensor) else reachability)
+    r = r.to(target.device)
+    correct = r[target.long(), pred.long()] != 0
+    return torch.where(correct, pred.to(target.dtype), target)
 
 
 # -- internals -----------------------------------------------------------------------------------
