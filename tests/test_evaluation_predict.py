@@ -58,7 +58,7 @@ def test_prediction_uses_the_numerics_the_model_was_trained_with(toy, tmp_path, 
     predict_split(tmp_path / "model.pt", store / "test", names, device="cpu")
     assert seen == [("high", False)] and torch.get_float32_matmul_precision() == before
     # A checkpoint that predates the setting predicts as everything did before it: "highest", bf16 on CUDA.
-    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
     del ckpt["settings"]["float32_matmul_precision"], ckpt["settings"]["bf16"]
     torch.save(ckpt, tmp_path / "old.pt")
     predict_split(tmp_path / "old.pt", store / "test", names, device="cpu")

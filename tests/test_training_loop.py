@@ -39,8 +39,8 @@ def test_same_seed_same_weights(toy, tmp_path):
     settings = TrainSettings(loss="hce", seed=3, batch_size=64, max_epochs=2, patience=5, device="cpu")
     train(store, hierarchy, "mlp", ENTRIES["mlp"], settings, tmp_path / "a")
     train(store, hierarchy, "mlp", ENTRIES["mlp"], settings, tmp_path / "b")
-    a = torch.load(tmp_path / "a" / "model.pt", weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "b" / "model.pt", weights_only=False)["state_dict"]
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -143,8 +143,8 @@ def test_resume_after_signal_finishes_identically(toy, tmp_path, monkeypatch, st
     assert (tmp_path / "cut" / "checkpoint.pt").exists() and not (tmp_path / "cut" / "model.pt").exists()
     train(store, hierarchy, "mlp", entry, settings, tmp_path / "cut", bank=bank)
 
-    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)
-    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=False)
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
     assert a["best_epoch"] == b["best_epoch"]
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     ha, hb = (
@@ -174,8 +174,8 @@ def test_augmentation_changes_training_and_needs_a_matching_bank(toy, tmp_path, 
     assert summary["augment"] is True and summary["augmentation_vectors"] == 6
     assert len(seen) == 2 * 5  # every training minibatch of both epochs, none of the validation ones
     assert all(shift > 0 and lo >= 0 and hi <= 9 for shift, lo, hi in seen)
-    a = torch.load(tmp_path / "plain" / "model.pt", weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "aug" / "model.pt", weights_only=False)["state_dict"]
+    a = torch.load(tmp_path / "plain" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "aug" / "model.pt", weights_only=True)["state_dict"]
     assert not all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="augment is true but no augmentation bank"):
         train(store, hierarchy, "mlp", entry, settings, tmp_path / "nobank")
@@ -275,7 +275,7 @@ def test_validation_loss_is_unweighted_on_hierarchy_corrected_targets(tmp_path, 
     logged = pd.read_csv(tmp_path / "run" / "history.tsv", sep="\t")["val_loss"].item()
 
     # By hand, from the epoch's weights (model.pt) on the whole validation split at once.
-    ckpt = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     model = build_model(arch, entry, 40, 5)
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
@@ -335,8 +335,7 @@ def test_float32_matmul_precision_reaches_torch_during_training_and_is_restored(
     assert all(precision == "high" for _, precision in seen)  # every training step and validation pass
     assert torch.get_float32_matmul_precision() == before  # restored for whatever runs next
     assert (
-        torch.load(tmp_path / "model.pt", weights_only=False)["settings"]["float32_matmul_precision"]
-        == "high"
+        torch.load(tmp_path / "model.pt", weights_only=True)["settings"]["float32_matmul_precision"] == "high"
     )
     bad = TrainSettings(loss="ce", seed=0, max_epochs=1, device="cpu", float32_matmul_precision="fast")
     with pytest.raises(ValueError, match="training.float32_matmul_precision"):

@@ -22,3 +22,7 @@ class CensusError(ValueError):
 
 class ScTabStoreError(ValueError):
     """A scTab store that cannot be imported; the message names the file."""
+
+
+class CheckpointError(ValueError):
+    """A model or training checkpoint that cannot be used: refused (it would run code), truncated, or foreign."""

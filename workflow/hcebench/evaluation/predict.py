@@ -14,15 +14,25 @@ import pandas as pd
 import torch
 
 from hcebench.data.store import SplitData
+from hcebench.errors import CheckpointError
 from hcebench.evaluation.contract import contract_table
 from hcebench.models import build_model
 from hcebench.models.device import float32_matmul_precision, predict_logits, resolve_device
+from hcebench.models.files import MODEL_FIELDS, load_torch_file, require_fields
 
 
 def load_model(checkpoint_path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    """Rebuild a trained model from its ``model.pt``, read safely (a file that would run code is refused)."""
+    ckpt = load_torch_file(checkpoint_path, "model")
+    require_fields(ckpt, MODEL_FIELDS, checkpoint_path, "model")
     model = build_model(ckpt["architecture"], ckpt["entry"], len(ckpt["genes"]), len(ckpt["labels"]))
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"model {checkpoint_path}: its weights do not fit architecture {ckpt['architecture']!r} "
+            f"({str(err).splitlines()[0]}); delete it and rerun the train job"
+        ) from None
     return model.to(device).eval(), ckpt
 
 

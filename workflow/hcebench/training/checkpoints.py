@@ -5,7 +5,10 @@ the best weights so far) and the early-stopping counter. A checkpoint holds it t
 optimiser, scheduler and every random generator the loop draws from, so a resumed run finishes exactly as an
 uninterrupted one would (on CPU: bit for bit). It also holds the run's *identity* (architecture entry,
 settings, data); a checkpoint of another identity is ignored, never resumed. The state is stored as a plain
-dict (``TrainState.as_dict``), not the dataclass. Both files are written atomically.
+dict (``TrainState.as_dict``), not the dataclass. Both files are written atomically, hold tensors and plain
+containers only, and are read with ``hcebench.models.files.load_torch_file`` (``torch.load(weights_only=True)``):
+a file that would run code is refused. A checkpoint that cannot be read (refused, truncated, corrupt) is set aside
+as ``checkpoint.pt.unusable`` and training starts afresh; the loop never dies on it, nor resumes from it.
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hcebench.errors import CheckpointError
 from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import atomic_path
+from hcebench.models.files import load_torch_file, plain, require_fields
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+#: Suffix a checkpoint that cannot be read is renamed with, so the next attempt starts cleanly.
+UNUSABLE_SUFFIX = ".unusable"
+CHECKPOINT_FIELDS = ("identity", "state", "model", "optimiser", "scheduler", "rng", "torch_rng", "aug_rng")
 
 
 @dataclass
@@ -61,12 +69,12 @@ def save_checkpoint(
     with atomic_path(path) as tmp:
         torch.save(
             {
-                "identity": identity,
-                "state": state.as_dict(),
+                "identity": plain(identity),
+                "state": plain(state.as_dict()),
                 "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": rng.bit_generator.state,
+                "optimiser": plain(optimiser.state_dict()),
+                "scheduler": plain(scheduler.state_dict()),
+                "rng": plain(rng.bit_generator.state),
                 "torch_rng": torch.get_rng_state(),
                 "aug_rng": aug_gen.get_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
@@ -88,12 +96,20 @@ def load_checkpoint(
 ) -> TrainState | None:
     """Restore model, optimiser, scheduler and generators from ``path`` in place; return the loop's state.
 
-    ``None`` (and nothing restored) when there is no checkpoint, or it was written for another ``identity``.
+    ``None`` (and nothing restored) when there is no checkpoint, when it was written for another ``identity``, or
+    when it cannot be read: then it is renamed ``<path>.unusable`` (kept for inspection) and training restarts.
     """
     if not path.exists():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if ckpt.get("identity") != identity:
+    try:
+        ckpt = load_torch_file(path, "training checkpoint")
+        require_fields(ckpt, CHECKPOINT_FIELDS, path, "training checkpoint")
+    except CheckpointError as err:
+        aside = path.with_name(path.name + UNUSABLE_SUFFIX)
+        path.replace(aside)
+        log.warning("%s; set aside as %s, training starts afresh", err, aside)
+        return None
+    if ckpt.get("identity") != plain(identity):
         log.warning("ignoring %s: written for another architecture entry, settings or data", path)
         return None
     model.load_state_dict(ckpt["model"])
@@ -130,12 +146,12 @@ def save_model(
             {
                 "state_dict": weights,
                 "architecture": architecture,
-                "entry": entry,
+                "entry": plain(entry),
                 "labels": list(hierarchy.term_ids),
                 "reachability_hash": hierarchy.content_hash,
-                "genes": genes,
-                "settings": settings,
-                "best_epoch": best_epoch,
+                "genes": list(genes),
+                "settings": plain(settings),
+                "best_epoch": int(best_epoch),
             },
             tmp,
         )
