@@ -32,6 +32,7 @@ def test_demo_config_validates_and_fills_defaults(demo):
     [
         (lambda c: c["split"].update(fractions=[0.5, 0.2, 0.2]), "split.fractions"),
         (lambda c: c["training"].update(losses=["focal"]), "training.losses"),
+        (lambda c: c["training"].update(seeds=[0, 1, 1]), "training.seeds"),
         (lambda c: c["architectures"]["mlp"].update(widht=3), "architectures.mlp"),
         (
             lambda c: c["architectures"].update(resnet={"lr": 1e-3, "weight_decay": 0.0}),
