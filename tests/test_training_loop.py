@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 from hcebench.data.store import SplitData
+from hcebench.errors import TrainingError
 from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import read_json
 from hcebench.models import build_model, logits_and_aux
@@ -341,3 +342,15 @@ def test_float32_matmul_precision_reaches_torch_during_training_and_is_restored(
     with pytest.raises(ValueError, match="training.float32_matmul_precision"):
         train(store, hierarchy, "linear", ENTRIES["linear"], bad, tmp_path / "bad")
     assert torch.get_float32_matmul_precision() == before
+
+
+def test_a_non_finite_loss_stops_training_and_writes_no_model(tmp_path):
+    store, hierarchy = write_toy_store(tmp_path / "data")
+    values = store / "train" / "X.data.f32"
+    data = np.fromfile(values, dtype=np.float32)
+    data[5] = np.nan  # one stored value of one training cell
+    data.tofile(values)
+    settings = TrainSettings(loss="hce", seed=0, batch_size=1000, max_epochs=2, patience=2, device="cpu")
+    with pytest.raises(TrainingError, match=r"linear, epoch 0, minibatch 0: training loss is nan"):
+        train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path / "run")
+    assert not (tmp_path / "run" / "model.pt").exists() and not (tmp_path / "run" / "train.json").exists()

@@ -26,3 +26,7 @@ class ScTabStoreError(ValueError):
 
 class CheckpointError(ValueError):
     """A model or training checkpoint that cannot be used: refused (it would run code), truncated, or foreign."""
+
+
+class TrainingError(RuntimeError):
+    """Training that cannot go on (a non-finite loss): stopped with no model written; the message says what to check."""

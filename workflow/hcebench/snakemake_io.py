@@ -1,9 +1,15 @@
-"""What every rule script does first: send logging and warnings to the rule's log file."""
+"""What every rule script does first: send logging, warnings and any failure to the rule's log file.
+
+Snakemake points a user at the rule's log when a job fails, so the log must hold the failure: an uncaught
+exception is written there as its traceback, followed by one last line with the reason (``<Error>: <message>``),
+which names the key, file or value and the fix wherever hcebench raised it.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
 
 
 def start(snakemake) -> logging.Logger:
@@ -19,5 +25,20 @@ def start(snakemake) -> logging.Logger:
     )
     logging.captureWarnings(True)
     log = logging.getLogger(f"hcebench.{snakemake.rule}")
+    sys.excepthook = failure_logger(log)
     log.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))
     return log
+
+
+def failure_logger(log: logging.Logger):
+    """An excepthook that logs the traceback, then the one-line reason last, then exits as Python would."""
+
+    def log_failure(exc_type, exc, tb) -> None:
+        if issubclass(exc_type, KeyboardInterrupt | SystemExit):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        log.error("failed:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)).rstrip())
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        log.error("%s: %s", exc_type.__name__, reason)
+
+    return log_failure

@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 
 from hcebench.data.store import SplitData, prefetched
+from hcebench.errors import TrainingError
 from hcebench.evaluation.metrics import f1_summary
 from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import atomic_path, read_json, write_json
@@ -281,11 +282,17 @@ def train_step(
     loss = loss_fn(logits, y)
     if aux is not None:
         loss = loss + aux.float()
+    value = loss.item()
+    if not math.isfinite(value):  # before the step: a NaN must never reach the weights, nor a model.pt
+        raise TrainingError(
+            f"training loss is {value} on a minibatch of {len(y)} cells: the store holds non-finite values or "
+            "training diverged; check the data (hcebench checks counts where they enter) or lower the entry's lr"
+        )
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
     optimiser.step()
-    return loss.item()
+    return value
 
 
 def validate(
@@ -427,7 +434,10 @@ def train(
             batches = epoch_batches(train_data, stream, settings, rng, device, epoch, state.batch)
             for b, (x, y) in enumerate(batches, start=state.batch):
                 if len(y) >= 2:  # BatchNorm cannot normalise a single cell
-                    loss = train_step(model, optimiser, loss_fn, x, y, settings, device, bank_t, aug_gen)
+                    try:
+                        loss = train_step(model, optimiser, loss_fn, x, y, settings, device, bank_t, aug_gen)
+                    except TrainingError as err:
+                        raise TrainingError(f"{architecture}, epoch {epoch}, minibatch {b}: {err}") from None
                     total += loss * len(y)
                     n_seen += len(y)
                 if flag.signum is not None and b + 1 < n_batches:
