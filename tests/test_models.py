@@ -130,6 +130,17 @@ def test_tabnet_initialisation_is_sctabs():
     assert model.attention[0].fc.weight.std().item() == pytest.approx(64**-0.25, rel=0.02)
 
 
+def test_tabnet_torch_init_keeps_pytorchs_default_and_bad_schemes_are_named():
+    torch.manual_seed(0)
+    model = build_model("tabnet", {"lr": 5e-3, "weight_decay": 0.05, "init": "torch"}, 3000, 60)
+    first = model.transformers[0].blocks[0].fc.weight
+    # nn.Linear's default: uniform(±1/√fan_in), std 1/√(3·fan_in), far below scTab's √2 · fan_in^(−1/4).
+    assert first.std().item() == pytest.approx(1 / np.sqrt(3 * 3000), rel=0.02)
+    assert all(m.bias is None for m in model.modules() if isinstance(m, torch.nn.Linear))  # scTab's structure
+    with pytest.raises(ValueError, match="init"):
+        build_model("tabnet", {"lr": 5e-3, "weight_decay": 0.05, "init": "xavier"}, 30, 5)
+
+
 def test_ghost_batch_norm_chunks_like_sctab():
     from hcebench.models.tabnet import GhostBatchNorm
 

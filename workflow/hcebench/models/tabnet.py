@@ -45,17 +45,28 @@ class Hyperparameters:
     virtual_batch_size: int = 256  # ghost batch norm chunk (scTab)
     momentum: float = 0.02  # batch-norm running-statistics momentum (pytorch-tabnet's default)
     lambda_sparse: float = 1e-5  # weight of the mask-entropy regulariser (scTab)
+    # Weight initialisation: "sctab", xavier-normal with TabNet's gains (scTab, the paper); "torch", PyTorch's
+    # default. scTab's gains give weights ~in^(-1/4), ~16x torch's at 2,000 genes; Adam's steps do not scale with
+    # the weights, so they learn that much slower: fine over scTab's 50 epochs, too slow for a 4-epoch demo.
+    init: str = "sctab"
 
 
-def init_glu(fc: nn.Linear) -> nn.Linear:
-    """scTab's GLU-layer initialisation: xavier-normal with gain √((fan_in + fan_out) / √fan_in)."""
+INIT_SCHEMES = ("sctab", "torch")
+
+
+def init_glu(fc: nn.Linear, scheme: str = "sctab") -> nn.Linear:
+    """scTab's GLU-layer initialisation: xavier-normal with gain √((fan_in + fan_out) / √fan_in); "torch": as built."""
+    if scheme == "torch":
+        return fc
     fan_in, fan_out = fc.in_features, fc.out_features
     nn.init.xavier_normal_(fc.weight, gain=math.sqrt((fan_in + fan_out) / math.sqrt(fan_in)))
     return fc
 
 
-def init_non_glu(fc: nn.Linear) -> nn.Linear:
+def init_non_glu(fc: nn.Linear, scheme: str = "sctab") -> nn.Linear:
     """scTab's initialisation of the other layers: xavier-normal with gain √((fan_in + fan_out) / √(4·fan_in))."""
+    if scheme == "torch":
+        return fc
     fan_in, fan_out = fc.in_features, fc.out_features
     nn.init.xavier_normal_(fc.weight, gain=math.sqrt((fan_in + fan_out) / math.sqrt(4 * fan_in)))
     return fc
@@ -103,7 +114,7 @@ class FeatureTransformer(nn.Module):
         # The shared Linear layers are the same objects in every step; batch norms are per step.
         fcs = list(shared)
         for _ in range(hp.n_independent):
-            fcs.append(init_glu(nn.Linear(width if fcs else n_genes, 2 * width, bias=False)))
+            fcs.append(init_glu(nn.Linear(width if fcs else n_genes, 2 * width, bias=False), hp.init))
         if not fcs:
             raise ValueError("architectures.<tabnet>: n_shared + n_independent must be at least 1")
         self.blocks = nn.ModuleList(GLUBlock(fc, hp) for fc in fcs)
@@ -120,7 +131,7 @@ class AttentiveTransformer(nn.Module):
 
     def __init__(self, n_genes: int, hp: Hyperparameters):
         super().__init__()
-        self.fc = init_non_glu(nn.Linear(hp.n_a, n_genes, bias=False))
+        self.fc = init_non_glu(nn.Linear(hp.n_a, n_genes, bias=False), hp.init)
         self.bn = GhostBatchNorm(n_genes, hp.virtual_batch_size, hp.momentum)
 
     def forward(self, a: Tensor, prior: Tensor) -> Tensor:
@@ -130,11 +141,15 @@ class AttentiveTransformer(nn.Module):
 class Model(nn.Module):
     def __init__(self, n_genes: int, n_classes: int, hp: Hyperparameters):
         super().__init__()
+        if hp.init not in INIT_SCHEMES:
+            raise ValueError(
+                f"architectures.<tabnet>.init is {hp.init!r}; choose one of {list(INIT_SCHEMES)}"
+            )
         self.hp = hp
         width = hp.n_d + hp.n_a
         self.input_bn = nn.BatchNorm1d(n_genes, momentum=0.01)
         shared = nn.ModuleList(
-            init_glu(nn.Linear(n_genes if i == 0 else width, 2 * width, bias=False))
+            init_glu(nn.Linear(n_genes if i == 0 else width, 2 * width, bias=False), hp.init)
             for i in range(hp.n_shared)
         )
         # Step 0 only produces the first attention features; steps 1..n_steps each apply a mask.
@@ -142,7 +157,9 @@ class Model(nn.Module):
             FeatureTransformer(n_genes, shared, hp) for _ in range(hp.n_steps + 1)
         )
         self.attention = nn.ModuleList(AttentiveTransformer(n_genes, hp) for _ in range(hp.n_steps))
-        self.head = init_non_glu(nn.Linear(hp.n_d, n_classes, bias=False))  # scTab's final mapping: no bias
+        self.head = init_non_glu(
+            nn.Linear(hp.n_d, n_classes, bias=False), hp.init
+        )  # scTab's final mapping: no bias
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         hp = self.hp
