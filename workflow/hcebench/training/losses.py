@@ -46,8 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hcebench.layout import LOSSES
+
 HCE_FORMS = ("paper", "stable")
-LOSS_NAMES = ("ce", "hce")
 PAPER_EPS = 1e-6
 
 
@@ -203,7 +204,9 @@ def make_loss(
         if reachability is None:
             raise ValueError("the 'hce' loss needs the reachability matrix of the label hierarchy")
         return HierarchicalCrossEntropyLoss(reachability, class_weights, form=hce_form)
-    raise ValueError(f"training.losses: unknown loss {name!r}; choose from {list(LOSS_NAMES)}")
+    raise ValueError(
+        f"training.losses: unknown loss {name!r}; choose from {list(LOSSES)} (hcebench.layout.LOSSES)"
+    )
 
 
 def hierarchy_corrected_targets(target: Tensor, pred: Tensor, reachability: Tensor | np.ndarray) -> Tensor:
