@@ -215,7 +215,7 @@ shown = set()
 for call in calls:
     call = re.sub(r"\s+", " ", re.sub(r" --(job-name|output) \S+", "", call))
     rule = re.search(r"--comment rule_([a-z_]+?)(_wildcards_\S+)? ", call + " ").group(1)
-    if rule in {"simulate_census", "train", "predict", "score"} and rule not in shown:
+    if rule in {"simulate_census", "train", "evaluate", "controls"} and rule not in shown:
         shown.add(rule)
         print("  " + call)
 print(f"  ... {len(calls)} sbatch submissions in all")
@@ -225,7 +225,7 @@ grep -E "has been submitted with SLURM jobid|Finished jobid|steps \([0-9]+%\) do
 log "tiny workflow on SLURM complete in $(( $(date +%s) - t0 )) s"
 log "jobs as SLURM accounted them (sacct):"
 sacct -X -n -P -a -o JobID,Comment,State,ExitCode,AllocTRES | awk -F'|' '
-    { n[$3]++ } $2 ~ /^rule_(select_cells|train_wildcards_mlp_hce_1|predict_wildcards_mlp_hce_1(_test)?|score_wildcards_mlp_hce_1_test|aggregate)$/ {
+    { n[$3]++ } $2 ~ /^rule_(select_cells|train_wildcards_mlp_hce_1|evaluate_wildcards_mlp_hce_1|aggregate)$/ {
       printf "  %-7s %-48s %-10s %-5s %s\n", $1, $2, $3, $4, $5 }
     END { for (s in n) printf "  %d jobs %s\n", n[s], s }'
 n_gpu_train=$(sacct -X -n -P -a -o Comment,AllocTRES | grep -c '^rule_train_.*gres/gpu=1' || true)

@@ -2,12 +2,24 @@
 
     python benchmarks/data_path.py                      # sizes 2,000 / 6,000 / 20,000 cells, 19,331 genes
     python benchmarks/data_path.py --sizes 2000,20000   # any sizes; the first and last are compared for RSS
+    python benchmarks/data_path.py --compare-defaults --default-threads 64   # the build's memory, bounded or not
 
 For each size a simulated census (hcebench.data.simulate, 19,331 scTab genes, ~2,000 stored values per cell) is
-written, then the store is built from it in a fresh subprocess, which reports cells/s and its peak RSS. The build
-writes the cells in a random order, as the training store's splits are written (scTab's permuted order), so it
-times the external shuffle through on-disk buckets (hcebench.data.build.write_split_from_census). On the
-largest store it measures, in one process and with a warm page cache:
+written by a subprocess, then the store is built from it in a fresh subprocess, which reports cells/s and its peak
+RSS. The build writes the cells in a random order, as the training store's splits are written (scTab's permuted
+order), so it times the external shuffle through on-disk buckets (hcebench.data.build.write_split_from_census).
+
+Peak RSS is each subprocess's own: ``VmHWM`` from /proc/self/status, else ``ru_maxrss``, which Linux carries
+across exec from the process that spawned it. That is why the census is simulated in a subprocess of its own:
+simulating 2k / 6k / 20k cells peaks at ~930 / 1,300 / 1,370 MB, and a build child of a parent that had simulated
+them reported exactly that through ``ru_maxrss``. The build opens the census with hcebench's read settings
+(``hcebench.data.census.memory_tiledb_config``: read buffers and TileDB's budget sized from the chunk, a fixed
+number of TileDB threads); ``--compare-defaults`` also builds each size with the install's defaults
+(cellxgene_census's 1 GiB buffers, TileDB's 10 GiB budget, TileDB's threads sized from the cores, or
+``--default-threads``, to stand for a larger machine). The header prints the versions and machine settings that
+can move the peak, and each build prints the TileDB settings it ran with.
+
+On the largest store it measures, in one process and with a warm page cache:
 
 - loader: hcebench.data.store.SplitData.sparse_batches — shuffled CSR minibatches of 2,048 cells (the form that goes
   to the GPU, densified there), block_rows as given, read into reused buffers as the training loop reads them.
@@ -27,6 +39,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -36,14 +50,83 @@ from pathlib import Path
 
 import numpy as np
 
-BUILD = r"""
-import json, resource, sys, time
+#: A subprocess's own peak RSS (pasted into each child script).
+PEAK_RSS = r"""
+import resource
+
+
+def peak_rss_mb():
+    # VmHWM is this process's own peak; ru_maxrss also holds the high-water mark of the process that spawned this
+    # one (Linux carries it across exec), so it is the fallback only, and named as such.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024, "VmHWM"
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "ru_maxrss"
+"""
+
+SIMULATE = (
+    PEAK_RSS
+    + r"""
+import json, sys, time
+from pathlib import Path
+from hcebench.data.simulate import SimulationConfig, simulate_census
+from hcebench.hierarchy.ontology import load_ontology
+root, cells, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+n_datasets = max(3, round(cells / 1000))
+per_dataset = max(150, round(cells / n_datasets))
+cfg = SimulationConfig(
+    seed=seed,
+    n_genes=19331,
+    n_genes_dropped=0,
+    n_genes_added=0,
+    panel_umi_fraction=0.95,
+    n_train_datasets=n_datasets,
+    n_ood_datasets=1,
+    n_ood_smartseq_datasets=0,
+    n_ood_duplicate_datasets=0,
+    cells_per_dataset=(per_dataset, per_dataset),
+    newer_schema=False,
+)
+started = time.perf_counter()
+simulate_census(root, cfg, load_ontology("bundled"))
+seconds = time.perf_counter() - started
+peak, how = peak_rss_mb()
+print(json.dumps({"census": str(root / cfg.train_release), "seconds": seconds, "peak_rss_mb": peak, "rss_method": how}))
+"""
+)
+
+#: The TileDB settings that can move the build's peak, as each build ran with them.
+SETTINGS_KEYS = (
+    "soma.init_buffer_bytes",
+    "py.init_buffer_bytes",
+    "sm.mem.total_budget",
+    "sm.compute_concurrency_level",
+    "sm.io_concurrency_level",
+    "sm.mem.malloc_trim",
+)
+
+BUILD = (
+    PEAK_RSS
+    + f"KEYS = {SETTINGS_KEYS!r}\n"
+    + r"""
+import contextlib, json, sys, time
 import numpy as np
 from hcebench.data.census import open_census, read_obs, read_var
 from hcebench.data.build import write_split_from_census
-uri, out, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
-source = {"uri": uri}
-with open_census(source) as census:
+uri, out, chunk, mode, default_threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+if mode == "hcebench":
+    opened = open_census({"uri": uri}, chunk_size=chunk)
+else:  # the install's defaults: what cellxgene_census and TileDB choose, optionally with a given thread count
+    import cellxgene_census
+    threads = {"sm.compute_concurrency_level": str(default_threads), "sm.io_concurrency_level": str(default_threads)}
+    opened = contextlib.closing(cellxgene_census.open_soma(uri=uri, tiledb_config=threads if default_threads else None))
+with opened as census:
+    effective = census.context.native_context.config()
+    settings = {key: effective.get(key) for key in KEYS}
     obs = read_obs(census, "is_primary_data == True", ["dataset_id", "donor_id", "cell_type_ontology_term_id"])
     obs = obs.iloc[np.random.default_rng(1).permutation(len(obs))]  # the training store's (scTab's) order
     var = read_var(census)
@@ -51,46 +134,55 @@ with open_census(source) as census:
     n = write_split_from_census(census, obs, var["soma_joinid"].to_numpy(), np.arange(len(var)), len(var), out,
                                 target_sum=1e4, chunk_size=chunk, organism="homo_sapiens")
     seconds = time.perf_counter() - started
-# VmHWM is this process's own peak: ru_maxrss would also count the parent's resident memory at the fork (Linux
-# carries the old image's high-water mark across exec), i.e. the census the parent just simulated.
-try:
-    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
-except (OSError, StopIteration):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"cells": n, "seconds": seconds, "peak_rss_mb": peak}))
+peak, how = peak_rss_mb()
+print(json.dumps({"cells": n, "seconds": seconds, "peak_rss_mb": peak, "rss_method": how, "settings": settings}))
 """
+)
 
 
-def simulate(root: Path, cells: int, seed: int) -> Path:
-    from hcebench.data.simulate import SimulationConfig, simulate_census
-    from hcebench.hierarchy.ontology import load_ontology
-
-    n_datasets = max(3, round(cells / 1000))
-    per_dataset = max(150, round(cells / n_datasets))
-    cfg = SimulationConfig(
-        seed=seed,
-        n_genes=19331,
-        n_genes_dropped=0,
-        n_genes_added=0,
-        panel_umi_fraction=0.95,
-        n_train_datasets=n_datasets,
-        n_ood_datasets=1,
-        n_ood_smartseq_datasets=0,
-        n_ood_duplicate_datasets=0,
-        cells_per_dataset=(per_dataset, per_dataset),
-        newer_schema=False,
-    )
-    simulate_census(root, cfg, load_ontology("bundled"))
-    return root / cfg.train_release
-
-
-def build(uri: Path, out: Path, chunk: int) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", BUILD, str(uri), str(out), str(chunk)], capture_output=True, text=True
-    )
+def run_child(script: str, *args) -> dict:
+    """Run ``script`` in a fresh interpreter; its last line of output, parsed as JSON."""
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def simulate(root: Path, cells: int, seed: int) -> tuple[Path, dict]:
+    """A simulated census of about ``cells`` training cells at 19,331 genes under ``root``, written by a subprocess
+    (so this process never holds it): the training release's path, and the subprocess's time and peak RSS."""
+    result = run_child(SIMULATE, root, cells, seed)
+    return Path(result["census"]), result
+
+
+def build(uri: Path, out: Path, chunk: int, mode: str = "hcebench", default_threads: int = 0) -> dict:
+    """Build a permuted store split from census ``uri`` in a subprocess: cells, seconds, its peak RSS, settings.
+
+    ``mode`` "hcebench" opens the census as the workflow does; "defaults" with the install's TileDB settings
+    (``default_threads`` > 0 replaces TileDB's thread count, which it sizes from the cores)."""
+    return run_child(BUILD, uri, out, chunk, mode, default_threads)
+
+
+def environment() -> list[str]:
+    """Versions and machine settings that can move the build's peak RSS, as header lines."""
+    import tiledbsoma
+    from hcebench.provenance import package_versions
+
+    versions = package_versions(("tiledbsoma", "cellxgene-census", "pyarrow", "numpy", "pandas", "scipy"))
+    versions["TileDB core"] = tiledbsoma.get_libtiledbsoma_core_version()
+    try:
+        thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
+    except OSError:
+        thp = "unknown"
+    import pyarrow
+
+    return [
+        f"python {platform.python_version()}; "
+        + ", ".join(f"{name} {version}" for name, version in versions.items()),
+        f"machine: {os.cpu_count()} cores, {platform.libc_ver()[0]} {platform.libc_ver()[1]}, "
+        f"transparent hugepages {thp}, pyarrow memory pool {pyarrow.default_memory_pool().backend_name}, "
+        f"MALLOC_ARENA_MAX {os.environ.get('MALLOC_ARENA_MAX', 'unset')}",
+    ]
 
 
 def rate(cells: int, seconds: float) -> float:
@@ -172,29 +264,61 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="where to write (default: a temporary directory)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="reuse censuses already simulated in --workdir")
+    parser.add_argument(
+        "--compare-defaults",
+        action="store_true",
+        help="also build every size with the install's TileDB defaults instead of hcebench's read settings",
+    )
+    parser.add_argument(
+        "--default-threads",
+        type=int,
+        default=0,
+        help="TileDB threads of the --compare-defaults builds (0: TileDB's own choice, the machine's cores)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     root = Path(args.workdir or tempfile.mkdtemp(prefix="hcebench-bench-"))
     print(f"workdir {root}; genes 19331; chunk {args.chunk_size}; batch {args.batch_size}", flush=True)
+    for line in environment():
+        print(line, flush=True)
 
-    builds = {}
+    builds, default_builds = {}, {}
     for size in sizes:
-        started = time.perf_counter()
         census = root / f"census_{size}" / "2023-05-15"
-        if not (args.reuse and census.exists()):
-            census = simulate(root / f"census_{size}", size, args.seed)
-        sim_s = time.perf_counter() - started
-        if (root / f"store_{size}").exists():
-            shutil.rmtree(root / f"store_{size}")
+        if args.reuse and census.exists():
+            simulated = "reused census"
+        else:
+            census, sim = simulate(root / f"census_{size}", size, args.seed)
+            simulated = (
+                f"simulated in {sim['seconds']:.0f} s (simulation peak RSS {sim['peak_rss_mb']:,.0f} MB, "
+                f"{sim['rss_method']})"
+            )
+        shutil.rmtree(root / f"store_{size}", ignore_errors=True)
         result = build(census, root / f"store_{size}", args.chunk_size)
         builds[size] = (census, result)
         nnz = (root / f"store_{size}" / "X.data.f32").stat().st_size / 4 / result["cells"]
         print(
-            f"size {size:>7}: simulated {result['cells']} cells in {sim_s:.0f} s; store build "
-            f"{rate(result['cells'], result['seconds']):,.0f} cells/s, peak RSS {result['peak_rss_mb']:,.0f} MB, "
-            f"{nnz:,.0f} stored values per cell",
+            f"size {size:>7}: {result['cells']} cells {simulated}; store build "
+            f"{rate(result['cells'], result['seconds']):,.0f} cells/s, peak RSS {result['peak_rss_mb']:,.0f} MB "
+            f"({result['rss_method']}), {nnz:,.0f} stored values per cell",
             flush=True,
         )
+        if args.compare_defaults:
+            out = root / f"store_{size}_defaults"
+            shutil.rmtree(out, ignore_errors=True)
+            default_builds[size] = build(census, out, args.chunk_size, "defaults", args.default_threads)
+            shutil.rmtree(out, ignore_errors=True)
+            d = default_builds[size]
+            print(
+                f"size {size:>7}: with the install's defaults: store build {rate(d['cells'], d['seconds']):,.0f} "
+                f"cells/s, peak RSS {d['peak_rss_mb']:,.0f} MB ({d['rss_method']})",
+                flush=True,
+            )
+    ran_with = builds[min(sizes)][1]["settings"]
+    print("build TileDB settings (hcebench): " + ", ".join(f"{k}={v}" for k, v in ran_with.items()))
+    if args.compare_defaults:
+        ran_with = default_builds[min(sizes)]["settings"]
+        print("build TileDB settings (defaults): " + ", ".join(f"{k}={v}" for k, v in ran_with.items()))
 
     from hcebench.data.store import SplitData
 
@@ -241,11 +365,18 @@ def main() -> None:
     print(f"ceiling (sequential read of store bytes):    {ceiling:,.0f} cells/s")
     growth = builds[largest][1]["peak_rss_mb"] / builds[min(sizes)][1]["peak_rss_mb"]
     span = largest / min(sizes)
+    defaults = ""
+    if args.compare_defaults:
+        default_growth = default_builds[largest]["peak_rss_mb"] / default_builds[min(sizes)]["peak_rss_mb"]
+        defaults = (
+            f" build_rss_growth_10x_defaults={default_growth:.2f} "
+            f"build_peak_defaults_over_bounded={default_builds[largest]['peak_rss_mb'] / builds[largest][1]['peak_rss_mb']:.2f}"
+        )
     print(
         f"loader_vs_tiledbsoma_ml={loader / soma_ml:.2f} loader_vs_ceiling={loader / ceiling:.2f} "
         f"build_rss_growth_10x={growth:.2f} loader_prefetch_vs_ceiling={best['loader_prefetch'] / ceiling:.2f} "
         f"loader_dense_vs_tiledbsoma_ml={loader_dense / soma_ml:.2f} "
-        f"size_span={span:.1f}"
+        f"size_span={span:.1f}{defaults}"
     )
 
 

@@ -3,7 +3,7 @@
 
 rule aggregate:
     input:
-        metrics=grid(layout.METRICS, split=SPLITS) + external_grid(layout.METRICS, split=SPLITS),
+        metrics=grid(layout.METRICS, decoded=True, split=SPLITS) + external_grid(layout.METRICS, split=SPLITS),
         histories=grid(layout.HISTORY),
     output:
         metrics=report(

@@ -1,5 +1,6 @@
-# Beyond the headline: Fig. 2c/2d, connectivity, stratified views (from the metrics table), and the hierarchical
-# panel, back-off, calibration and novel OOD types (from the per-cell predictions). Two jobs for the whole grid.
+# Beyond the headline: Fig. 2c/2d, connectivity, stratified views, every loss against CE (from the metrics table),
+# and the hierarchical panel, back-off, calibration and novel OOD types (from the per-cell predictions). Two jobs
+# for the whole grid.
 
 
 rule paper_analyses:
@@ -13,9 +14,11 @@ rule paper_analyses:
         fig2d=figure("fig2d_ontology_dag", "fig2d", "1. Paper figures (Fig. 2)", "HCE vs CE"),
         connectivity_fig=figure("connectivity", "connectivity", "2. Hierarchy analyses", "Connectivity"),
         stratified_fig=figure("stratified_macro_f1", "stratified", "4. Stratified views", "Macro F1 per stratum"),
+        loss_ranking_fig=figure("loss_ranking", "loss_ranking", "1. Paper figures (Fig. 2)", "Every loss vs CE"),
         celltype_delta=table("celltype_delta", "celltype_delta_table", "1. Paper figures (Fig. 2)"),
         connectivity=table("connectivity", "connectivity_table", "2. Hierarchy analyses"),
         stratified=table("stratified_macro_f1", "stratified_table", "4. Stratified views"),
+        loss_comparison=table("loss_comparison", "loss_comparison_table", "1. Paper figures (Fig. 2)"),
         provenance=report(
             result(layout.ANALYSIS_TABLE, name="provenance"),
             caption="../report/provenance.rst",

@@ -3,10 +3,6 @@
 # The worked example of adding an external tool as a rule (README, "Add an external method").
 
 
-# The generic predict rule matches the same paths; CellTypist's files come from its own rule.
-ruleorder: celltypist > predict
-
-
 rule celltypist:
     input:
         store=result(layout.STORE_DIR),

@@ -1,10 +1,13 @@
 # Every helper of the workflow in one place (result paths from hcebench.layout, census sources, the run grid).
 # The other .smk files hold only rules, so they may be included in any order.
 
+import re
 from pathlib import Path
 
 from hcebench import layout
 from hcebench.hierarchy.ontology import resolve_source as resolve_ontology_source
+from hcebench.models import architecture_losses
+from hcebench.sweep import point_config
 
 RESULTS = f"results/{config['run']}"
 LOGS = f"{RESULTS}/{layout.LOG_DIR}"
@@ -13,18 +16,26 @@ ARCHITECTURES = list(config["architectures"])
 LOSSES = config["training"]["losses"]
 SEEDS = config["training"]["seeds"]
 SPLITS = config["evaluation"]["splits"]
-# One job per model predicts every split; the OOD set's novel-type split joins whenever "ood" is evaluated.
-PREDICTED_SPLITS = layout.predicted_splits(SPLITS)
+# Each architecture's losses: its entry's `losses`, else training.losses.
+ARCH_LOSSES = {arch: architecture_losses(config, arch) for arch in ARCHITECTURES}
+DECODING = config["evaluation"]["propagation_decoding"]
+# One job per model predicts every split; the OOD set's novel-type split joins whenever "ood" is evaluated, and
+# the validation split (for the decoder's threshold) when models are also decoded by propagation.
+PREDICTED_SPLITS = layout.predicted_splits(SPLITS, decoding=DECODING)
+# Splits with a contract file, hence a metrics table, for every model and method: the novel-type split is read by
+# the prediction analyses only, the validation split by the decoder only.
+DECODED_SPLITS = layout.predicted_splits(SPLITS)
 CELLTYPIST = config["celltypist"]
 CELLTYPIST_SEEDS = CELLTYPIST["seeds"] if CELLTYPIST["seeds"] is not None else SEEDS
+CONTROLS = config["evaluation"]["controls"]
 ENV = "../envs/hcebench.yaml"
 
 
 wildcard_constraints:
     arch="[A-Za-z0-9_]+",
-    loss="|".join(layout.LOSSES),
+    loss="|".join([*layout.LOSSES, *map(layout.decoded, layout.LOSSES), layout.NO_LOSS]),
     seed=r"\d+",
-    split="|".join(layout.SCORED_SPLITS),
+    split="|".join(layout.PREDICTION_SPLITS),
 
 
 def result(path, **fields):
@@ -93,21 +104,58 @@ def split_data(wc):
     return result(layout.split_home(wc.split))
 
 
-def grid(path, **fields):
-    """Every architecture × loss × seed of the trained grid, for a layout path."""
-    return expand(result(path), arch=ARCHITECTURES, loss=LOSSES, seed=SEEDS, **fields)
+def grid(path, decoded=False, **fields):
+    """Every trained architecture × its losses × seed, for a layout path; with ``decoded``, the same models decoded
+    by propagation (loss ``<loss>_prop``) too, when evaluation.propagation_decoding is on."""
+    losses = {arch: list(ARCH_LOSSES[arch]) for arch in ARCHITECTURES}
+    if decoded and DECODING:
+        losses = {arch: [*names, *map(layout.decoded, names)] for arch, names in losses.items()}
+    return [
+        file
+        for arch in ARCHITECTURES
+        for file in expand(result(path), arch=arch, loss=losses[arch], seed=SEEDS, **fields)
+    ]
+
+
+def external_runs():
+    """(architecture, loss, seed) of every external method that is enabled: CellTypist (CE, its own seeds) and the
+    controls (loss "none"; the random labels once per training seed, the deterministic ones once)."""
+    runs = [("celltypist", "ce", seed) for seed in CELLTYPIST_SEEDS] if CELLTYPIST["enabled"] else []
+    for control in CONTROLS:
+        seeds = SEEDS if control == "random" else SEEDS[:1]
+        runs += [(layout.control_architecture(control), layout.NO_LOSS, seed) for seed in seeds]
+    return runs
 
 
 def external_grid(path, **fields):
-    """The same files of the external methods that are enabled (CellTypist: CE only, its own seeds)."""
-    if not CELLTYPIST["enabled"]:
-        return []
-    return expand(result(path), arch="celltypist", loss="ce", seed=CELLTYPIST_SEEDS, **fields)
+    """The same files of the external methods that are enabled."""
+    return [
+        file
+        for arch, loss, seed in external_runs()
+        for file in expand(result(path, arch=arch, loss=loss, seed=seed), **fields)
+    ]
 
 
 def analysed_predictions():
-    """Every predictions file of the grid (novel-type split included) and of the external methods."""
-    return grid(layout.PREDICTIONS, split=PREDICTED_SPLITS) + external_grid(layout.PREDICTIONS, split=SPLITS)
+    """Every predictions file of the grid (decoded models and the novel-type split included) and of the external
+    methods."""
+    return grid(layout.PREDICTIONS, decoded=True, split=DECODED_SPLITS) + external_grid(
+        layout.PREDICTIONS, split=SPLITS
+    )
+
+
+def cached_artifacts():
+    """Every model and predictions file of the run, which the default target also asks for: one deleted by hand (or
+    lost) is made again by the next run, not ignored because the tables built from it are up to date."""
+    files = grid(layout.MODEL) + grid(layout.PREDICTIONS, split=PREDICTED_SPLITS) + analysed_predictions()
+    if DECODING:
+        files += [
+            result(layout.DECODER, arch=arch, loss=layout.decoded(loss), seed=seed)
+            for arch in ARCHITECTURES
+            for loss in ARCH_LOSSES[arch]
+            for seed in SEEDS
+        ]
+    return files
 
 
 # The census to stream training batches from with training.data_source: tiledbsoma_ml; None with the store.
@@ -149,3 +197,13 @@ def table(name, caption, category):
         category=category,
         subcategory="Tables",
     )
+
+
+# A sweep config's values (config/mechanism.yaml); rules/sweep.smk runs one point per value.
+SWEEP = config.get("sweep") or {"values": []}
+SWEEP_VALUES = [str(v) for v in SWEEP["values"]]
+
+
+def sweep_value(wc):
+    """The sweep value of a point as the config holds it (a number stays a number)."""
+    return SWEEP["values"][SWEEP_VALUES.index(wc.value)]

@@ -1,19 +1,32 @@
 # Per-cell predictions (the contract external methods also write) and their long-format metrics.
 
 
-# One job per model predicts every split (one start-up, one model load); the contract paths stay per split.
-rule predict:
+# One job per trained model: it predicts every split (one start-up, one model load), decodes the predictions by
+# propagation too, and scores both; the contract paths and the metrics tables stay one file per split.
+rule evaluate:
     input:
         model=result(layout.MODEL),
         store=result(layout.STORE_DIR),
         ood=result(layout.OOD_DIR),
         hierarchy=result(layout.HIERARCHY_DIR),
     output:
-        expand(result(layout.PREDICTIONS), split=PREDICTED_SPLITS, allow_missing=True),
+        predictions=expand(result(layout.PREDICTIONS), split=PREDICTED_SPLITS, allow_missing=True),
+        metrics=expand(result(layout.METRICS), split=SPLITS, allow_missing=True),
+        decoded=expand(result(layout.PREDICTIONS, loss="{loss}_prop"), split=DECODED_SPLITS, allow_missing=True)
+        if DECODING
+        else [],
+        decoded_metrics=expand(result(layout.METRICS, loss="{loss}_prop"), split=SPLITS, allow_missing=True)
+        if DECODING
+        else [],
+        decoder=result(layout.DECODER, loss="{loss}_prop") if DECODING else [],
     log:
-        f"{LOGS}/predict/{{arch}}_{{loss}}_seed{{seed}}.log",
+        f"{LOGS}/evaluate/{{arch}}_{{loss}}_seed{{seed}}.log",
+    wildcard_constraints:
+        arch="|".join(ARCHITECTURES),
+        loss="|".join(layout.LOSSES),
     params:
         split_dirs=split_dirs(PREDICTED_SPLITS),
+        scored=SPLITS,
         save_probabilities=config["evaluation"]["save_probabilities"],
         device=config["training"]["device"],
     threads: 1
@@ -24,18 +37,26 @@ rule predict:
     conda:
         ENV
     script:
-        "../scripts/predict.py"
+        "../scripts/evaluate.py"
 
 
+# An external method's predictions (CellTypist, or your own rule's), every split of a run in one job, without torch.
 rule score:
     input:
-        predictions=result(layout.PREDICTIONS),
+        predictions=expand(result(layout.PREDICTIONS), split=SPLITS, allow_missing=True),
+        store=result(layout.STORE_DIR),
+        ood=result(layout.OOD_DIR),
         hierarchy=result(layout.HIERARCHY_DIR),
-        data=split_data,
     output:
-        result(layout.METRICS),
+        expand(result(layout.METRICS), split=SPLITS, allow_missing=True),
     log:
-        f"{LOGS}/score/{{arch}}_{{loss}}_seed{{seed}}_{{split}}.log",
+        f"{LOGS}/score/{{arch}}_{{loss}}_seed{{seed}}.log",
+    wildcard_constraints:
+        # Any architecture name but the trained ones and the controls, whose jobs score their own predictions.
+        # (the look-ahead ends at the "/" after the name: a wildcard's regex sits inside the whole path's).
+        arch=rf"(?!(?:{'|'.join(ARCHITECTURES)}|{layout.CONTROL_PREFIX}\w+)/)[A-Za-z0-9_]+",
+    params:
+        split_homes={split: layout.split_home(split) for split in SPLITS},
     threads: 1
     resources:
         mem_mb=2000,
@@ -44,3 +65,29 @@ rule score:
         ENV
     script:
         "../scripts/score.py"
+
+
+# The controls that bracket every table (random labels with the training frequencies, the majority label, the
+# truth), predicted and scored in one job each.
+rule controls:
+    input:
+        store=result(layout.STORE_DIR),
+        hierarchy=result(layout.HIERARCHY_DIR),
+        ood=result(layout.OOD_DIR),
+    output:
+        predictions=expand(result(layout.PREDICTIONS, loss=layout.NO_LOSS), split=SPLITS, allow_missing=True),
+        metrics=expand(result(layout.METRICS, loss=layout.NO_LOSS), split=SPLITS, allow_missing=True),
+    log:
+        f"{LOGS}/controls/{{arch}}_seed{{seed}}.log",
+    wildcard_constraints:
+        arch="|".join(layout.control_architecture(c) for c in layout.CONTROLS),
+    params:
+        split_dirs=split_dirs(SPLITS),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        ENV
+    script:
+        "../scripts/controls.py"

@@ -17,6 +17,7 @@ if config["training_store"]["source"] == "sctab":
             path=config["training_store"]["sctab_path"],
             x_values=config["training_store"]["sctab_x_values"],
             target_sum=config["normalisation"]["target_sum"],
+            max_zero_cell_fraction=config["filters"]["max_zero_cell_fraction"],
         threads: 1
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],
@@ -71,6 +72,8 @@ else:
                 "normalisation": config["normalisation"],
                 "census": census_settings(),
                 "split": config["split"],
+                # The bound on all-zero cells (filters.max_zero_cell_fraction).
+                "filters": {"max_zero_cell_fraction": config["filters"]["max_zero_cell_fraction"]},
             },
         threads: CENSUS["build_workers"]
         resources:

@@ -7,10 +7,10 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 import pickle  # noqa: E402
 
-from hcebench.evaluation.contract import write_predictions  # noqa: E402
+from hcebench.evaluation.contract import predictions_metadata, write_predictions  # noqa: E402
 from hcebench.external.celltypist import CellTypistSettings, predict_celltypist, train_celltypist  # noqa: E402
 from hcebench.hierarchy.labels import LabelHierarchy  # noqa: E402
-from hcebench.io import atomic_path, read_json  # noqa: E402
+from hcebench.io import atomic_path  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
@@ -32,19 +32,9 @@ for path, (split, directory) in zip(
         names,
         save_probabilities=snakemake.params.save_probabilities,
     )
-    data_meta = read_json(f"{directory.rsplit('/', 1)[0]}/meta.json")
-    write_predictions(
-        table,
-        path,
-        {
-            "architecture": "celltypist",
-            "loss": "ce",
-            "seed": seed,
-            "split": split,
-            "labels": ",".join(hierarchy.term_ids),
-            "reachability_hash": hierarchy.content_hash,
-            "census_release": data_meta.get("ood_release", data_meta.get("census_release")),
-            "method": "celltypist (one-vs-rest logistic regression), scores normalised to sum to 1",
-        },
+    meta = predictions_metadata(
+        hierarchy, directory, architecture="celltypist", loss="ce", seed=seed, split=split
     )
+    meta["method"] = "celltypist (one-vs-rest logistic regression), scores normalised to sum to 1"
+    write_predictions(table, path, meta)
     log.info("%s: %d cells predicted", split, len(table))

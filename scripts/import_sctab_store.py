@@ -13,7 +13,12 @@ from hcebench.snakemake_io import start  # noqa: E402
 log = start(snakemake)
 p, out = snakemake.params, snakemake.output
 meta = import_sctab_store(
-    p.path, out.store, load_ontology(snakemake.input.obo), x_values=p.x_values, target_sum=p.target_sum
+    p.path,
+    out.store,
+    load_ontology(snakemake.input.obo),
+    x_values=p.x_values,
+    target_sum=p.target_sum,
+    max_zero_cell_fraction=p.max_zero_cell_fraction,
 )
 cells, report = selection_from_store(out.store, meta)
 with atomic_path(out.cells) as tmp:

@@ -1,4 +1,4 @@
-"""Rule score: the long-format metrics of one predictions file."""
+"""Rule score: the long-format metrics of an external method's predictions, every split of one run (no torch)."""
 
 import sys
 
@@ -10,14 +10,19 @@ from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 wc = snakemake.wildcards
-table = score_predictions(
-    snakemake.input.predictions,
-    snakemake.input.hierarchy,
-    snakemake.input.data,
-    architecture=wc.arch,
-    loss=wc.loss,
-    seed=int(wc.seed),
-    split=wc.split,
-    output=snakemake.output[0],
-)
-log.info("%d metric rows", len(table))
+data_dirs = {"store": snakemake.input.store, "ood": snakemake.input.ood}
+splits = snakemake.params.split_homes
+for predictions, output, (split, home) in zip(
+    snakemake.input.predictions, snakemake.output, splits.items(), strict=True
+):
+    table = score_predictions(
+        predictions,
+        snakemake.input.hierarchy,
+        data_dirs[home],
+        architecture=wc.arch,
+        loss=wc.loss,
+        seed=int(wc.seed),
+        split=split,
+        output=output,
+    )
+    log.info("%s: %d metric rows", split, len(table))

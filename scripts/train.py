@@ -18,7 +18,12 @@ wc = snakemake.wildcards
 entry = dict(snakemake.params.entry)
 # A SIGTERM/SIGUSR1 (preemption, time limit) checkpoints and exits with status 75; rerun the job to resume.
 settings = TrainSettings.from_config(
-    snakemake.params.training, wc.loss, int(wc.seed), snakemake.threads, entry
+    snakemake.params.training,
+    wc.loss,
+    int(wc.seed),
+    snakemake.threads,
+    entry,
+    loss_config=dict(snakemake.params.loss_settings),
 )
 bank = np.load(snakemake.input.bank) if "bank" in snakemake.input.keys() else None
 stream = None

@@ -106,3 +106,47 @@ def test_paper_config_validates_with_the_paper_protocol():
         "seed": 1,
     }
     assert cfg["training"]["bf16"] is False and cfg["training"]["float32_matmul_precision"] == "high"
+
+
+@pytest.mark.parametrize(
+    "edit, key, block",
+    [
+        (lambda c: c.update(typo_key=1), "typo_key", "<top level>"),
+        (lambda c: c["training"].update(epochs=3), "epochs", "training"),
+        (lambda c: c["filters"].update(min_cell_per_type=5), "min_cell_per_type", "filters"),
+    ],
+)
+def test_an_unknown_key_is_named_first_in_a_short_message(demo, edit, key, block):
+    """What a rule script's load_config answers: the block and the key on the first line that says what is wrong,
+    not the schema."""
+    edit(demo)
+    with pytest.raises(ConfigError) as err:
+        load_config(demo)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "config does not match the schema (config.schema.yaml):"
+    assert lines[1] == f"  {block}: Additional properties are not allowed ({key!r} was unexpected)"
+    assert len(lines) == 2 and len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda c: c["census"]["simulate"].update(n_gens=300), "n_gens"),
+        (lambda c: c.setdefault("resources", {}).setdefault("train", {}).update(mem_mbb=300), "mem_mbb"),
+    ],
+)
+def test_an_unknown_key_inside_an_open_block_is_named_too(demo, edit, key):
+    edit(demo)
+    with pytest.raises(ConfigError, match=key):
+        check_architectures(load_config(demo))
+
+
+def test_the_schema_declares_the_draft_its_validators_use():
+    """snakemake.utils.validate warns ("No validator found for JSON Schema version identifier ...") on every run
+    whose schema names another draft than its Draft 2020-12 validator; hcebench validates with the same draft."""
+    import jsonschema
+    from hcebench.config import load_schema
+
+    declared = load_schema()["$schema"]
+    assert declared == jsonschema.Draft202012Validator.META_SCHEMA["$schema"]
+    assert jsonschema.validators.validator_for(load_schema()) is jsonschema.Draft202012Validator

@@ -18,10 +18,12 @@ from hcebench.data.build import (
 from hcebench.data.census import open_census, read_obs, read_var
 from hcebench.data.selection import obs_value_filter, select_from_census
 from hcebench.data.store import SplitData, SplitWriter
+from hcebench.errors import CensusError, DataError
 from sctab_reference import SPLITS, notebook_order, notebook_split
 from sim_fixtures import build_tiny_census, bundled_ontology
 
 ROOT = Path(__file__).parents[1]
+TRAIN = "2023-05-15"
 
 
 def _config(**census):
@@ -36,6 +38,12 @@ def test_training_store_has_sctabs_split_and_cell_order(tiny_census, tmp_path):
     selection = select_from_census(source, config, bundled_ontology())
     meta = build_training_store(source, selection.cells, selection.labels, config, tmp_path / "store")
     assert meta["cell_order"] == "permuted" and meta["split_seed"] == 1
+    checked = meta["data_checks"]  # every cell read was checked; the simulated counts have no all-zero cell
+    assert (checked["cells"], checked["zero_cells"], checked["zero_cells_by_dataset"]) == (
+        len(selection.cells),
+        0,
+        {},
+    )
 
     # The reference, from the census alone: its cells in the order it returns them, those of the kept labels,
     # through the notebook's two cells (tests/sctab_reference.py).
@@ -127,10 +135,17 @@ def test_parallel_build_writes_the_same_split_as_one_process(tiny_census, tmp_pa
         genes = read_var(census).sort_values("feature_id").reset_index(drop=True)
         args = (obs, genes["soma_joinid"].to_numpy(), np.arange(len(genes)), len(genes))
         kwargs = dict(target_sum=1e4, chunk_size=100, organism="homo_sapiens")
+        checks = {w: build.census_count_checks(TRAIN) for w in (1, 2, 3)}
         counts = {
-            w: write_split(source, census, *args, tmp_path / f"w{w}", workers=w, **kwargs) for w in (1, 2, 3)
+            w: write_split(source, census, *args, tmp_path / f"w{w}", workers=w, checks=checks[w], **kwargs)
+            for w in (1, 2, 3)
         }
     assert counts == {1: 700, 2: 700, 3: 700}
+    # Every worker's tally of the count checks reaches the parent: the same as one process's.
+    tally = checks[1].to_dict()
+    assert sum(tally["cells"].values()) == 700
+    assert tally["cells"] == obs.groupby("dataset_id").size().to_dict()
+    assert checks[2].to_dict() == checks[3].to_dict() == tally
     for name in ("X.data.f32", "X.indices.i32", "X.indptr.i64", "obs.parquet"):
         one = (tmp_path / "w1" / name).read_bytes()
         assert one == (tmp_path / "w2" / name).read_bytes() == (tmp_path / "w3" / name).read_bytes(), name
@@ -154,7 +169,10 @@ def test_a_failed_worker_leaves_no_bucket_and_names_the_error(tiny_census, tmp_p
         obs = read_obs(census, "is_primary_data == True", ["dataset_id"]).iloc[:300]
         obs = obs.iloc[::-1]
         genes = read_var(census)
-        with pytest.raises(RuntimeError, match=r"store build worker\(s\)"):
+        # The worker's own error, in one line: what a single process would have raised.
+        with pytest.raises(
+            CensusError, match=r"^store build worker [01] of 2: var joinid \d+ is out of range"
+        ):
             write_split(
                 source,
                 census,
@@ -169,21 +187,6 @@ def test_a_failed_worker_leaves_no_bucket_and_names_the_error(tiny_census, tmp_p
                 workers=2,
             )
     assert not (tmp_path / ".s.buckets").exists()
-
-
-def test_progress_reports_cells_rate_and_time_left(caplog, monkeypatch):
-    clock = iter([0.0, 30.0, 61.0, 90.0, 100.0])
-    monkeypatch.setattr(build.time, "monotonic", lambda: next(clock))
-    progress = build.Progress("train: read", 1000)  # started at 0 s
-    with caplog.at_level("INFO", logger="hcebench.data.build"):
-        progress.update(100)  # 30 s: under a minute since the start, quiet
-        progress.update(610)  # 61 s: 10 cells/s, 39 s left
-        progress.update(900)  # 90 s: under a minute since the last line, quiet
-        progress.update(1000)  # done: always reported
-    assert [r.getMessage() for r in caplog.records] == [
-        "train: read: 610 of 1,000 cells (10 cells/s, about 39 s left)",
-        "train: read: 1,000 of 1,000 cells (10 cells/s, about 0 s left)",
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -323,3 +326,126 @@ def test_matching_by_name_needs_a_symbol_column(tmp_path):
         resolve_genes(str(path), VAR, match="feature_name")
     with pytest.raises(ValueError, match="genes.order"):
         resolve_genes(str(path), VAR, order="alphabetical")
+
+
+# -- data checks: bad raw counts, all-zero cells ----------------------------------------------------------
+def _raw_counts(uri: str):
+    """X/raw of a release as a scipy CSR matrix, read straight from SOMA (independently of the build)."""
+    import scipy.sparse as sp
+    import tiledbsoma
+
+    with tiledbsoma.open(f"{uri}/census_data/homo_sapiens/ms/RNA/X/raw") as x:
+        t = x.read().tables().concat()
+        shape = x.shape
+    rows, cols = t["soma_dim_0"].to_numpy(), t["soma_dim_1"].to_numpy()
+    return sp.csr_matrix((t["soma_data"].to_numpy(), (rows, cols)), shape=shape)
+
+
+@pytest.fixture(scope="module")
+def corrupted_census(tiny_census, tmp_path_factory):
+    """A copy of the tiny census whose training release holds bad raw counts: three (NaN, negative, fractional)
+    in one cell of dataset A and an infinite one in a cell of dataset B, both cells in one read chunk."""
+    import shutil
+
+    import pyarrow as pa
+    import tiledbsoma
+
+    root = tmp_path_factory.mktemp("corrupted") / "sim"
+    shutil.copytree(tiny_census, root)
+    source = {"uri": str(root / TRAIN)}
+    config = _config(chunk_size=150, build_workers=1)
+    cells = select_from_census(source, config, bundled_ontology()).cells
+    # Two neighbours in the train split's read order (soma_joinid) from different datasets, in one 150-cell chunk.
+    train = cells[cells["split"] == "train"].sort_values("soma_joinid").reset_index(drop=True)
+    edge = next(
+        i
+        for i in range(len(train) - 1)
+        if train.dataset_id[i] != train.dataset_id[i + 1] and i // 150 == (i + 1) // 150
+    )
+    a, b = train.iloc[edge], train.iloc[edge + 1]
+    x = _raw_counts(source["uri"])
+    genes_a = x[int(a.soma_joinid)].indices[:3]
+    genes_b = x[int(b.soma_joinid)].indices[:1]
+    with tiledbsoma.open(f"{source['uri']}/census_data/homo_sapiens/ms/RNA/X/raw", mode="w") as raw:
+        raw.write(  # a later fragment: its values replace the stored ones on read
+            pa.table(
+                {
+                    "soma_dim_0": pa.array([a.soma_joinid] * 3 + [b.soma_joinid], pa.int64()),
+                    "soma_dim_1": pa.array([*genes_a, *genes_b], pa.int64()),
+                    "soma_data": pa.array([np.nan, -2.0, 0.5, np.inf], pa.float32()),
+                }
+            )
+        )
+    return {"source": source, "cells": cells, "a": a.dataset_id, "b": b.dataset_id}
+
+
+def test_bad_raw_counts_are_an_error_naming_the_datasets_and_counts(corrupted_census, tmp_path):
+    config = _config(chunk_size=150, build_workers=1)
+    cells = corrupted_census["cells"]
+    labels = sorted(set(cells["label"]))
+    with pytest.raises(DataError) as err:
+        build_training_store(corrupted_census["source"], cells, labels, config, tmp_path / "store")
+    a, b = corrupted_census["a"], corrupted_census["b"]
+    assert str(err.value) == (
+        f"census {TRAIN} X/raw: 4 value(s) that are not non-negative integer counts in 2 dataset(s): "
+        f"{a} (1 NaN, 1 negative, 1 non-integer), {b} (1 infinite). {build.CENSUS_COUNTS_FIX}"
+    )
+    assert not (tmp_path / "store").exists()  # nothing half-built survives
+
+
+def test_bad_raw_counts_found_by_a_worker_are_the_same_one_line_error(corrupted_census, tmp_path):
+    config = _config(chunk_size=150, build_workers=2)
+    cells = corrupted_census["cells"]
+    with pytest.raises(DataError) as err:
+        build_training_store(
+            corrupted_census["source"], cells, sorted(set(cells["label"])), config, tmp_path / "s"
+        )
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"store build worker 0 of 2: census {TRAIN} X/raw: 4 value(s) that are not ")
+    assert f"{corrupted_census['a']} (1 NaN, 1 negative, 1 non-integer)" in message
+    assert not (tmp_path / "s").exists() and not list(tmp_path.glob(".*buckets"))
+
+
+def test_all_zero_cells_are_counted_per_dataset_and_fail_past_the_limit(tiny_census, tmp_path, caplog):
+    source = {"uri": str(tiny_census / TRAIN)}
+    config = _config(chunk_size=150, build_workers=1)
+    selection = select_from_census(source, config, bundled_ontology())
+    with open_census(source) as census:
+        var = read_var(census)
+    # One gene, detected in about half the cells: the other half are all-zero over the store's genes.
+    x = _raw_counts(source["uri"])[selection.cells["soma_joinid"].to_numpy()]
+    detected = np.asarray((x > 0).mean(axis=0)).ravel()
+    gene = int(np.argmin(np.abs(detected - 0.5)))
+    genes = var.set_index("soma_joinid").loc[[gene], ["feature_id", "feature_name"]]
+    pd.DataFrame({"gene_names": genes["feature_name"].to_numpy()}, index=genes["feature_id"]).to_parquet(
+        tmp_path / "one_gene.parquet"
+    )
+    zero = np.asarray(x[:, gene].todense()).ravel() == 0
+    expected = selection.cells.loc[zero].groupby("dataset_id").size().to_dict()
+    fraction = zero.mean()
+    assert 0.2 < fraction < 0.8
+
+    config["genes"] = {"source": str(tmp_path / "one_gene.parquet"), "match": "feature_id", "order": "list"}
+    config["filters"]["max_zero_cell_fraction"] = 0.9
+    with caplog.at_level("WARNING", logger="hcebench.data.checks"):
+        meta = build_training_store(source, selection.cells, selection.labels, config, tmp_path / "store")
+    checked = meta["data_checks"]
+    assert (checked["cells"], checked["zero_cells"]) == (len(selection.cells), int(zero.sum()))
+    assert checked["zero_cell_fraction"] == pytest.approx(fraction)
+    assert checked["zero_cells_by_dataset"] == expected and checked["max_zero_cell_fraction"] == 0.9
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert f"{int(zero.sum()):,} of {len(selection.cells):,} cells" in warning and "within" in warning
+
+    config["filters"]["max_zero_cell_fraction"] = 0.1
+    with pytest.raises(DataError) as err:
+        build_training_store(source, selection.cells, selection.labels, config, tmp_path / "store2")
+    message = str(err.value)
+    worst = max(expected, key=lambda d: (expected[d], d))
+    assert f"census {TRAIN} X/raw: all-zero cells (no count on any of the store's genes)" in message
+    assert (
+        f"more than filters.max_zero_cell_fraction: 0.1; datasets: {worst} ({expected[worst]:,} of "
+        in message
+    )
+    assert "genes.source" in message and "\n" not in message
+    assert not (tmp_path / "store2").exists()

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
-from hcebench.data.ood import align_genes, name_alignment_check, new_datasets
+import pytest
+import scipy.sparse as sp
+import tiledbsoma
+from hcebench.config import load_config
+from hcebench.data import build
+from hcebench.data.census import open_census, read_var
+from hcebench.data.ood import align_genes, build_ood_set, name_alignment_check, new_datasets
+from hcebench.data.selection import select_from_census
+from hcebench.errors import DataError
+from hcebench.hierarchy.ontology import Ontology
+from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
+from sim_fixtures import OOD_RELEASE, TRAIN_RELEASE, bundled_ontology
 
 
 # -- novel OOD types: nearest trained ancestor ------------------------------------------------------------
@@ -66,3 +81,107 @@ def test_name_alignment_check_reports_what_a_symbol_lookup_would_change():
         "missing_by_id_found_by_name": ["ENSG2", "ENSG3b"],
         "store_genes_sharing_a_symbol": 2,
     }
+
+
+# -- data checks: all-zero cells, labels outside the ontology ------------------------------------------------
+@pytest.fixture(scope="module")
+def ood_inputs(tiny_census):
+    """The tiny census's releases, the training labels selected from the older one, and its var."""
+    config = load_config(Path(__file__).parent / "data" / "tiny_config.yaml")
+    train, ood = ({"uri": str(tiny_census / release)} for release in (TRAIN_RELEASE, OOD_RELEASE))
+    labels = select_from_census(train, config, bundled_ontology()).labels
+    with open_census(ood) as census:
+        ood_var = read_var(census)
+    return {"config": config, "train": train, "ood": ood, "labels": labels, "ood_var": ood_var}
+
+
+def _raw_counts(uri: str) -> sp.csr_matrix:
+    with tiledbsoma.open(f"{uri}/census_data/homo_sapiens/ms/RNA/X/raw") as x:
+        t = x.read().tables().concat()
+        shape = x.shape
+    return sp.csr_matrix(
+        (t["soma_data"].to_numpy(), (t["soma_dim_0"].to_numpy(), t["soma_dim_1"].to_numpy())), shape=shape
+    )
+
+
+def test_the_ood_set_counts_all_zero_cells_of_both_splits(ood_inputs, tmp_path):
+    config = copy.deepcopy(ood_inputs["config"])
+    x = _raw_counts(ood_inputs["ood"]["uri"])
+    detected = np.asarray((x > 0).mean(axis=0)).ravel()
+    gene = int(np.argmin(np.abs(detected - 0.5)))  # a store of this one gene: about half the cells all-zero
+    var = ood_inputs["ood_var"].set_index("soma_joinid")
+    store_genes = var.loc[[gene], ["feature_id", "feature_name"]].reset_index(drop=True)
+    config["filters"]["max_zero_cell_fraction"] = 1.0
+    args = (ood_inputs["train"], ood_inputs["ood"], ood_inputs["labels"], store_genes, config)
+    meta = build_ood_set(*args, tmp_path / "ood", ontology=bundled_ontology())
+
+    written = pd.concat(
+        pd.read_parquet(tmp_path / "ood" / s / "obs.parquet") for s in (OOD_SPLIT, NOVEL_SPLIT)
+    )
+    zero = np.asarray(x[written["soma_joinid"].to_numpy()][:, gene].todense()).ravel() == 0
+    checked = meta["data_checks"]
+    assert checked["cells"] == len(written) == meta["n_cells"][OOD_SPLIT] + meta["n_cells"][NOVEL_SPLIT]
+    assert checked["zero_cells"] == int(zero.sum()) > 0
+    assert checked["zero_cells_by_dataset"] == written.loc[zero].groupby("dataset_id").size().to_dict()
+    assert (
+        meta["labels_outside_ontology"]["n_cells"] == 0
+    )  # the simulator draws its labels from the bundled CL
+
+    config["filters"]["max_zero_cell_fraction"] = checked["zero_cell_fraction"] / 2
+    with pytest.raises(
+        DataError,
+        match=rf"^census {OOD_RELEASE} X/raw: all-zero cells .* more than filters.max_zero_cell_fraction",
+    ):
+        build_ood_set(*args, tmp_path / "ood2", ontology=bundled_ontology())
+    assert not (tmp_path / "ood2").exists()
+
+
+def test_ood_labels_outside_the_ontology_are_counted_and_past_the_limit_stop_before_any_count(
+    ood_inputs, tmp_path, monkeypatch
+):
+    config = copy.deepcopy(ood_inputs["config"])
+    store_genes = ood_inputs["ood_var"][["feature_id", "feature_name"]].iloc[:20].reset_index(drop=True)
+    args = (ood_inputs["train"], ood_inputs["ood"], ood_inputs["labels"], store_genes, config)
+    meta = build_ood_set(*args, tmp_path / "ood", ontology=bundled_ontology())
+    # A CL release in which the newer release's unseen type is obsolete.
+    key, n_cells = next(iter(meta["unseen_labels"].items()))
+    term, name = key.split(" ", 1)
+    cl = bundled_ontology()
+    older = Ontology(
+        names=cl.names,
+        parents=cl.parents,
+        obsolete={**cl.obsolete, term: ()},
+        release="v-test",
+        source="test",
+    )
+    config["filters"]["max_unknown_label_fraction"] = 1.0
+    meta = build_ood_set(*args, tmp_path / "ood_older", ontology=older)
+    assert meta["labels_outside_ontology"]["labels"] == {
+        term: {
+            "name": name,
+            "n_cells": n_cells,
+            "why": "obsolete in Cell Ontology v-test (replaced by: none given)",
+        }
+    }
+    assert (
+        meta["novel"]["n_cells_dropped"] >= n_cells
+    )  # dropped from the novel split: no place in the hierarchy
+
+    config["filters"]["max_unknown_label_fraction"] = 0.0
+
+    def no_count_read(*args, **kwargs):
+        raise AssertionError("counts were read before the label check")
+
+    monkeypatch.setattr(build, "iter_counts", no_count_read)
+    with pytest.raises(DataError) as err:
+        build_ood_set(*args, tmp_path / "ood_stopped", ontology=older)
+    message = str(err.value)
+    assert message.startswith(
+        f"OOD datasets of census {OOD_RELEASE} (primary cells of the kept assays): cells whose label is absent from "
+        "or obsolete in Cell Ontology v-test, dropped: "
+    )
+    assert (
+        f"more than filters.max_unknown_label_fraction: 0; labels: {term} '{name}' ({n_cells:,} cells;"
+        in message
+    )
+    assert not (tmp_path / "ood_stopped").exists()

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from hcebench.data.sctab import import_sctab_store
 from hcebench.data.store import SplitData
-from hcebench.errors import ScTabStoreError
+from hcebench.errors import DataError, ScTabStoreError
 from hcebench.hierarchy.ontology import load_ontology
 from hcebench.io import read_json
 
@@ -21,13 +21,20 @@ TECH = [
 ]
 
 
+#: filters.max_zero_cell_fraction at 1: the random stores below hold a few all-zero cells (12 genes, 70 % zeros).
+NO_LIMIT = {"max_zero_cell_fraction": 1.0}
+
+
 @pytest.fixture(scope="module")
 def cl():
     return load_ontology("bundled:v2022-09-15")
 
 
-def write_sctab_store(root: Path, cl, n_genes: int = 12, rows_per_split: int = 30, seed: int = 0) -> dict:
-    """A small store in scTab's layout; returns the dense X per split for comparison."""
+def write_sctab_store(
+    root: Path, cl, n_genes: int = 12, rows_per_split: int = 30, seed: int = 0, counts: bool = False
+) -> dict:
+    """A small store in scTab's layout; returns the dense X per split for comparison. ``counts``: X holds whole
+    numbers (raw counts), not scTab's normalised values."""
     rng = np.random.default_rng(seed)
     (root / "categorical_lookup").mkdir(parents=True)
     (root / "cell_type_hierarchy").mkdir()
@@ -59,6 +66,8 @@ def write_sctab_store(root: Path, cl, n_genes: int = 12, rows_per_split: int = 3
         x = np.where(
             rng.random((rows_per_split, n_genes)) < 0.7, 0, rng.gamma(2, 1, (rows_per_split, n_genes))
         ).astype(np.float32)
+        if counts:
+            x = np.ceil(x)
         dense[split] = x
         table = pa.table(
             {
@@ -80,7 +89,7 @@ def write_sctab_store(root: Path, cl, n_genes: int = 12, rows_per_split: int = 3
 
 def test_import_keeps_values_labels_and_hierarchy(tmp_path, cl):
     dense = write_sctab_store(tmp_path / "sctab", cl)
-    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, batch_rows=7)
+    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, batch_rows=7, **NO_LIMIT)
     labels = [cl.id_of(t) for t in TYPES]
     assert meta["labels"] == labels and meta["n_cells"] == {"train": 30, "val": 30, "test": 30}
     assert meta["child_matrix_vs_ontology_disagreements"] == [] and not meta["child_matrix_has_diagonal"]
@@ -103,8 +112,10 @@ def test_import_keeps_values_labels_and_hierarchy(tmp_path, cl):
 
 
 def test_counts_are_normalised_on_import(tmp_path, cl):
-    dense = write_sctab_store(tmp_path / "sctab", cl)
-    import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, x_values="counts", target_sum=100)
+    dense = write_sctab_store(tmp_path / "sctab", cl, counts=True)
+    import_sctab_store(
+        tmp_path / "sctab", tmp_path / "store", cl, x_values="counts", target_sum=100, **NO_LIMIT
+    )
     x = SplitData.open(tmp_path / "store" / "val", 12).x.toarray()
     raw = dense["val"]
     sums = raw.sum(axis=1, keepdims=True)
@@ -117,7 +128,7 @@ def test_disagreeing_child_matrix_is_recorded(tmp_path, cl):
     child = np.load(tmp_path / "sctab" / "cell_type_hierarchy" / "child_matrix.npy")
     child[0, 3] = 1  # claims NK cells are B cells
     np.save(tmp_path / "sctab" / "cell_type_hierarchy" / "child_matrix.npy", child)
-    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl)
+    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, **NO_LIMIT)
     assert meta["child_matrix_vs_ontology_disagreements"] == [
         {
             "ancestor": cl.id_of("B cell"),
@@ -132,7 +143,7 @@ def test_missing_pieces_are_named(tmp_path, cl):
     write_sctab_store(tmp_path / "sctab", cl)
     (tmp_path / "sctab" / "class_weights.npy").unlink()
     with pytest.raises(ScTabStoreError, match="class_weights.npy"):
-        import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl)
+        import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, **NO_LIMIT)
     assert not (tmp_path / "store").exists()
 
 
@@ -172,3 +183,53 @@ def test_sctab_source_replaces_selection_in_the_workflow(tmp_path, cl):
     assert "import_sctab_store" in out
     assert "select_cells" not in out and "build_store" not in out
     assert "build_ood" in out  # the OOD set still comes from the census releases
+
+
+# -- data checks: values as they enter, all-zero cells ------------------------------------------------------
+def _poison(store: Path, split: str, row: int, gene: int, value: float) -> str:
+    """Set X[row, gene] of the split's first part to ``value``; return the row's dataset id."""
+    part = store / split / "part_0.parquet"
+    table = pq.read_table(part)
+    x = np.stack(table.column("X").to_numpy(zero_copy_only=False)).astype(np.float32)
+    x[row, gene] = value
+    table = table.set_column(
+        table.schema.get_field_index("X"), "X", pa.array(list(x), pa.list_(pa.float32()))
+    )
+    pq.write_table(table, part)
+    code = table.column("tech_sample").to_numpy()[row]
+    return TECH[code].split("_", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("x_values", "value", "kind"),
+    [("normalised", np.nan, "NaN"), ("normalised", -0.5, "negative"), ("counts", 2.5, "non-integer")],
+)
+def test_bad_values_are_an_error_naming_the_part_and_dataset(tmp_path, cl, x_values, value, kind):
+    write_sctab_store(tmp_path / "sctab", cl, counts=x_values == "counts")
+    dataset = _poison(tmp_path / "sctab", "val", 3, 5, value)
+    with pytest.raises(DataError) as err:
+        import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, x_values=x_values, **NO_LIMIT)
+    message = str(err.value)
+    assert message.startswith(f"scTab store {tmp_path / 'sctab' / 'val' / 'part_0.parquet'}: 1 value(s) ")
+    assert f"in 1 dataset(s): {dataset} (1 {kind})" in message and "training_store.sctab" in message
+    assert not (tmp_path / "store").exists()
+
+
+def test_fractional_values_are_fine_when_x_is_normalised(tmp_path, cl):
+    write_sctab_store(tmp_path / "sctab", cl)  # gamma-distributed values, as scTab's log1p-normalised X
+    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, **NO_LIMIT)
+    assert meta["n_cells"] == {"train": 30, "val": 30, "test": 30}
+
+
+def test_all_zero_cells_are_counted_and_fail_past_the_limit(tmp_path, cl):
+    dense = write_sctab_store(tmp_path / "sctab", cl, n_genes=4)  # 0.7^4: about a quarter of the cells
+    zero = {split: (x == 0).all(axis=1) for split, x in dense.items()}
+    n_zero = sum(int(z.sum()) for z in zero.values())
+    assert 0 < n_zero < 90
+    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, max_zero_cell_fraction=0.5)
+    checked = meta["data_checks"]
+    assert (checked["cells"], checked["zero_cells"]) == (90, n_zero)
+    assert sum(checked["zero_cells_by_dataset"].values()) == n_zero
+    with pytest.raises(DataError, match=r"all-zero cells .*more than filters.max_zero_cell_fraction: 0.01"):
+        import_sctab_store(tmp_path / "sctab", tmp_path / "store2", cl, max_zero_cell_fraction=0.01)
+    assert not (tmp_path / "store2").exists()

@@ -26,13 +26,17 @@ from hcebench.data.selection import (
     store_order,
 )
 from hcebench.data.simulate import OBS_SCHEMA, SUMMARY_SCHEMA, create_release, write_dataframe
-from hcebench.errors import ConfigError, OntologyError
+from hcebench.errors import ConfigError, DataError, OntologyError
 from hcebench.hierarchy.ontology import load_ontology
 
 CD8 = "CL:0000625"  # CD8-positive, alpha-beta T cell (deep)
 B_CELL = "CL:0000236"  # B cell: 13 ancestors, deep enough
 LEUKOCYTE = "CL:0000988"  # hematopoietic cell: too generic (5 ancestors)
 CELL = "CL:0000000"  # cell: not a descendant of native cell
+OBSOLETE = "CL:0000002"  # immortal cell line cell: obsolete in CL v2022-09-15
+UNKNOWN = "CL:9999999"  # no such term
+#: The limits the validated config always holds (their schema defaults), for filters built by hand.
+LIMITS = {"max_unknown_label_fraction": 0.01}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +82,7 @@ def test_filters_drop_generic_terms_and_rare_types(cl):
         ]
     )
     filters = dict(
-        min_cells_per_type=50, min_tech_samples_per_type=3, root_term="CL:0000003", min_ancestors=7
+        min_cells_per_type=50, min_tech_samples_per_type=3, root_term="CL:0000003", min_ancestors=7, **LIMITS
     )
     sel = select_cells(obs, cl, filters)
     assert sel.labels == [CD8]
@@ -91,7 +95,9 @@ def test_filters_drop_generic_terms_and_rare_types(cl):
 
 def test_min_cells_is_inclusive_and_tech_samples_strict(cl):
     obs = _obs([(CD8, "d1", 4, 25)])  # exactly 100 cells in exactly 4 tech_samples
-    ok = dict(min_cells_per_type=100, min_tech_samples_per_type=3, root_term="CL:0000003", min_ancestors=7)
+    ok = dict(
+        min_cells_per_type=100, min_tech_samples_per_type=3, root_term="CL:0000003", min_ancestors=7, **LIMITS
+    )
     assert select_cells(obs, cl, ok).labels == [CD8]
     with pytest.raises(ValueError, match="min_tech_samples_per_type"):
         select_cells(obs, cl, {**ok, "min_tech_samples_per_type": 4})
@@ -349,6 +355,7 @@ def test_pin_file_of_names_and_ids_with_an_absent_type(tmp_path, cl):
         root_term="CL:0000003",
         min_ancestors=7,
         pinned_labels=str(pin),
+        **LIMITS,
     )
     sel = select_cells(obs, cl, filters)
     assert sel.labels == [B_CELL, CD8]  # ordered by name
@@ -381,3 +388,78 @@ def test_pin_errors_name_every_entry_that_does_not_resolve(tmp_path, cl):
         resolve_pinned_labels("bundled:sctab_1999", cl)
     with pytest.raises(ConfigError, match="is not a file"):
         resolve_pinned_labels(str(tmp_path / "missing.txt"), cl)
+
+
+# -- data checks: labels outside the ontology, the root term ---------------------------------------------
+def _with_off_ontology_labels(obsolete_cells: int, unknown_cells: int) -> pd.DataFrame:
+    obs = _obs([(CD8, "d1", 5, 100), (OBSOLETE, "d2", 1, obsolete_cells), (UNKNOWN, "d3", 1, unknown_cells)])
+    obs.loc[obs["cell_type_ontology_term_id"] == UNKNOWN, "cell_type"] = "brand-new cell"
+    return obs
+
+
+FILTERS = dict(min_cells_per_type=50, min_tech_samples_per_type=3, root_term="CL:0000003", min_ancestors=7)
+
+
+def test_labels_outside_the_ontology_are_a_counted_warning_under_the_limit(cl, caplog):
+    obs = _with_off_ontology_labels(obsolete_cells=3, unknown_cells=2)  # 5 of 505 cells: 0.99 %
+    with caplog.at_level("WARNING", logger="hcebench.data.checks"):
+        sel = select_cells(obs, cl, {**FILTERS, "max_unknown_label_fraction": 0.01})
+    assert sel.labels == [CD8] and len(sel.cells) == 500
+    report = sel.report["labels_outside_ontology"]
+    assert (report["n_cells"], report["max_fraction"]) == (5, 0.01)
+    assert report["fraction"] == pytest.approx(5 / 505)
+    assert report["labels"] == {
+        OBSOLETE: {
+            "name": "obsolete immortal cell line cell",
+            "n_cells": 3,
+            "why": "obsolete in Cell Ontology v2022-09-15 (replaced by: CLO:0000019)",
+        },
+        UNKNOWN: {"name": "brand-new cell", "n_cells": 2, "why": "not in Cell Ontology v2022-09-15"},
+    }
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "5 of 505 cells (0.99%, within filters.max_unknown_label_fraction: 0.01)" in warning
+    assert f"{OBSOLETE} 'obsolete immortal cell line cell' (3 cells;" in warning
+
+
+def test_labels_outside_the_ontology_past_the_limit_are_an_error_naming_them(cl):
+    obs = _with_off_ontology_labels(obsolete_cells=4, unknown_cells=2)  # 6 of 506 cells: 1.19 %
+    with pytest.raises(DataError) as err:
+        select_cells(obs, cl, {**FILTERS, "max_unknown_label_fraction": 0.01})
+    message = str(err.value)
+    assert "\n" not in message
+    assert "6 of 506 cells (1.19%), more than filters.max_unknown_label_fraction: 0.01" in message
+    assert f"{OBSOLETE} 'obsolete immortal cell line cell' (4 cells; obsolete" in message
+    assert f"{UNKNOWN} 'brand-new cell' (2 cells; not in Cell Ontology v2022-09-15)" in message
+    assert "ontology.source" in message
+
+
+def test_none_outside_the_ontology_is_reported_as_zero(cl):
+    sel = select_cells(_obs([(CD8, "d1", 5, 20)]), cl, {**FILTERS, **LIMITS})
+    assert sel.report["labels_outside_ontology"] == {
+        "n_cells": 0,
+        "fraction": 0.0,
+        "max_fraction": 0.01,
+        "labels": {},
+    }
+
+
+@pytest.mark.parametrize(
+    ("root", "message"),
+    [
+        ("CL:9999999", "filters.root_term 'CL:9999999' is not a term of Cell Ontology v2022-09-15"),
+        (OBSOLETE, "filters.root_term 'CL:0000002' .* is obsolete in Cell Ontology v2022-09-15"),
+    ],
+)
+def test_a_root_term_the_ontology_lacks_is_an_error_before_the_census_is_read(cl, tmp_path, root, message):
+    config = load_config(PAPER_CONFIG)
+    config["filters"]["root_term"] = root
+    # The census does not exist: the error must come before any attempt to open it.
+    with pytest.raises(ConfigError, match=message):
+        select_from_census({"uri": str(tmp_path / "no census")}, config, cl)
+    with pytest.raises(ConfigError, match=message):
+        select_cells(_obs([(CD8, "d1", 5, 20)]), cl, {**FILTERS, **LIMITS, "root_term": root})
+
+
+def test_settings_without_the_limit_say_which_key_is_missing(cl):
+    with pytest.raises(ConfigError, match="filters.max_unknown_label_fraction is missing"):
+        select_cells(_obs([(CD8, "d1", 5, 20)]), cl, FILTERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -12,7 +13,14 @@ import pyarrow as pa
 import pytest
 import tiledbsoma
 from hcebench.data import census as C
-from hcebench.data.simulate import ASSAYS, NATIVE_CELL, SimulationConfig, build_universe
+from hcebench.data.simulate import (
+    ASSAYS,
+    NATIVE_CELL,
+    SimulationConfig,
+    build_universe,
+    coarse_train_studies,
+    plan_datasets,
+)
 from sim_fixtures import OOD_RELEASE, TRAIN_RELEASE, build_tiny_census, bundled_ontology, tiny_config
 
 OBS_TYPES = {
@@ -294,6 +302,9 @@ def test_universe_rejects_terms_outside_native_cell():
         ("granularity_ood", (0.0, 0.0)),
         ("cells_per_dataset", (5, 2)),
         ("ood_release", "2023-05-15"),
+        ("coarse_study_share", 1.5),
+        ("coarse_study_share", -0.1),
+        ("coarse_study_share", "half"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path, field, value):
@@ -321,3 +332,86 @@ def test_releases_mimic_both_census_schemas(tiny_census):
         assert len(merged) == len(raw) == len(norm)
         totals = merged.groupby("soma_dim_0")["soma_data_raw"].transform("sum")
         np.testing.assert_allclose(merged["soma_data_norm"], merged["soma_data_raw"] / totals, rtol=1e-5)
+
+
+# -- coarse_study_share: the mechanism sweep's knob ------------------------------------------------------------
+def _plans(**overrides):
+    cfg = tiny_config(**overrides)
+    return plan_datasets(cfg, build_universe(bundled_ontology(), cfg.label_universe))
+
+
+def _without_annotation(plan):
+    sources = [(i, rows.tolist()) for i, rows in plan.sources]
+    return (plan.dataset_id, plan.assay, plan.tissue, plan.n_cells, plan.composition, plan.donors, sources)
+
+
+def _annotation(plan):
+    return (plan.label_of, plan.caps, plan.coarse)
+
+
+def test_coarse_study_share_zero_gives_every_training_cell_a_leaf_label(tmp_path):
+    root = build_tiny_census(tmp_path / "census", coarse_study_share=0.0)
+    manifest = json.loads((root / "manifest.json").read_text())
+    leaves = {t["term_id"] for t in manifest["label_universe"] if t["is_leaf"]}
+    old = pd.read_parquet(root / f"ground_truth_{TRAIN_RELEASE}.parquet")
+    assert set(old.cell_type_ontology_term_id) <= leaves
+    assert (old.cell_type_ontology_term_id == old.true_cell_type_ontology_term_id).all()
+    # The newer release's own studies keep their coarser mix: the OOD question is unchanged.
+    new = pd.read_parquet(root / f"ground_truth_{OOD_RELEASE}.parquet")
+    added = new[~new.dataset_id.isin(set(old.dataset_id))]
+    assert not set(added.cell_type_ontology_term_id) <= leaves
+    assert manifest["config"]["coarse_study_share"] == 0.0
+    trained = [d for d in manifest["datasets"] if d["first_release"] == TRAIN_RELEASE]
+    assert trained and not any(d["coarse_annotation"] for d in trained)
+
+
+def test_coarse_study_share_half_annotates_half_the_older_studies_coarsely():
+    n_train = 20
+    plans = _plans(n_train_datasets=n_train, coarse_study_share=0.5)
+    u = build_universe(bundled_ontology(), tiny_config().label_universe)
+    train = [p for p in plans if p.first_release == "train"]
+    coarse = [p for p in train if p.coarse]
+    assert len(coarse) == n_train // 2
+    for p in train:
+        if not p.coarse:
+            assert all(label == leaf for leaf, label in p.label_of.items())
+    # The coarse half follows granularity_train, so some of its studies record non-leaf labels.
+    assert any(set(p.label_of.values()) - set(u.leaves) for p in coarse)
+    assert all(p.coarse for p in plans if p.first_release == "ood")
+
+
+def test_coarse_study_share_changes_only_the_older_studies_labels():
+    today = _plans()
+    everything_coarse = _plans(coarse_study_share=1.0)  # every older study on the mix: the same as unset
+    assert [_annotation(p) for p in everything_coarse] == [_annotation(p) for p in today]
+    assert [_without_annotation(p) for p in everything_coarse] == [_without_annotation(p) for p in today]
+    for share in (0.0, 0.5):
+        swept = _plans(coarse_study_share=share)
+        assert [_without_annotation(p) for p in swept] == [_without_annotation(p) for p in today]
+        ood = [(p.label_of, p.caps) for p in swept if p.first_release == "ood"]
+        assert ood == [(p.label_of, p.caps) for p in today if p.first_release == "ood"]
+    # A larger share only adds coarse studies, so the sweep's points are nested.
+    cfg = tiny_config(n_train_datasets=40)
+    sets = [
+        coarse_train_studies(dataclasses.replace(cfg, coarse_study_share=s), 40) for s in (0.25, 0.5, 0.75)
+    ]
+    assert [len(c) for c in sets] == [10, 20, 30]
+    assert sets[0] < sets[1] < sets[2]
+    assert coarse_train_studies(cfg, 40) == set(range(40))
+
+
+def test_unset_coarse_study_share_leaves_the_manifest_as_before(tiny_census):
+    manifest = json.loads((tiny_census / "manifest.json").read_text())
+    assert "coarse_study_share" not in manifest["config"]
+    assert not any("coarse_annotation" in d for d in manifest["datasets"])
+
+
+def test_the_schema_lists_exactly_the_simulators_settings():
+    """census.simulate accepts only SimulationConfig's fields (the releases come from census.*_release), so a
+    misspelt key stops validation instead of the simulate_census job."""
+    from hcebench.config import load_schema
+
+    schema = load_schema()["properties"]["census"]["properties"]["simulate"]
+    fields = {f.name for f in dataclasses.fields(SimulationConfig)} - {"train_release", "ood_release"}
+    assert set(schema["propertyNames"]["enum"]) == fields
+    assert set(schema["properties"]) <= fields

@@ -152,3 +152,30 @@ def test_prefetch_passes_errors_to_the_consumer():
         for item in prefetched(items(), 2):
             out.append(item)
     assert out == [1]
+
+
+def test_a_missing_or_cut_row_index_file_is_named_with_the_fix(tmp_path):
+    """A store file deleted, or the row offsets cut short (a copy or a write interrupted), is an error naming it."""
+    _random_split(tmp_path)
+    split = tmp_path / "s"
+    indptr = split / "X.indptr.i64"
+    whole = indptr.read_bytes()
+    indptr.write_bytes(whole[: len(whole) // 2 // 8 * 8])  # whole offsets, half of them
+    with pytest.raises(ValueError, match=r"s: \d+ rows of X but 103 obs rows; rebuild the store"):
+        SplitData.open(split, 9)
+    indptr.write_bytes(whole)
+    (split / "X.indices.i32").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=r"X\.indices\.i32 is missing: the store is incomplete; delete .* to"
+    ):
+        SplitData.open(split, 9)
+
+
+@pytest.mark.parametrize("name", ["X.data.f32", "X.indices.i32"])
+def test_a_cut_value_file_is_named_when_the_split_is_opened(tmp_path, name):
+    _random_split(tmp_path)
+    path = tmp_path / "s" / name
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2 // 4 * 4])  # whole values, half of them
+    with pytest.raises(ValueError, match=name):
+        SplitData.open(tmp_path / "s", 9)

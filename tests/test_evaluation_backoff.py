@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from dag_fixtures import R_DAG, B, C, D, E
-from hcebench.evaluation.backoff import backoff_curve, backoff_predict, propagate
+from hcebench.evaluation.backoff import backoff_curve, backoff_predict
+from hcebench.evaluation.propagation import propagate
 
 
 # -- back-off -------------------------------------------------------------------------------------------

@@ -63,3 +63,50 @@ def test_prediction_uses_the_numerics_the_model_was_trained_with(toy, tmp_path, 
     torch.save(ckpt, tmp_path / "old.pt")
     predict_split(tmp_path / "old.pt", store / "test", names, device="cpu")
     assert seen[-1] == ("highest", True)
+
+
+def test_prediction_logs_its_progress(toy, tmp_path, monkeypatch, caplog):
+    import functools
+
+    from hcebench.progress import Progress
+
+    store, hierarchy = toy
+    settings = TrainSettings(loss="ce", seed=0, batch_size=128, max_epochs=1, patience=1, device="cpu")
+    train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path)
+    # A line a batch, instead of a minute.
+    monkeypatch.setattr(predict_module, "Progress", functools.partial(Progress, every_s=0.0))
+    with caplog.at_level("INFO", logger="hcebench.evaluation.predict"):
+        predict_split(tmp_path / "model.pt", store / "test", {}, batch_size=64, device="cpu")
+    lines = [r.getMessage() for r in caplog.records if r.name == "hcebench.evaluation.predict"]
+    assert [line.split(" (")[0] for line in lines] == [
+        "predict test with linear: 64 of 150 cells",
+        "predict test with linear: 128 of 150 cells",
+        "predict test with linear: 150 of 150 cells in 0 s",
+    ]
+
+
+@pytest.mark.parametrize("change", ["order", "genes"])
+def test_a_split_whose_genes_differ_from_the_models_is_refused(toy, tmp_path, change):
+    """A model reads genes by column position: a store or OOD set with other genes, or the same in another order,
+    would be predicted without error and be wrong, so it is refused naming both files and the fix."""
+    import shutil
+
+    import pandas as pd
+
+    store, hierarchy = toy
+    settings = TrainSettings(loss="ce", seed=0, batch_size=128, max_epochs=1, patience=1, device="cpu")
+    train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path / "run")
+    other = tmp_path / "other_store"
+    shutil.copytree(store, other)
+    var = pd.read_parquet(other / "var.parquet")
+    if change == "order":
+        var = var.iloc[[1, 0, *range(2, len(var))]]
+    else:
+        var.loc[len(var) - 1, "feature_id"] = "ENSG99999999999"
+    var.to_parquet(other / "var.parquet", index=False)
+    with pytest.raises(
+        ValueError,
+        match=r"other_store/var\.parquet lists other genes \(or another order\) than .*"
+        r"model\.pt was trained on; rebuild the set from the same training store",
+    ):
+        predict_split(tmp_path / "run" / "model.pt", other / "test", {}, device="cpu")

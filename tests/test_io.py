@@ -1,5 +1,9 @@
 """Atomic writes: complete or absent, and a killed job's leftovers are cleared on restart."""
 
+import signal
+import subprocess
+import sys
+
 import pytest
 from hcebench.io import atomic_path
 
@@ -31,3 +35,57 @@ def test_restart_clears_a_killed_jobs_leftovers(tmp_path):
         (tmp / "done").write_text("ok")
     assert not stale.exists() and other.exists()  # only the same artifact's leftovers go
     assert (tmp_path / "store" / "done").exists()
+
+
+# A rule writing an artifact through atomic_path, run as its own process so the test can kill it or starve it.
+WRITER = """
+import resource, signal, sys, time
+from hcebench.io import atomic_path
+mode, final = sys.argv[1], sys.argv[2]
+if mode == "full":  # the OS refuses writes past 4 KiB, as a full disk would (EFBIG here, ENOSPC there)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+with atomic_path(final) as tmp, open(tmp, "wb") as out:
+    out.write(b"new " * 1024)
+    out.flush()
+    print("half written", flush=True)
+    if mode == "kill":
+        time.sleep(60)  # killed here
+    out.write(b"new " * 100_000)
+"""
+
+
+def _writer(mode: str, final) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, mode, str(final)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_full_disk_fails_the_write_and_keeps_the_old_artifact(tmp_path):
+    final = tmp_path / "metrics.tsv"
+    final.write_text("old")
+    job = _writer("full", final)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode != 0 and "half written" in out
+    assert err.strip().splitlines()[-1] == "OSError: [Errno 27] File too large"
+    assert final.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.tsv"]  # no temporary sibling left behind
+
+
+def test_a_job_killed_mid_write_leaves_the_old_artifact_and_its_restart_clears_the_leftover(tmp_path):
+    final = tmp_path / "metrics.tsv"
+    final.write_text("old")
+    job = _writer("kill", final)
+    assert job.stdout.readline().strip() == "half written"
+    job.send_signal(signal.SIGKILL)  # no handler runs: nothing can clean up
+    job.communicate(timeout=60)
+    assert job.returncode == -signal.SIGKILL
+    assert final.read_text() == "old"
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "metrics.tsv"]
+    assert len(leftovers) == 1 and leftovers[0].name.startswith(".metrics.tsv.")  # the killed job's half file
+    with atomic_path(final) as tmp:  # the rerun
+        tmp.write_text("new")
+    assert final.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["metrics.tsv"]

@@ -2,6 +2,7 @@
 
 import pytest
 from hcebench import layout
+from hcebench.training.losses import REGISTRY as LOSS_REGISTRY
 
 
 def test_run_of_reads_the_keys_back_from_a_formatted_path():
@@ -49,3 +50,9 @@ def test_every_run_path_carries_the_run_keys():
     for template in (layout.MODEL, layout.HISTORY, layout.TRAIN_SUMMARY, layout.PREDICTIONS, layout.METRICS):
         for wildcard in ("{arch}", "{loss}", "{seed}"):
             assert wildcard in template, (template, wildcard)
+
+
+def test_losses_are_the_loss_registry():
+    # layout may not import torch, so the names are written out twice; this keeps them equal (order included:
+    # it is the order of the config's choices and the docs' table).
+    assert layout.LOSSES == tuple(LOSS_REGISTRY)

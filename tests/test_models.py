@@ -177,3 +177,40 @@ def test_transformer_ignores_unexpressed_genes():
     torch.testing.assert_close(model(x), before)
     logits = model(torch.rand(5, 30))
     assert logits.shape == (5, 4) and torch.isfinite(logits).all()
+
+
+def _demo_config() -> dict:
+    from pathlib import Path
+
+    import yaml
+
+    return yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
+
+
+def test_an_architecture_entrys_unknown_loss_is_named():
+    """The schema cannot list loss names (the registry owns them); the model layer's check names the entry."""
+    from hcebench.config import load_config
+    from hcebench.errors import ConfigError
+    from hcebench.models import check_architectures
+
+    config = _demo_config()
+    config["architectures"]["mlp"]["losses"] = ["ce", "focal"]
+    loaded = load_config(config)  # the schema passes it
+    with pytest.raises(
+        ConfigError,
+        match=r"architectures\.mlp\.losses: unknown loss\(es\) \['focal'\]; choose from \['ce', 'hce'",
+    ):
+        check_architectures(loaded)
+
+
+@pytest.mark.parametrize("name", ["celltypist", "control_random"])
+def test_an_architecture_named_like_an_external_method_is_refused(name):
+    """Its results would land in the external method's (or a control's) directories and overwrite them."""
+    from hcebench.config import load_config
+    from hcebench.errors import ConfigError
+    from hcebench.models import check_architectures
+
+    config = _demo_config()
+    config["architectures"][name] = {"model": "hcebench.models.linear", "lr": 0.001, "weight_decay": 0.0}
+    with pytest.raises(ConfigError, match=rf"architectures\.{name}: the name is taken by an external method"):
+        check_architectures(load_config(config))

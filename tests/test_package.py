@@ -74,3 +74,35 @@ def test_tests_mirror_the_package():
         )
     for module in ("config", "io", "layout", "provenance"):
         assert f"test_{module}" in tests, module
+
+
+def test_the_report_needs_the_package_alone_not_its_test_extra():
+    """`snakemake --report` renders code with pygments. pytest brings pygments too, so a developer's environment hides
+    its absence; a user's `pip install -e .` (no test extra) gets it only through snakemake's `reports` extra."""
+    from importlib.metadata import requires
+
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())["project"]
+    dependencies = {req.name: req for req in map(Requirement, project["dependencies"])}
+    assert "reports" in dependencies["snakemake"].extras
+    assert "pygments" not in {Requirement(r).name for r in project["optional-dependencies"]["test"]}
+    snakemake_extras = [Requirement(r) for r in requires("snakemake")]
+    pygments = [r for r in snakemake_extras if r.name == "pygments"]
+    assert any(r.marker.evaluate({"extra": "reports"}) for r in pygments)
+    assert not any(r.marker.evaluate({"extra": ""}) for r in pygments)  # only through an extra
+    # And the report does need it: snakemake renders each rule's code with pygments, and refuses without it.
+    render = (
+        "from types import SimpleNamespace as R; "
+        "from snakemake.report.html_reporter.data.rules import render_code; "
+        "print(render_code(R(language='python', source='x = 1')))"
+    )
+    done = subprocess.run([sys.executable, "-c", render], capture_output=True, text=True)
+    assert done.returncode == 0 and 'class="source"' in done.stdout, done.stderr
+    blocked = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['pygments'] = None; " + render],
+        capture_output=True,
+        text=True,
+    )
+    assert "pygments must be installed to create reports" in blocked.stderr

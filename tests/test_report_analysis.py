@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from dag_fixtures import D, E, five_node_dag
+from dag_fixtures import TERMS, D, E, five_node_dag
 from hcebench.report.analysis import analyse_predictions
 
 
@@ -56,3 +56,42 @@ def test_analyse_predictions_with_and_without_probs(tmp_path):
     assert allrow["n_cells"] == 2 and allrow["accuracy_at_ancestor"] == pytest.approx(
         0.5
     )  # D is a B, C is not
+
+
+# -- hop-F1 in the hierarchical panel ------------------------------------------------------------------------
+def test_hop_f1_in_the_panel_is_the_macro_f1_of_the_pooled_cells(tmp_path):
+    from hcebench.evaluation.hierarchical_metrics import hop_f1
+    from hcebench.report.analysis import hop_f1_from_sums
+
+    h = five_node_dag()
+    rng = np.random.default_rng(3)
+    runs, pooled_t, pooled_p, per_seed = [], [], [], []
+    for seed in range(2):
+        t = rng.integers(0, 5, 60)
+        p = np.where(rng.random(60) < 0.5, t, rng.integers(0, 5, 60))
+        frame = pd.DataFrame(
+            {
+                "cell_id": np.arange(60),
+                "dataset_id": np.repeat(["d1", "d2", "d3"], 20),
+                "true_label": [TERMS[i] for i in t],
+                "pred_label": [TERMS[i] for i in p],
+            }
+        )
+        path = tmp_path / f"seed{seed}.parquet"
+        frame.to_parquet(path)
+        runs.append({"architecture": "mlp", "loss": "ce_prop", "seed": seed, "split": "ood", "path": path})
+        pooled_t.append(t)
+        pooled_p.append(p)
+        per_seed.append(hop_f1(t, p, h.reachability))
+    hier = analyse_predictions(runs, h, n_boot=200).hierarchical.set_index("metric")
+    expected = hop_f1(np.concatenate(pooled_t), np.concatenate(pooled_p), h.reachability)
+    values = [hier.loc[f"hop_f1_k{k}", "value"] for k in range(4)]
+    np.testing.assert_allclose(values, [expected[k] for k in range(4)])
+    assert values == sorted(values) and values[0] < values[-1]  # never falls with k; the DAG's diameter is 3
+    for k in range(4):
+        row = hier.loc[f"hop_f1_k{k}"]
+        assert row["seed_sd"] == pytest.approx(np.std([s[k] for s in per_seed], ddof=1))
+        assert row["ci_low"] <= row["value"] + 1e-12 and row["value"] <= row["ci_high"] + 1e-12
+    # A label never in the truth is nobody's F1; an empty row has none.
+    f1 = hop_f1_from_sums(np.array([[2, 0], [0, 0]]), np.array([[1, 3], [0, 0]]), np.array([[1, 0], [0, 0]]))
+    assert f1[0] == pytest.approx(2 * 1 / (2 + 1)) and np.isnan(f1[1])

@@ -354,3 +354,64 @@ def test_a_non_finite_loss_stops_training_and_writes_no_model(tmp_path):
     with pytest.raises(TrainingError, match=r"linear, epoch 0, minibatch 0: training loss is nan"):
         train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path / "run")
     assert not (tmp_path / "run" / "model.pt").exists() and not (tmp_path / "run" / "train.json").exists()
+
+
+def test_an_epoch_logs_its_progress_within(toy, tmp_path, monkeypatch, caplog):
+    import functools
+
+    from hcebench.progress import Progress
+
+    store, hierarchy = toy
+    # A line a minibatch, instead of a minute.
+    monkeypatch.setattr(train_module, "Progress", functools.partial(Progress, every_s=0.0))
+    settings = TrainSettings(loss="hce", seed=0, batch_size=128, max_epochs=1, patience=1, device="cpu")
+    with caplog.at_level("INFO", logger="hcebench.training.loop"):
+        train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path)
+    lines = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
+    # 600 training cells in minibatches of 128: a line after each but the last, which the epoch's own line closes.
+    assert [line.split(", ")[0:2] for line in lines] == [
+        ["linear hce seed 0", f"epoch 0: trained on: {n} of 600 cells ({100 * n / 600:.1f} %)"]
+        for n in (128, 256, 384, 512)
+    ]
+    assert all("cells/s, about" in line and "left" in line for line in lines)
+
+
+def test_a_hierarchy_of_another_label_order_is_refused_before_training(toy, tmp_path):
+    """Class k of the store must be row k of R; a hierarchy built for another label order (or set) would train HCE
+    against the wrong ancestors without any error, so the run stops first, naming both and the fix."""
+    from hcebench.hierarchy.ontology import load_ontology
+    from store_fixtures import DATA, LABELS
+
+    store, _ = toy
+    load_ontology(DATA / "five_node.obo").closure(LABELS[::-1]).save(tmp_path / "reversed")
+    load_ontology(DATA / "five_node.obo").closure(LABELS[:4]).save(tmp_path / "fewer")
+    settings = TrainSettings(loss="hce", seed=0, batch_size=128, max_epochs=1, patience=1, device="cpu")
+    for other in ("reversed", "fewer"):
+        with pytest.raises(
+            ValueError, match=rf"label order of .*{other} differs from .*meta\.json; rebuild both"
+        ):
+            train(store, tmp_path / other, "linear", ENTRIES["linear"], settings, tmp_path / f"run_{other}")
+        assert not (tmp_path / f"run_{other}" / "model.pt").exists()
+
+
+def test_a_checkpoint_of_another_architecture_is_ignored_not_resumed(toy, tmp_path, monkeypatch, caplog):
+    """An MLP's checkpoint copied into a linear run's directory: its weights would not even fit; the run says so,
+    trains from scratch and finishes as a clean run of its own, leaving no stale checkpoint."""
+    import shutil
+
+    store, hierarchy = toy
+    settings = TrainSettings(loss="ce", seed=0, batch_size=128, max_epochs=2, patience=2, device="cpu")
+    with monkeypatch.context() as m:
+        _signal_at_step(m, 3)
+        with pytest.raises(SystemExit):
+            train(store, hierarchy, "mlp", ENTRIES["mlp"], settings, tmp_path / "mlp")
+    assert (tmp_path / "mlp" / "checkpoint.pt").exists()
+    (tmp_path / "linear").mkdir()
+    shutil.copy(tmp_path / "mlp" / "checkpoint.pt", tmp_path / "linear" / "checkpoint.pt")
+    with caplog.at_level("WARNING", logger="hcebench.training.checkpoints"):
+        summary = train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path / "linear")
+    assert "written for another architecture entry, settings or data" in caplog.text
+    clean = train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path / "clean")
+    assert summary["epochs_run"] == 2 and summary["best_val_macro_f1"] == clean["best_val_macro_f1"]
+    model = torch.load(tmp_path / "linear" / "model.pt", weights_only=True)
+    assert model["architecture"] == "linear" and not (tmp_path / "linear" / "checkpoint.pt").exists()

@@ -1,5 +1,6 @@
 """The whole workflow on a tiny simulated census: outputs' content, caching, and per-architecture reruns."""
 
+import re
 import shutil
 import struct
 import subprocess
@@ -10,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hcebench import layout
 from hcebench.io import read_json
+from hcebench.layout import LOSSES
 from hcebench.report import figures
 from hcebench.report.figures import NO_DATA_TITLE
 
@@ -38,10 +41,24 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
 
 
+# The whole loss family, one config line away from the demo's: here the linear model trains every registered loss.
+TINY_ALL_LOSSES = {
+    **TINY,
+    "architectures": {
+        **TINY["architectures"],
+        "linear": {**TINY["architectures"]["linear"], "losses": list(LOSSES)},
+    },
+}
+
+
+#: The (architecture, loss) pairs that config trains.
+TRAINED = [("linear", loss) for loss in LOSSES] + [("mlp", "ce"), ("mlp", "hce")]
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("wf")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_ALL_LOSSES))
     done = snakemake(workdir)
     assert done.returncode == 0, done.stderr[-6000:]
     return workdir, workdir / "results" / "tiny"
@@ -50,13 +67,18 @@ def run(tmp_path_factory):
 def test_summary_has_every_architecture_and_loss(run):
     _, results = run
     summary = pd.read_csv(results / "summary.tsv", sep="\t")
-    assert sorted(zip(summary["architecture"], summary["loss"], strict=True)) == [
-        ("linear", "ce"),
-        ("linear", "hce"),
-        ("mlp", "ce"),
-        ("mlp", "hce"),
-    ]
-    assert (summary["n_seeds"] == 2).all()
+    trained = set(TRAINED)
+    decoded = {(arch, layout.decoded(loss)) for arch, loss in trained}
+    controls = {(layout.control_architecture(c), layout.NO_LOSS) for c in layout.CONTROLS}
+    assert set(zip(summary["architecture"], summary["loss"], strict=True)) == trained | decoded | controls
+    models = summary[summary["role"] == "model"]
+    assert len(models) == len(trained | decoded) and (models["n_seeds"] == 2).all()
+    # The random control runs once per training seed; the deterministic ones once.
+    n_seeds = summary.set_index("architecture")["n_seeds"]
+    assert n_seeds["control_random"] == 2 and n_seeds["control_truth"] == n_seeds["control_majority"] == 1
+    truth = summary[summary["architecture"] == "control_truth"]
+    assert truth["ood_macro_f1_mean"].iloc[0] == pytest.approx(1.0)
+    summary = models
     for col in ("ood_macro_f1_mean", "id_macro_f1_mean"):
         assert summary[col].between(0, 1).all()
     hce = summary[summary["loss"] == "hce"]
@@ -94,7 +116,8 @@ def test_metrics_table_is_long_and_identified(run):
     )
     # Hierarchy correction can only turn wrong predictions right.
     assert (whole["micro_f1"] >= whole["micro_f1_flat"] - 1e-9).all()
-    assert len(whole) == 2 * 2 * 2 * 2
+    # Every trained model and its propagation decoding (2 seeds), and the controls' 4 runs, on 2 splits.
+    assert len(whole) == (2 * len(TRAINED) * 2 + 4) * 2
 
 
 def test_predictions_contract_and_splits(run):
@@ -157,6 +180,7 @@ ANALYSIS_FIGURES = (
     "backoff_curves",
     "calibration",
     "novel_ood_types",
+    "loss_ranking",
 )
 ANALYSIS_TABLES = (
     "celltype_delta",
@@ -166,6 +190,7 @@ ANALYSIS_TABLES = (
     "backoff",
     "calibration",
     "novel_ood_types",
+    "loss_comparison",
 )
 
 
@@ -208,7 +233,8 @@ def test_novel_ood_types_are_scored_not_dropped(run):
     # The tiny census has new types below trained ones (T cell under lymphocyte, ...): some must be scored.
     assert novel["n_cells_scored"] > 0 and 0 < novel["coverage"] < 1
     overall = table[table["novel_label"] == "all"]
-    assert len(overall) == 2 * 2 * 2 and (overall["n_cells"] == novel["n_cells_scored"]).all()
+    # Every trained model and its decoding, each seed (the controls predict the evaluated splits only).
+    assert len(overall) == 2 * len(TRAINED) * 2 and (overall["n_cells"] == novel["n_cells_scored"]).all()
     assert overall["accuracy_at_ancestor"].between(0, 1).all()
     np.testing.assert_allclose(overall["coverage"], novel["coverage"])
 
@@ -267,9 +293,9 @@ def test_rerun_is_a_no_op_and_a_hyperparameter_reruns_one_branch(run):
             counts[words[0]] = words[1]
     # 2 losses × 2 seeds of mlp retrain; nothing of linear does.
     assert counts.get("train") == "4", out
-    # One predict job per model writes every split, the novel-type split (ood_novel) included, which the
-    # analysis rule scores instead of score.
-    assert counts.get("predict") == "4" and counts.get("score") == "8", out
+    # One evaluate job per model predicts, decodes and scores every split; the external methods' score jobs and the
+    # controls do not depend on any model, so none of them reruns.
+    assert counts.get("evaluate") == "4" and "score" not in counts and "controls" not in counts, out
     assert "select_cells" not in counts and "build_store" not in counts
 
 
@@ -296,7 +322,7 @@ def test_adding_a_seed_trains_only_the_new_seed(run):
         for line in out.splitlines()
         if line.split()[:1] == ["train"] and len(line.split()) == 2
     }
-    assert trains == {"4"}, out  # 2 architectures × 2 losses for seed 2 only
+    assert trains == {str(len(TRAINED))}, out  # every architecture × its losses, for seed 2 only
 
 
 def test_training_streams_from_soma_with_tiledbsoma_ml_and_augments(run):
@@ -324,3 +350,67 @@ def test_training_streams_from_soma_with_tiledbsoma_ml_and_augments(run):
         )
         # Same cells, another order (and augmentation): the model learns as well as from the store.
         assert streamed["best_val_macro_f1"] > stored["best_val_macro_f1"] - 0.15, (streamed, stored)
+
+
+def _planned(workdir: Path, *targets: str) -> dict[str, int]:
+    """Jobs per rule that `snakemake --dry-run` plans in ``workdir`` (for ``targets``, else rule all)."""
+    dry = snakemake(workdir, *targets, "--dry-run", "--quiet", "rules")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-4000:]
+    return {
+        w[0]: int(w[1]) for w in (line.split() for line in out.splitlines()) if len(w) == 2 and w[1].isdigit()
+    }
+
+
+LOST_PREDICTIONS = Path("results/tiny/predictions/linear/ce/seed0/test.parquet")
+LOST_MODEL = Path("results/tiny/models/mlp/hce/seed1/model.pt")
+
+
+def _lose(workdir: Path, name: str) -> Path:
+    """A copy of the finished run without one predictions file and one model folder."""
+    copy = _edited_copy(workdir, name, lambda config: None)
+    (copy / LOST_PREDICTIONS).unlink()
+    shutil.rmtree(copy / LOST_MODEL.parent)
+    return copy
+
+
+def test_a_deleted_predictions_file_or_model_folder_is_made_again_when_named(run):
+    workdir, _ = run
+    copy = _lose(workdir, "named_again")
+    assert _planned(copy, str(LOST_MODEL)) == {"train": 1, "total": 1}
+    assert _planned(copy, str(LOST_PREDICTIONS)) == {"evaluate": 1, "total": 1}  # its model is kept
+    done = snakemake(copy, str(LOST_PREDICTIONS))
+    assert done.returncode == 0, done.stderr[-4000:]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(copy / LOST_PREDICTIONS), pd.read_parquet(workdir / LOST_PREDICTIONS)
+    )
+
+
+def test_a_deleted_predictions_file_or_model_folder_is_planned_again_by_a_plain_run(run):
+    workdir, _ = run
+    planned = _planned(_lose(workdir, "lost"))
+    assert planned.get("train") == 1 and planned.get("evaluate") == 2, planned
+
+
+def test_a_failing_job_ends_its_log_with_the_traceback_and_the_reason(run):
+    """A truncated model.pt makes its evaluate job fail: the rule's log holds the traceback, then one line with the
+    reason that names the file and the fix, last."""
+    workdir, _ = run
+    copy = _edited_copy(workdir, "cut_model", lambda config: None)
+    model = copy / "results" / "tiny" / "models" / "linear" / "hce" / "seed1" / "model.pt"
+    model.write_bytes(model.read_bytes()[:1000])
+    done = snakemake(copy, "results/tiny/predictions/linear/hce/seed1/test.parquet")
+    assert done.returncode != 0
+    log = (copy / "results" / "tiny" / "logs" / "evaluate" / "linear_hce_seed1.log").read_text().splitlines()
+    assert any("Traceback (most recent call last)" in line for line in log)
+    reason = r"CheckpointError: model \S*linear/hce/seed1/model\.pt is (truncated or )?corrupt \(.+\): delete it and"
+    assert re.search(reason + " rerun the job that makes it$", log[-1]), log[-3:]
+
+
+def test_a_clean_run_logs_no_json_schema_warning(run):
+    _, results = run
+    logs = sorted((results / "logs").rglob("*.log"))
+    assert len(logs) > 10
+    for path in logs:
+        for line in path.read_text().splitlines():
+            assert "JSON Schema" not in line and "jsonschema" not in line, (path.name, line)

@@ -16,7 +16,8 @@ import yaml
 
 ROOT = Path(__file__).parents[1]
 TINY = ROOT / "tests" / "data" / "tiny_config.yaml"
-GPU_RULES = {"train", "predict"}
+#: Rules that ask for GPUs, and the config resources entry each one reads.
+GPU_RULES = {"train": "train", "evaluate": "predict"}
 
 
 def dry_run(workdir: Path, *args: str, env: dict | None = None) -> str:
@@ -73,13 +74,13 @@ def test_slurm_profile_is_found_from_the_repository_root():
 def test_gpu_jobs_ask_for_gpus_and_cpu_jobs_do_not(tiny_workdir):
     jobs = planned_jobs(dry_run(tiny_workdir))
     rules = [rule for rule, _ in jobs]
-    assert rules.count("train") == 8 and rules.count("predict") == 8, rules  # one predict job per model
+    assert rules.count("train") == 8 and rules.count("evaluate") == 8, rules  # one evaluate job per model
     config = yaml.safe_load(TINY.read_text())["resources"]
     for rule, res in jobs:
         if rule in GPU_RULES:
-            assert res.get("gpu") == str(config[rule]["gpu"]) == "1", (rule, res)
-            assert res["mem_mb"] == str(config[rule]["mem_mb"]) and res["runtime"] == str(
-                config[rule]["runtime"]
+            assert res.get("gpu") == str(config[GPU_RULES[rule]]["gpu"]) == "1", (rule, res)
+            assert res["mem_mb"] == str(config[GPU_RULES[rule]]["mem_mb"]) and res["runtime"] == str(
+                config[GPU_RULES[rule]]["runtime"]
             )
             assert "--requeue" in res.get("slurm_extra", ""), (rule, res)
         elif rule != "all":
@@ -131,3 +132,47 @@ def test_paper_config_from_the_repository_root_runs_only_its_own_grid():
         paper["architectures"]
     )  # the demo does have entries the paper lacks
     assert "results/paper/" in out and "results/demo/" not in out
+
+
+def plain_dry_run(workdir: Path, config: dict) -> subprocess.CompletedProcess:
+    """`snakemake --dry-run` of ``config`` in ``workdir``, without the SLURM profile, as a user's first command."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+    ]
+    return subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=300)
+
+
+def test_a_clean_config_plans_without_a_json_schema_warning(tmp_path):
+    done = plain_dry_run(tmp_path, yaml.safe_load(TINY.read_text()))
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    assert "train" in out  # it did plan the jobs
+    for line in out.splitlines():
+        assert "JSON Schema" not in line and "schema file may not be validated" not in line, line
+
+
+def _typo_dry_run(tmp_path) -> tuple[subprocess.CompletedProcess, str]:
+    config = yaml.safe_load(TINY.read_text())
+    config["training"]["epochs"] = 3  # a misspelt max_epochs
+    done = plain_dry_run(tmp_path, config)
+    return done, done.stdout + done.stderr
+
+
+def test_an_unknown_config_key_stops_the_plan_naming_the_key_first(tmp_path):
+    done, out = _typo_dry_run(tmp_path)
+    assert done.returncode != 0 and "Job stats" not in out
+    lines = [line for line in out.splitlines() if line.strip()]
+    reason = next(i for i, line in enumerate(lines) if "Additional properties are not allowed" in line)
+    assert reason <= 3 and "('epochs' was unexpected)" in lines[reason]  # within the error's first lines
+
+
+def test_an_unknown_config_key_is_a_short_message(tmp_path):
+    done, out = _typo_dry_run(tmp_path)
+    assert done.returncode != 0 and len(out) < 3000, len(out)

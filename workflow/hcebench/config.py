@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from hcebench.errors import ConfigError
+from hcebench.layout import LOSSES
 
 SCHEMA_PATH = Path(str(resources.files("hcebench") / "schemas" / "config.schema.yaml"))
 
@@ -76,6 +77,7 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"split.fractions {fractions} sum to {sum(fractions):.4f}; they must sum to 1")
     if config["split"]["fractions"][0] <= 0:
         raise ConfigError("split.fractions[0] (train) must be positive")
+    check_losses(config)
     archs = config["architectures"]
     focus = config["evaluation"]["focus_architecture"]
     if focus not in archs:
@@ -83,6 +85,27 @@ def check_config(config: dict) -> None:
             f"evaluation.focus_architecture is {focus!r}, which is not under architectures "
             f"({', '.join(archs)}): name one of them"
         )
+
+
+def check_losses(config: dict) -> None:
+    """Loss names (``training.losses``, the ``losses:`` block) are in ``hcebench.layout.LOSSES``, and each ``losses:``
+    entry sets only hyperparameters the schema lists for that loss.
+
+    The schema lists them as the loss registry defines them (``hcebench.training.losses``, which a test compares;
+    this module may not import it), and leaves unknown names to this check so the error can name the choices.
+    """
+    unknown = [name for name in config["training"]["losses"] if name not in LOSSES]
+    if unknown:
+        raise ConfigError(f"training.losses: unknown loss(es) {unknown}; choose from {list(LOSSES)}")
+    declared = load_schema()["properties"]["losses"]["properties"]
+    for name, settings in (config.get("losses") or {}).items():
+        if name not in LOSSES:
+            raise ConfigError(f"losses.{name}: unknown loss; choose from {list(LOSSES)}")
+        allowed = sorted(declared.get(name, {}).get("properties", {}))
+        extra = sorted(set(settings or {}) - set(allowed))
+        if extra:
+            choices = allowed or f"none ({declared.get(name, {}).get('description', 'not in the schema')})"
+            raise ConfigError(f"losses.{name}: unknown hyperparameter(s) {extra}; {name} accepts {choices}")
 
 
 def _with_defaults(validator_cls: Any) -> Any:

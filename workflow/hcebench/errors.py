@@ -24,9 +24,23 @@ class ScTabStoreError(ValueError):
     """A scTab store that cannot be imported; the message names the file."""
 
 
+class PredictionsError(ValueError):
+    """A predictions file that breaks the contract: the message names the file, the rows at fault and the fix."""
+
+
 class CheckpointError(ValueError):
     """A model or training checkpoint that cannot be used: refused (it would run code), truncated, or foreign."""
 
 
 class TrainingError(RuntimeError):
     """Training that cannot go on (a non-finite loss): stopped with no model written; the message says what to check."""
+
+
+class DataError(ValueError):
+    """Data that cannot be used as it entered: bad counts (NaN, infinite, negative, non-integer), or too many
+    all-zero cells or cells whose label the ontology lacks; the message names the dataset and the count."""
+
+
+class NetworkError(RuntimeError):
+    """A remote source (a Census release, an ontology URL) that did not answer within its timeout after a few
+    attempts; the message names the source, its config key, and how to run offline."""

@@ -15,6 +15,8 @@ STORE_SPLITS = ("train", "val", "test")
 #: The OOD set's splits: cells of training labels, and cells of new types scored at their nearest trained ancestor.
 OOD_SPLIT = "ood"
 NOVEL_SPLIT = "ood_novel"
+#: The validation split: predicted only to choose the propagation decoder's threshold, never scored.
+VAL_SPLIT = "val"
 #: Splits ``evaluation.splits`` may name: the in-distribution test split and the OOD split.
 EVALUATED_SPLITS = ("test", OOD_SPLIT)
 #: Every split a model predicts and a metrics table may hold.
@@ -23,9 +25,18 @@ SCORED_SPLITS = (*EVALUATED_SPLITS, NOVEL_SPLIT)
 SUMMARY_PREFIX = {"test": "id", OOD_SPLIT: "ood"}
 
 
-def predicted_splits(evaluated: list[str] | tuple[str, ...]) -> list[str]:
-    """The splits a model predicts when ``evaluated`` are scored: the novel-type split joins the OOD split."""
-    return [*evaluated, *([NOVEL_SPLIT] if OOD_SPLIT in evaluated else [])]
+#: Every split a predictions file may hold: the scored ones and the validation split.
+PREDICTION_SPLITS = (VAL_SPLIT, *SCORED_SPLITS)
+
+
+def predicted_splits(evaluated: list[str] | tuple[str, ...], decoding: bool = False) -> list[str]:
+    """The splits a model predicts when ``evaluated`` are scored: the novel-type split joins the OOD split, and the
+    validation split comes first when the propagation decoder needs it to choose its threshold."""
+    return [
+        *([VAL_SPLIT] if decoding else []),
+        *evaluated,
+        *([NOVEL_SPLIT] if OOD_SPLIT in evaluated else []),
+    ]
 
 
 def split_home(split: str) -> str:
@@ -39,8 +50,28 @@ RUN_KEYS = ("architecture", "loss", "seed")
 ID_COLUMNS = [*RUN_KEYS, "split"]
 #: Snakemake wildcard of each run key.
 WILDCARD = {"architecture": "arch", "loss": "loss", "seed": "seed", "split": "split"}
-#: The losses a run may train with (``training.losses``).
-LOSSES = ("ce", "hce")
+#: The losses a run may train with (``training.losses``): the names of ``hcebench.training.losses.REGISTRY``, kept
+#: here because layout may not import torch (``tests/test_layout.py`` checks the two agree).
+LOSSES = ("ce", "hce", "soft_labels", "hxe", "hace")
+#: Suffix of a trained model's predictions decoded by propagation at inference (``ce`` → ``ce_prop``): in every
+#: table the decoded model is a loss of its own, so "CE + propagation" sits beside "HCE".
+DECODED_SUFFIX = "_prop"
+#: Loss value of the control methods, which learn nothing (``evaluation.controls``).
+NO_LOSS = "none"
+#: Control methods (``evaluation.controls``) and the architecture name each one's results carry.
+CONTROLS = ("random", "majority", "truth")
+CONTROL_PREFIX = "control_"
+
+
+def decoded(loss: str) -> str:
+    """The loss value of ``loss``'s models decoded by propagation (``decoded("hce") == "hce_prop"``)."""
+    return f"{loss}{DECODED_SUFFIX}"
+
+
+def control_architecture(control: str) -> str:
+    """The architecture name a control's results carry (``control_architecture("random") == "control_random"``)."""
+    return f"{CONTROL_PREFIX}{control}"
+
 
 # -- result paths (relative to results/<run>/) -----------------------------------------------------------------------
 CENSUS_DIR = "census"
@@ -57,6 +88,8 @@ AUDIT_TABLE = "audit/ood_leakage.tsv"
 AUDIT_TOTALS = "audit/ood_leakage.json"
 AUDIT_LABEL_RULES = "audit/ood_label_rules.tsv"
 MODEL_DIR = "models/{arch}/{loss}/seed{seed}"
+#: The propagation decoder's threshold, chosen on the validation split, beside the decoded predictions.
+DECODER = "predictions/{arch}/{loss}/seed{seed}/decoder.json"
 MODEL = f"{MODEL_DIR}/model.pt"
 HISTORY = f"{MODEL_DIR}/history.tsv"
 TRAIN_SUMMARY = f"{MODEL_DIR}/train.json"

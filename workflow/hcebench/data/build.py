@@ -7,6 +7,11 @@ soma_joinid order. The census is always read in soma_joinid-sorted chunks of ``c
 bounded by one chunk per process whatever the number of cells. ``write_split`` can spread contiguous cell ranges
 over worker processes, byte for byte the split one process writes. The store format itself (``SplitWriter``,
 ``SplitData``) is ``hcebench.data.store``.
+
+Every chunk of counts is checked as it is read (``hcebench.data.checks.CountChecks``): a NaN, infinite, negative or
+fractional raw count is an error naming its dataset, and all-zero cells are tallied per dataset, reported in
+``meta.json["data_checks"]`` and an error past ``filters.max_zero_cell_fraction``. Long reads and writes log their
+progress every minute (``hcebench.progress``).
 """
 
 from __future__ import annotations
@@ -26,38 +31,34 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from hcebench import errors
 from hcebench.data.census import census_release, iter_counts, open_census, read_var
-from hcebench.data.selection import balanced_class_weights, store_order
+from hcebench.data.checks import CountChecks
+from hcebench.data.selection import balanced_class_weights, max_fraction, store_order
 from hcebench.data.store import SplitWriter, normalise
 from hcebench.io import atomic_path, write_json
 from hcebench.layout import STORE_SPLITS
+from hcebench.progress import Progress
 
 log = logging.getLogger(__name__)
 
+#: What to do about bad raw counts in a census, appended to the error that names them.
+CENSUS_COUNTS_FIX = (
+    "A Census's X/raw holds raw integer counts: check that census.train_release / census.ood_release (or "
+    "census.train_uri / census.ood_uri) is an unmodified Census release, and report the dataset to CELLxGENE."
+)
 
-#: Seconds between progress lines of a long build.
-PROGRESS_SECONDS = 60.0
+
+def census_count_checks(release: str) -> CountChecks:
+    """The checks of counts read from census ``release``'s X/raw: raw, so non-negative integers."""
+    return CountChecks(f"census {release} X/raw", integer=True, fix=CENSUS_COUNTS_FIX)
 
 
-class Progress:
-    """Logs ``<what>: <done> of <total> cells (<rate> cells/s, about <time> left)`` at most every ``every``
-    seconds, and once when ``done`` reaches ``total``."""
-
-    def __init__(self, what: str, total: int, every: float = PROGRESS_SECONDS):
-        self.what, self.total, self.every = what, total, every
-        self.start = self.last = time.monotonic()
-        self.finished = False
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if self.finished or (now - self.last < self.every and done < self.total):
-            return
-        self.last, self.finished = now, done >= self.total
-        rate = done / max(now - self.start, 1e-9)
-        left = f"about {(self.total - done) / rate:,.0f} s left" if rate > 0 else "no cell yet"
-        log.info(
-            "%s: %s of %s cells (%.0f cells/s, %s)", self.what, f"{done:,}", f"{self.total:,}", rate, left
-        )
+def datasets_in_read_order(obs: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """The dataset_id of each cell in the order it is read (``rows``), for naming datasets in data errors."""
+    if "dataset_id" not in obs:
+        return np.full(len(rows), "(unknown dataset)", dtype=object)
+    return obs["dataset_id"].astype(str).to_numpy(dtype=object)[rows]
 
 
 def read_normalised(
@@ -70,17 +71,26 @@ def read_normalised(
     target_sum: float,
     chunk_size: int,
     organism: str,
+    checks: CountChecks | None = None,
+    datasets: np.ndarray | None = None,
 ) -> Iterator[sp.csr_matrix]:
     """The store rows of cells ``joinids`` (ascending soma_joinids: contiguous reads), ``chunk_size`` at a time.
 
     ``var_joinids[c]`` is read into store column ``columns[c]``; store columns that no var maps to stay zero
     (genes the release lacks). Normalisation uses the row sum over the store's genes, so training and OOD
-    cells are scaled the same way whatever else their release measured.
+    cells are scaled the same way whatever else their release measured. Each chunk's raw counts go through
+    ``checks`` first (``datasets[i]`` is the dataset of cell ``joinids[i]``), which raises on bad values and
+    tallies all-zero cells; without ``checks`` they are checked all the same, untallied.
     """
+    if checks is None:
+        checks = CountChecks("census X/raw", integer=True, fix=CENSUS_COUNTS_FIX)
+    if datasets is None:
+        datasets = np.full(len(joinids), "(unknown dataset)", dtype=object)
     start = 0
     for ids, counts in iter_counts(census, joinids, var_joinids, chunk_size, organism=organism):
         if not np.array_equal(joinids[start : start + len(ids)], ids):
             raise RuntimeError("census reader returned cells out of the requested order")
+        checks.check(counts, datasets[start : start + len(ids)])
         start += len(ids)
         counts = counts.tocoo()
         aligned = sp.csr_matrix(
@@ -143,12 +153,17 @@ def scatter_to_buckets(
     chunk_size: int,
     organism: str,
     on_progress: Callable[[int], None] | None = None,
+    checks: CountChecks | None = None,
+    datasets: np.ndarray | None = None,
 ) -> None:
     """Read cells ``joinids`` (ascending) in chunks and append each normalised row to the bucket of its
     destination: bucket file ``buckets/<b>.bin`` collects the rows whose destination row in the split lies in
-    ``[b · chunk_size, (b + 1) · chunk_size)``, so no bucket holds more than one chunk of rows."""
+    ``[b · chunk_size, (b + 1) · chunk_size)``, so no bucket holds more than one chunk of rows. ``checks`` and
+    ``datasets``: as ``read_normalised``."""
     buckets.mkdir(parents=True, exist_ok=True)
-    kwargs = dict(target_sum=target_sum, chunk_size=chunk_size, organism=organism)
+    kwargs = dict(
+        target_sum=target_sum, chunk_size=chunk_size, organism=organism, checks=checks, datasets=datasets
+    )
     start = 0
     for x in read_normalised(census, joinids, var_joinids, columns, n_genes, **kwargs):
         dest = destinations[start : start + x.shape[0]]
@@ -172,7 +187,7 @@ def gather_buckets(
     Each bucket file is deleted once written, so the disk holds the split about once, not twice.
     """
     writer = SplitWriter(directory, n_genes)
-    progress = Progress(f"{Path(directory).name}: written in the store's order", len(obs))
+    progress = Progress(len(obs), f"{Path(directory).name}: written in the store's order", log)
     for b, lo in enumerate(range(0, len(obs), chunk_size)):
         hi = min(lo + chunk_size, len(obs))
         paths = [d / f"{b}.bin" for d in buckets]
@@ -211,6 +226,7 @@ def write_split_from_census(
     target_sum: float,
     chunk_size: int,
     organism: str,
+    checks: CountChecks | None = None,
 ) -> int:
     """Stream ``obs``'s cells from SOMA into a split directory whose row ``i`` is cell ``obs.iloc[i]``.
 
@@ -220,13 +236,21 @@ def write_split_from_census(
     whose memory is bounded by one chunk, not by the cells: each read chunk's rows are appended to on-disk
     bucket files by destination chunk (``scatter_to_buckets``), then each bucket, at most ``chunk_size`` rows, is
     put in order and appended (``gather_buckets``). The buckets live beside ``directory`` and are removed.
+    Every chunk read goes through ``checks`` (``read_normalised``), which names a bad value's dataset from
+    ``obs["dataset_id"]``.
     """
     directory = Path(directory)
     obs = obs.reset_index(drop=True)
     rows = read_order(obs)
     joinids = obs["soma_joinid"].to_numpy(np.int64)[rows]
-    kwargs = dict(target_sum=target_sum, chunk_size=chunk_size, organism=organism)
-    progress = Progress(f"{directory.name}: read from the census", len(obs))
+    kwargs = dict(
+        target_sum=target_sum,
+        chunk_size=chunk_size,
+        organism=organism,
+        checks=checks,
+        datasets=datasets_in_read_order(obs, rows),
+    )
+    progress = Progress(len(obs), f"{directory.name}: read from the census", log)
     if np.array_equal(rows, np.arange(len(obs))):
         writer = SplitWriter(directory, n_genes)
         start = 0
@@ -270,23 +294,49 @@ def read_progress(path: Path) -> int:
 
 def run_part_job(job_path: str) -> None:
     """Entry point of one ``write_split`` worker process: read its cells (a contiguous soma_joinid range) and
-    scatter them into its own bucket directory; the job file names the cells, genes, census and buckets."""
+    scatter them into its own bucket directory; the job file names the cells, genes, census and buckets.
+
+    The worker hands back its tally of the count checks (``job["tally"]``) and, if it fails, its error's class
+    and message (``job["error"]``), so the parent raises the same one-line error a single process would.
+    """
     job = json.loads(Path(job_path).read_text())
-    cells = np.load(job["cells"])
-    genes = np.load(job["genes"])
-    progress = Path(job["progress"])
-    with open_census(job["source"]) as census:
-        scatter_to_buckets(
-            census,
-            cells["joinids"],
-            cells["destinations"],
-            genes["var_joinids"],
-            genes["columns"],
-            job["n_genes"],
-            Path(job["buckets"]),
-            on_progress=lambda done: write_progress(progress, done),
-            **job["kwargs"],
-        )
+    try:
+        cells = np.load(job["cells"])
+        genes = np.load(job["genes"])
+        progress = Path(job["progress"])
+        checks = CountChecks(**job["checks"])
+        with open_census(job["source"], chunk_size=job["kwargs"]["chunk_size"]) as census:
+            scatter_to_buckets(
+                census,
+                cells["joinids"],
+                cells["destinations"],
+                genes["var_joinids"],
+                genes["columns"],
+                job["n_genes"],
+                Path(job["buckets"]),
+                on_progress=lambda done: write_progress(progress, done),
+                checks=checks,
+                datasets=cells["datasets"].astype(object),
+                **job["kwargs"],
+            )
+        Path(job["tally"]).write_text(json.dumps(checks.to_dict()))
+    except Exception as err:
+        Path(job["error"]).write_text(json.dumps({"type": type(err).__name__, "message": str(err)}))
+        raise
+
+
+def worker_failure(staging: Path, failed: list[int], codes: list[int | None], n_parts: int) -> Exception:
+    """The error to raise for failed workers: the first one's own error class and message where it is one of
+    ``hcebench.errors`` (a data or census error the user can fix), else a ``RuntimeError`` with its stderr."""
+    k = failed[0]
+    error_file = staging / f"error{k}.json"
+    if error_file.exists():
+        error = json.loads(error_file.read_text())
+        cls = getattr(errors, error["type"], None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            return cls(f"store build worker {k} of {n_parts}: {error['message']}")
+    tail = (staging / f"stderr{k}.txt").read_text(errors="replace")[-3000:]
+    return RuntimeError(f"store build worker(s) {failed} of {n_parts} failed (exit {codes[k]}):\n{tail}")
 
 
 def write_split(
@@ -302,6 +352,7 @@ def write_split(
     chunk_size: int,
     organism: str,
     workers: int = 1,
+    checks: CountChecks | None = None,
 ) -> int:
     """``write_split_from_census`` (row ``i`` is cell ``obs.iloc[i]``) with ``workers`` processes.
 
@@ -310,16 +361,22 @@ def write_split(
     chunk; this process then writes each bucket, concatenated across workers and put in order, so the split is
     byte for byte the one a single process writes (the same buckets, the same rows in each). Worth it where
     reads wait on the network (the public Census on S3) or the machine has cores to spare; each worker holds its
-    own chunk, so peak memory is about ``workers`` times one process's.
+    own chunk, so peak memory is about ``workers`` times one process's. ``checks`` checks every chunk read
+    (``read_normalised``) and receives every worker's tally.
     """
     kwargs = dict(target_sum=target_sum, chunk_size=chunk_size, organism=organism)
     n_parts = min(max(workers, 1), -(-len(obs) // chunk_size))
     if n_parts <= 1:
-        return write_split_from_census(census, obs, var_joinids, columns, n_genes, directory, **kwargs)
+        return write_split_from_census(
+            census, obs, var_joinids, columns, n_genes, directory, checks=checks, **kwargs
+        )
+    if checks is None:
+        checks = CountChecks("census X/raw", integer=True, fix=CENSUS_COUNTS_FIX)
     directory = Path(directory)
     obs = obs.reset_index(drop=True)
     rows = read_order(obs)
     joinids = obs["soma_joinid"].to_numpy(np.int64)[rows]
+    datasets = datasets_in_read_order(obs, rows).astype(str)  # a plain string array: saved without pickle
     staging = directory.parent / f".{directory.name}.buckets"
     shutil.rmtree(staging, ignore_errors=True)  # a killed run's buckets: appending to them would corrupt
     staging.mkdir(parents=True)
@@ -334,10 +391,15 @@ def write_split(
     }
     entry = "import sys; from hcebench.data.build import run_part_job; run_part_job(sys.argv[1])"
     procs = []
-    progress = Progress(f"{directory.name}: read from the census by {n_parts} workers", len(obs))
+    progress = Progress(len(obs), f"{directory.name}: read from the census by {n_parts} workers", log)
     try:
         for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            np.savez(staging / f"cells{k}.npz", joinids=joinids[a:b], destinations=rows[a:b])
+            np.savez(
+                staging / f"cells{k}.npz",
+                joinids=joinids[a:b],
+                destinations=rows[a:b],
+                datasets=datasets[a:b],
+            )
             job = {
                 "source": source,
                 "cells": str(staging / f"cells{k}.npz"),
@@ -345,6 +407,9 @@ def write_split(
                 "n_genes": n_genes,
                 "buckets": str(buckets[k]),
                 "progress": str(staging / f"progress{k}"),
+                "tally": str(staging / f"tally{k}.json"),
+                "error": str(staging / f"error{k}.json"),
+                "checks": {"what": checks.what, "integer": checks.integer, "fix": checks.fix},
                 "kwargs": kwargs,
             }
             (staging / f"job{k}.json").write_text(json.dumps(job))
@@ -362,10 +427,9 @@ def write_split(
             time.sleep(0.2)
         failed = [k for k, code in enumerate(codes) if code]
         if failed:
-            tail = (staging / f"stderr{failed[0]}.txt").read_text(errors="replace")[-3000:]
-            raise RuntimeError(
-                f"store build worker(s) {failed} of {n_parts} failed (exit {codes[failed[0]]}):\n{tail}"
-            )
+            raise worker_failure(staging, failed, codes, n_parts)
+        for k in range(n_parts):
+            checks.merge(json.loads((staging / f"tally{k}.json").read_text()))
         n = gather_buckets(buckets, obs, n_genes, directory, chunk_size)
     finally:  # on success, or this process failing or signalled: stop workers that still run, drop the buckets
         for proc in procs:
@@ -482,9 +546,15 @@ def build_training_store(
             "build_training_store needs split.seed in its settings: scTab permutes each split's cells with it "
             "before writing (pass the config's split section, as the build_store rule does)"
         )
+    max_zero_cells = max_fraction(config.get("filters", {}), "max_zero_cell_fraction")
     cells = cells.sort_values("soma_joinid", kind="stable").reset_index(drop=True)  # the release's order
     order = store_order(cells["split"], seed)
-    with open_census(source) as census, atomic_path(directory, is_dir=True) as tmp:
+    with (
+        open_census(source, chunk_size=census_cfg["chunk_size"]) as census,
+        atomic_path(directory, is_dir=True) as tmp,
+    ):
+        release = census_release(source, census)
+        checks = census_count_checks(release)
         var = read_var(census, organism=census_cfg["organism"])
         genes_cfg = config["genes"]
         genes = resolve_genes(
@@ -515,12 +585,14 @@ def build_training_store(
                 chunk_size=census_cfg["chunk_size"],
                 organism=census_cfg["organism"],
                 workers=census_cfg.get("build_workers", 1),
+                checks=checks,
             )
+        data_checks = checks.zero_cell_report(max_zero_cells)
         train_y = cells.loc[cells["split"] == "train", "label"].map(label_index).to_numpy(np.int64)
         weights = balanced_class_weights(train_y, len(labels))
         np.save(tmp / "class_weights.npy", weights)
         meta = {
-            "census_release": census_release(source, census),
+            "census_release": release,
             "n_genes": int(len(genes)),
             "labels": list(labels),
             "n_cells": counts,
@@ -534,6 +606,8 @@ def build_training_store(
             "genes_order": genes_cfg.get("order", "list"),
             # Both rules' counts, always: the paper's 19,331 is scTab's feature_name match on Census 2023-05-15.
             "genes_matched": gene_match_counts(read_gene_list(genes_cfg["source"], var), var),
+            # Raw counts checked as read (hcebench.data.checks): all-zero cells per dataset, and the limit.
+            "data_checks": data_checks,
         }
         write_json(tmp / "meta.json", meta)
     return meta

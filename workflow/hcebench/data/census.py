@@ -9,10 +9,16 @@ Both open through ``cellxgene_census.open_soma``, so the simulated census and th
 same code path from here on. Everything returned is plain pandas / numpy / scipy: dictionary-encoded
 (categorical) columns, which the real Census uses for its string columns, come back as ``str``
 objects, so downstream code never depends on how a release chose to encode a column.
+
+A public release is a network source: opening one is bounded (``CENSUS_RETRY``: a deadline per attempt, a few
+attempts with backoff; ``hcebench.network``) and TileDB's S3 client gets timeouts and a bounded retry of its own
+(``network_tiledb_config``), so reads cannot hang either. A source that does not answer ends the job with one
+line naming the config key and how to run offline (``census.source: local``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +27,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import scipy.sparse as sp
 
-from hcebench.errors import CensusError
+from hcebench.errors import CensusError, NetworkError
+from hcebench.network import Retry, call_with_retries, one_line
+from hcebench.progress import Progress
+
+log = logging.getLogger(__name__)
 
 CensusSource = dict  # {"uri": "<local path or s3:// URI>"} or {"census_version": "2023-05-15"}
 
@@ -60,37 +71,188 @@ def _check_source(source: Any) -> tuple[str, str]:
     return key, value
 
 
+#: Opening a public release: the release directory (HTTPS, a few KB) and the collection's metadata (S3). Each
+#: attempt takes seconds when the network answers; three attempts end a dead link's job within about 6 minutes.
+CENSUS_RETRY = Retry(attempts=3, timeout_s=120.0, backoff_s=5.0)
+
+#: What to do without network, appended to every "did not answer" line.
+OFFLINE_FIX = (
+    "Offline: copy the releases to disk and set census.source: local with census.train_uri and census.ood_uri "
+    "(or census.source: simulated for the demo)."
+)
+
+#: Error texts of TileDB / tiledbsoma that mean the network, not the data, failed.
+_NETWORK_TEXT = re.compile(
+    r"curl|timed? ?out|timeout|connect|resolve host|network|socket|unreachable|throttl|slow ?down|\b50[234]\b",
+    re.IGNORECASE,
+)
+
+
+def network_tiledb_config() -> dict[str, str]:
+    """TileDB settings that bound every S3 request of a census read, so a silent network fails a job, not hangs it.
+
+    TileDB hands these to the AWS S3 client: ``connect_timeout_ms`` bounds opening a connection,
+    ``request_timeout_ms`` how long a transfer may stall (no byte received), and each request is tried
+    ``connect_max_tries`` times with waits of ``connect_scale_factor · 2^k`` ms. Worst case per request: about
+    3 × (10 + 30) s. Local paths ignore them.
+    """
+    return {
+        "vfs.s3.connect_timeout_ms": "10000",
+        "vfs.s3.request_timeout_ms": "30000",
+        "vfs.s3.connect_max_tries": "3",
+        "vfs.s3.connect_scale_factor": "500",
+    }
+
+
+#: Cells per read when the caller names no ``census.chunk_size``: the config schema's default.
+DEFAULT_READ_CHUNK = 20_000
+#: Stored values per cell a read buffer is sized for: the paper's selection averages ~2,000 (docs/data.md). A chunk
+#: of denser cells is read in more passes of the same buffers, never refused.
+READ_VALUES_PER_CELL = 2_048
+#: Bounds of one column's read buffer: the floor keeps small chunks and obs/var reads to a few passes; the ceiling is
+#: cellxgene_census's own default (1 GiB), which the suite never exceeds.
+READ_BUFFER_BYTES = (32 << 20, 1 << 30)
+#: The least ``sm.mem.total_budget``: TileDB's reader keeps a tenth of it for the array's tile offsets and bounding
+#: rectangles, which grow with the census, not the chunk, and fails a read whose metadata does not fit.
+READ_BUDGET_MIN_BYTES = 2 << 30
+#: TileDB's compute and I/O threads per open census. TileDB sizes both pools from the machine's cores: with 64 (a
+#: 64-core node's default) the same 20,000-cell build peaked 25 % higher than with these 4 and grew 1.33x over a
+#: 10x span, not 1.12x (benchmarks/data_path.py --compare-defaults --default-threads 64). A fixed number makes the
+#: build's memory the same on a laptop and a large node.
+READ_THREADS = 4
+
+
+def memory_tiledb_config(chunk_size: int = DEFAULT_READ_CHUNK, threads: int = READ_THREADS) -> dict[str, str]:
+    """TileDB settings that size a census read's memory from its chunk, not from the machine or the install.
+
+    - ``soma.init_buffer_bytes`` (tiledbsoma's buffer per column of a read) and ``py.init_buffer_bytes`` (the
+      same for TileDB-Py readers): one chunk of average cells, ``chunk_size × READ_VALUES_PER_CELL × 8`` bytes
+      (an int64 coordinate, the widest column), within ``READ_BUFFER_BYTES``. cellxgene_census sets 1 GiB
+      whatever the chunk; a read larger than the buffer returns in several passes.
+    - ``sm.mem.total_budget``: TileDB's reader may hold this much in tiles at once (its default 10 GiB); four
+      buffers' worth, so the coordinate tiles of one chunk (half the budget by TileDB's default ratios) fit, and
+      at least ``READ_BUDGET_MIN_BYTES``. A cap, not an allocation: a small chunk's read stays small.
+    - ``sm.compute_concurrency_level`` and ``sm.io_concurrency_level``: ``threads`` (``READ_THREADS``).
+
+    ``chunk_size`` is ``census.chunk_size``, the cells the build reads at a time.
+    """
+    if not isinstance(chunk_size, int | np.integer) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise CensusError(
+            f"census.chunk_size must be a positive number of cells, got {chunk_size!r}; "
+            "10,000-50,000 suits 16-64 GB nodes"
+        )
+    low, high = READ_BUFFER_BYTES
+    buffer = min(max(int(chunk_size) * READ_VALUES_PER_CELL * 8, low), high)
+    return {
+        "soma.init_buffer_bytes": str(buffer),
+        "py.init_buffer_bytes": str(buffer),
+        "sm.mem.total_budget": str(max(4 * buffer, READ_BUDGET_MIN_BYTES)),
+        "sm.compute_concurrency_level": str(threads),
+        "sm.io_concurrency_level": str(threads),
+    }
+
+
+def tiledb_config(chunk_size: int = DEFAULT_READ_CHUNK) -> dict[str, str]:
+    """Every TileDB setting the suite passes to ``cellxgene_census.open_soma``, in one dict.
+
+    ``open_soma`` takes either a ``tiledb_config`` or a ``context``, not both, so each concern adds its keys
+    here (S3 timeouts from ``network_tiledb_config``; memory budgets beside them) rather than building a context
+    of its own. ``open_soma`` merges the dict over cellxgene_census's defaults (anonymous S3 access, its region).
+    """
+    return {**network_tiledb_config(), **memory_tiledb_config(chunk_size)}
+
+
+def is_remote(source: CensusSource) -> bool:
+    """Whether opening ``source`` goes over the network: a public release, or a URI with a scheme (``s3://``)."""
+    key, value = _check_source(source)
+    return key == "census_version" or "://" in value
+
+
+def describe_remote(source: CensusSource) -> str:
+    """A remote source and the config keys that chose it, for the one-line network error."""
+    key, value = _check_source(source)
+    if key == "census_version":
+        return f"Census release {value} (census.source: cellxgene, census.train_release / census.ood_release)"
+    return f"census {value} (census.source: local, census.train_uri / census.ood_uri)"
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether opening or reading a remote census may pass on another attempt: connection failures, timeouts and
+    server errors may; an unknown release or a missing object will not."""
+    if isinstance(err, OSError):  # requests' errors are OSErrors too; an HTTP error carries its response
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        return status is None or status >= 500 or status in (408, 429)
+    # TileDB's S3 failures reach Python as SOMAError (or pybind11's RuntimeError); only their text tells a lost
+    # connection from a missing object.
+    import tiledbsoma
+
+    return isinstance(err, tiledbsoma.SOMAError | RuntimeError) and bool(_NETWORK_TEXT.search(str(err)))
+
+
+def _open_remote(key: str, value: str, config: dict[str, str], source: CensusSource, retry: Retry) -> Any:
+    import cellxgene_census
+
+    try:
+        return call_with_retries(
+            lambda: cellxgene_census.open_soma(**{key: value}, tiledb_config=config),
+            retry,
+            what=describe_remote(source),
+            fix=OFFLINE_FIX,
+            transient=is_transient,
+        )
+    except ValueError as err:  # cellxgene_census: a version its release directory does not list
+        raise CensusError(
+            f"{describe_remote(source)} cannot be opened: {one_line(err)}. Check the release name against "
+            "cellxgene_census.get_census_version_directory()"
+        ) from err
+
+
 @contextmanager
-def open_census(source: CensusSource) -> Iterator[Any]:
+def open_census(
+    source: CensusSource, retry: Retry = CENSUS_RETRY, *, chunk_size: int = DEFAULT_READ_CHUNK
+) -> Iterator[Any]:
     """Open a census read-only for the duration of a ``with`` block, and close it afterwards.
 
     ``source`` holds exactly one of ``uri`` (opened with ``cellxgene_census.open_soma(uri=...)``) or
     ``census_version`` (``open_soma(census_version=...)``, which needs network access). A local ``uri``
     must be a directory holding ``census_info`` and ``census_data``; a URI with a scheme (``s3://``)
-    is passed through unchecked.
+    is passed through unchecked. Every open passes ``tiledb_config(chunk_size)``: pass ``census.chunk_size`` when
+    reading counts, so TileDB's read buffers and budget follow the chunk (``memory_tiledb_config``).
+
+    A remote source is opened under ``retry`` (module docstring), and a network failure of a read inside the
+    ``with`` block (TileDB's S3 timeouts and retries spent) is raised as a one-line ``NetworkError`` too.
     """
     key, value = _check_source(source)
     import cellxgene_census
 
-    if key == "uri":
-        if "://" not in value:
-            path = Path(value)
-            if not path.is_dir():
-                raise CensusError(
-                    f"census source uri {value!r} does not exist; build the simulated census first "
-                    "(the simulate rule, or hcebench.data.simulate.simulate_census) or point 'uri' at a SOMA census directory"
-                )
-            missing = [p for p in ("census_info", "census_data") if not (path / p).exists()]
-            if missing:
-                raise CensusError(
-                    f"census source uri {value!r} is not a census: it lacks {missing}. Point 'uri' at one "
-                    "release directory (e.g. .../2023-05-15), not at the folder that holds several"
-                )
-        census = cellxgene_census.open_soma(uri=value)
+    config = tiledb_config(chunk_size)
+    remote = is_remote(source)
+    if remote:
+        census = _open_remote(key, value, config, source, retry)
     else:
-        census = cellxgene_census.open_soma(census_version=value)
+        path = Path(value)
+        if not path.is_dir():
+            raise CensusError(
+                f"census source uri {value!r} does not exist; build the simulated census first "
+                "(the simulate rule, or hcebench.data.simulate.simulate_census) or point 'uri' at a SOMA census directory"
+            )
+        missing = [p for p in ("census_info", "census_data") if not (path / p).exists()]
+        if missing:
+            raise CensusError(
+                f"census source uri {value!r} is not a census: it lacks {missing}. Point 'uri' at one "
+                "release directory (e.g. .../2023-05-15), not at the folder that holds several"
+            )
+        census = cellxgene_census.open_soma(uri=value, tiledb_config=config)
     try:
         yield census
+    except Exception as err:
+        if remote and not isinstance(err, NetworkError | CensusError) and is_transient(err):
+            raise NetworkError(
+                f"{describe_remote(source)} stopped answering during a read: {one_line(err)} (TileDB's S3 "
+                f"timeouts and {network_tiledb_config()['vfs.s3.connect_max_tries']} tries per request spent). "
+                f"{OFFLINE_FIX}"
+            ) from err
+        raise
     finally:
         census.close()
 
@@ -170,7 +332,17 @@ def read_obs(
         unknown = [c for c in cols if c not in obs.schema.names]
         if unknown:
             raise CensusError(f"obs has no column(s) {unknown}; available: {obs.schema.names}")
-    df = obs.read(value_filter=value_filter, column_names=cols).concat().to_pandas()
+    # Table by table, so that a read of millions of cells logs its progress (hcebench.progress).
+    progress = Progress(None, f"census obs of {organism}: read", log, unit="cells")
+    tables = []
+    for table in obs.read(value_filter=value_filter, column_names=cols):
+        tables.append(table)
+        progress.advance(table.num_rows)
+    progress.finish()
+    if tables:
+        df = pa.concat_tables(tables).to_pandas()
+    else:
+        df = obs.schema.empty_table().select(cols or obs.schema.names).to_pandas()
     df = _plain(df)
     if cols is None:
         cols = ["soma_joinid"] + [c for c in df.columns if c != "soma_joinid"]

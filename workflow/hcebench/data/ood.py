@@ -15,6 +15,12 @@ genes were matched by symbol (``genes.match: feature_name``, as scTab did): the 
 feature_id per column, and an id is one gene in both releases, whereas a symbol need not be (the HCE evaluation
 code looked OOD genes up by symbol, so every column of a symbol with several ids read the same, first, gene).
 ``meta.json["gene_alignment"]`` records what a symbol lookup would do differently (``name_alignment_check``).
+
+Data checks (``hcebench.data.checks``), as for the training store: raw counts must be non-negative integers (an
+error names the dataset), and all-zero cells are counted per dataset (``meta.json["data_checks"]``), an error past
+``filters.max_zero_cell_fraction``. With an ontology, cells whose label it lacks or marks obsolete are counted
+before any count is read (``meta.json["labels_outside_ontology"]``), an error past
+``filters.max_unknown_label_fraction``.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hcebench.data.build import write_split, write_split_from_census
+from hcebench.data.build import census_count_checks, write_split, write_split_from_census
 from hcebench.data.census import census_release, open_census, read_datasets, read_obs, read_var
-from hcebench.data.selection import OBS_COLUMNS, obs_value_filter, tech_sample
+from hcebench.data.checks import CountChecks, check_labels_in_ontology
+from hcebench.data.selection import OBS_COLUMNS, max_fraction, obs_value_filter, tech_sample
 from hcebench.data.store import SplitWriter
 from hcebench.io import atomic_path, write_json
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
@@ -96,10 +103,15 @@ def build_ood_set(
     (cells of other labels, relabelled with their nearest trained ancestor; module docstring)."""
     census_cfg, filters = config["census"], config["filters"]
     organism = census_cfg["organism"]
+    max_zero_cells = max_fraction(filters, "max_zero_cell_fraction")
     with open_census(train_source) as census:
         train_datasets = read_datasets(census)
         train_release = census_release(train_source, census)
-    with open_census(ood_source) as census, atomic_path(directory, is_dir=True) as tmp:
+    with (
+        open_census(ood_source, chunk_size=census_cfg["chunk_size"]) as census,
+        atomic_path(directory, is_dir=True) as tmp,
+    ):
+        ood_release = census_release(ood_source, census)
         added = new_datasets(train_datasets, read_datasets(census))
         if added.empty:
             raise ValueError(
@@ -111,6 +123,17 @@ def build_ood_set(
         )
         obs["tech_sample"] = tech_sample(obs)
         obs["label"] = obs["cell_type_ontology_term_id"].astype(str)
+        outside_ontology = None
+        if ontology is not None:  # before any count is read: a wrong ontology.source fails in seconds
+            pairs = obs.drop_duplicates("label")
+            outside_ontology = check_labels_in_ontology(
+                obs["label"],
+                ontology,
+                max_fraction(filters, "max_unknown_label_fraction"),
+                what=f"OOD datasets of census {ood_release} (primary cells of the kept assays)",
+                names=dict(zip(pairs["label"], pairs["cell_type"].astype(str), strict=True)),
+            )
+        checks = census_count_checks(ood_release)
         seen = obs["label"].isin(labels)
         unseen = obs.loc[~seen].groupby(["label", "cell_type"], observed=True).size()
         novel = obs.loc[~seen].drop(columns=["is_primary_data"])
@@ -132,6 +155,7 @@ def build_ood_set(
             chunk_size=census_cfg["chunk_size"],
             organism=organism,
             workers=census_cfg.get("build_workers", 1),
+            checks=checks,
         )
         novel_meta = None
         if ontology is not None:
@@ -145,10 +169,11 @@ def build_ood_set(
                 len(store_genes),
                 tmp / NOVEL_SPLIT,
                 config,
+                checks,
             )
         meta = {
             "train_release": train_release,
-            "ood_release": census_release(ood_source, census),
+            "ood_release": ood_release,
             "n_new_datasets": int(len(added)),
             "new_dataset_ids": added["dataset_id"].tolist(),
             "n_datasets_with_cells": int(obs["dataset_id"].nunique()),
@@ -162,6 +187,9 @@ def build_ood_set(
             "missing_gene_fraction": missing,
             "gene_alignment": name_alignment_check(store_genes, ood_var),
             "n_genes": int(len(store_genes)),
+            # Raw counts of both splits checked as read (hcebench.data.checks); labels the ontology lacks.
+            "data_checks": checks.zero_cell_report(max_zero_cells),
+            "labels_outside_ontology": outside_ontology,
         }
         if novel_meta is not None:
             meta["novel"] = novel_meta
@@ -170,7 +198,16 @@ def build_ood_set(
 
 
 def _write_novel(
-    census, novel: pd.DataFrame, labels, ontology, var_joinids, columns, n_genes, directory, config
+    census,
+    novel: pd.DataFrame,
+    labels,
+    ontology,
+    var_joinids,
+    columns,
+    n_genes,
+    directory,
+    config,
+    checks: CountChecks,
 ) -> dict:
     """Write the ``ood_novel`` split; return its counts (scored, dropped, per novel label)."""
     ancestor = nearest_trained_ancestors(sorted(novel["label"].unique()), labels, ontology)
@@ -196,6 +233,7 @@ def _write_novel(
             target_sum=config["normalisation"]["target_sum"],
             chunk_size=config["census"]["chunk_size"],
             organism=config["census"]["organism"],
+            checks=checks,
         )
     else:
         # An empty split keeps the obs columns, so predicting and scoring it yield empty tables, not errors.

@@ -17,6 +17,10 @@ scTab's models feed ``X`` to the network unchanged and clamp augmented values to
 log1p(counts / row sum × 10⁴) already; ``x_values="counts"`` normalises raw counts instead. Labels keep
 scTab's code order, so its class weights and child matrix apply unchanged; the child matrix is checked
 against the Cell Ontology closure and the disagreements are recorded.
+
+Every batch of ``X`` is checked as it is read (``hcebench.data.checks``): NaN, infinite or negative values, and with
+``x_values="counts"`` fractional ones, are an error naming the dataset (from the tech_sample) and the count; all-zero
+cells are counted per dataset (``meta.json["data_checks"]``), an error past ``max_zero_cell_fraction``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from hcebench.data.checks import CountChecks
 from hcebench.data.store import SplitWriter, normalise
 from hcebench.errors import ScTabStoreError
 from hcebench.hierarchy.ontology import Ontology
@@ -84,8 +89,13 @@ def import_sctab_store(
     x_values: str = "normalised",
     target_sum: float = 10_000,
     batch_rows: int = 4096,
+    max_zero_cell_fraction: float,
 ) -> dict:
-    """Convert scTab's store at ``source`` into an hcebench store at ``directory`` (atomically)."""
+    """Convert scTab's store at ``source`` into an hcebench store at ``directory`` (atomically).
+
+    ``max_zero_cell_fraction`` is ``filters.max_zero_cell_fraction``: the share of all-zero cells past which the
+    import fails (module docstring).
+    """
     src = Path(source)
     for required in ("var.parquet", "class_weights.npy", "cell_type_hierarchy/child_matrix.npy", "train"):
         if not (src / required).exists():
@@ -103,6 +113,17 @@ def import_sctab_store(
             f"the {len(labels)} cell types of categorical_lookup/cell_type.parquet"
         )
     lookups = {col: read_lookup(src, col) for col in OBS_MAP}
+    raw = x_values == "counts"
+    checks = CountChecks(
+        f"scTab store {src}",
+        integer=raw,
+        fix=(
+            "training_store.sctab_x_values: counts expects raw integer counts; set it to normalised if X holds "
+            "log1p-normalised values (scTab's released store does)"
+            if raw
+            else "X must hold log1p-normalised values; check training_store.sctab_path and re-export the store"
+        ),
+    )
     counts = {}
     with atomic_path(directory, is_dir=True) as tmp:
         genes.to_parquet(tmp / "var.parquet", index=False)
@@ -112,10 +133,14 @@ def import_sctab_store(
                 raise ScTabStoreError(f"{src / split} holds no parquet parts")
             writer = SplitWriter(tmp / split, len(genes))
             for part in parts:
+                checks.what = f"scTab store {part}"
                 for batch in pq.ParquetFile(part).iter_batches(batch_size=batch_rows):
                     x, obs = _convert_batch(batch, len(genes), labels, lookups, part)
-                    writer.append(normalise(x, target_sum) if x_values == "counts" else x, obs)
+                    checks.check(x, obs["dataset_id"].to_numpy())
+                    writer.append(normalise(x, target_sum) if raw else x, obs)
             counts[split] = writer.close()
+        checks.what = f"scTab store {src}"
+        data_checks = checks.zero_cell_report(max_zero_cell_fraction)
         np.save(tmp / "class_weights.npy", weights)
         if (src / "augmentations.npy").exists():
             np.save(tmp / "augmentations.npy", np.load(src / "augmentations.npy").astype(np.float32))
@@ -141,6 +166,8 @@ def import_sctab_store(
                 for i, j in disagree
             ],
             "cl_release": ontology.release,
+            # X checked as read (hcebench.data.checks): all-zero cells per dataset, and the limit.
+            "data_checks": data_checks,
         }
         write_json(tmp / "meta.json", meta)
     return meta

@@ -11,6 +11,10 @@ before the expression store is built:
 
 Labels are ordered by name, as scTab orders them.
 
+Before step 2, cells whose label the ontology release lacks or marks obsolete are counted: a warning in the log and
+``report["labels_outside_ontology"]`` under ``filters.max_unknown_label_fraction``, an error naming the labels above
+it (``hcebench.data.checks``). A ``filters.root_term`` the ontology lacks is an error before the census is read.
+
 ``filters.pinned_labels`` pins the label set instead (the paper configuration pins scTab's 164 types: scTab ran
 step 2 on cl-simple v2023-05-22, a release the suite does not bundle, so the same filters on CL v2022-09-15 need
 not give the same set). With a pin, the cells kept are the primary, assay-filtered cells of the pinned types; the
@@ -29,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from hcebench.data.census import census_release, open_census, read_obs
+from hcebench.data.checks import check_labels_in_ontology
 from hcebench.errors import ConfigError, OntologyError
 from hcebench.hierarchy.ontology import Ontology
 from hcebench.layout import STORE_SPLITS
@@ -172,16 +177,61 @@ def filters_versus_pin(
     }
 
 
+def check_root_term(filters: dict, ontology: Ontology) -> None:
+    """``filters.root_term`` must be a live term of the ontology: otherwise every label fails step 2 and the run
+    would stop later with a misleading "too few cells" message."""
+    root = filters["root_term"]
+    if root not in ontology.names:
+        raise ConfigError(
+            f"filters.root_term {root!r} is not a term of Cell Ontology {ontology.release} ({ontology.source}); "
+            "set it to a term id of that release (CL:0000003 is 'native cell') or point ontology.source at the "
+            "release that defines it"
+        )
+    if root in ontology.obsolete:
+        replaced = ", ".join(sorted(ontology.obsolete[root])) or "none given"
+        raise ConfigError(
+            f"filters.root_term {root!r} ({ontology.names[root]}) is obsolete in Cell Ontology {ontology.release} "
+            f"(replaced by: {replaced}); set filters.root_term to a live term"
+        )
+
+
+def max_fraction(filters: dict, key: str) -> float:
+    """``filters[key]``, a limit the validated config always holds; a clear error for settings built by hand."""
+    if key not in filters:
+        raise ConfigError(
+            f"filters.{key} is missing from the settings passed; pass the validated config's filters section "
+            "(hcebench.config.load_config fills in its default)"
+        )
+    return float(filters[key])
+
+
 def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Selection:
     """Apply scTab's type filters to obs already restricted to primary cells of the kept assays.
 
     With ``filters["pinned_labels"]`` set, the label set is the pinned one (those of its types that ``obs``
     holds) and the filters only report: ``report["filters_vs_pinned"]`` lists what they would add or drop.
+    Cells whose label the ontology lacks or marks obsolete are dropped and counted
+    (``report["labels_outside_ontology"]``); past ``filters.max_unknown_label_fraction`` of the cells, a
+    ``DataError`` names their labels.
     """
+    check_root_term(filters, ontology)
     obs = obs.copy()
     obs["tech_sample"] = tech_sample(obs)
     report: dict = {"cells_after_primary_assay": int(len(obs))}
     terms = obs["cell_type_ontology_term_id"].astype(str)
+    names = None  # the census's own names, for labels the ontology does not know
+    if "cell_type" in obs:
+        pairs = obs.drop_duplicates("cell_type_ontology_term_id")
+        names = dict(
+            zip(pairs["cell_type_ontology_term_id"].astype(str), pairs["cell_type"].astype(str), strict=True)
+        )
+    report["labels_outside_ontology"] = check_labels_in_ontology(
+        terms,
+        ontology,
+        max_fraction(filters, "max_unknown_label_fraction"),
+        what="selection (primary cells of the kept assays)",
+        names=names,
+    )
 
     unknown = sorted(t for t in terms.unique() if t not in ontology.names)
     dropped_by_ontology: dict[str, str] = {}
@@ -316,6 +366,7 @@ def balanced_class_weights(label_index: np.ndarray, k: int) -> np.ndarray:
 def select_from_census(source: dict, config: dict, ontology: Ontology) -> Selection:
     """Read the training release's obs, apply the filters, and assign tech_sample splits."""
     filters = config["filters"]
+    check_root_term(filters, ontology)  # before the read: on a real census that takes minutes
     with open_census(source) as census:
         obs = read_obs(census, obs_value_filter(filters), OBS_COLUMNS, organism=config["census"]["organism"])
         release = census_release(source, census)

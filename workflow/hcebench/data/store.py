@@ -126,6 +126,13 @@ class SplitData:
             raise ValueError(
                 f"{self.dir}: {len(self.indptr) - 1} rows of X but {len(self.obs)} obs rows; rebuild the store"
             )
+        nnz = int(self.indptr[-1]) if len(self.indptr) else 0
+        for key in ("data", "indices"):
+            if len(arrays[key]) != nnz:
+                raise ValueError(
+                    f"{self.dir / X_FILES[key][0]} holds {len(arrays[key]):,} values but the row offsets end at "
+                    f"{nnz:,}: the file was cut short or overwritten; delete {self.dir.parent} to rebuild"
+                )
         self.y = np.full(len(self.obs), -1, dtype=np.int64)
         if labels is not None and "label" in self.obs:
             index = {t: i for i, t in enumerate(labels)}

@@ -2,7 +2,8 @@
 
 Owns the per-cell predictions contract that models and external methods write (``contract``), predicting a split
 with a trained model (``predict``), flat and hierarchy-corrected F1 (``metrics``), hierarchical precision/recall,
-error distance and accuracy by depth (``hierarchical_metrics``), calibration, back-off decoding, connectivity,
-paired statistics (``stats``) and one predictions file to its metrics table (``scoring``). May import root,
+error distance, accuracy by depth and hop-F1 (``hierarchical_metrics``), calibration, back-off decoding,
+propagation decoding with its validation-chosen τ (``propagation``), connectivity, paired statistics (``stats``)
+and one predictions file to its metrics table (``scoring``). May import root,
 ``hierarchy``, ``data`` and ``models``; ``contract`` imports no torch, so external methods' environments use it.
 """

@@ -18,28 +18,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hcebench.evaluation.propagation import decode_propagated, propagate
+
 DEFAULT_TAUS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
-def propagate(probs, reachability) -> np.ndarray:
-    """``probs @ R.T``: per cell, the probability of each label or any of its subtypes."""
-    p = np.asarray(probs)
-    dtype = np.float32 if p.dtype == np.float32 else np.float64
-    return p.astype(dtype, copy=False) @ np.asarray(reachability, dtype=dtype).T
-
-
 def backoff_predict(probs, reachability, tau: float) -> np.ndarray:
-    """Back-off label index per cell at threshold ``tau`` (module docstring); ``-1`` where none reaches it."""
+    """Back-off label index per cell at threshold ``tau`` (module docstring); ``-1`` where none reaches it.
+
+    The decoding is the propagation decoder's (``hcebench.evaluation.propagation.decode_propagated``), which
+    falls back to a root where no label reaches ``tau``; the curve counts those cells as abstentions instead.
+    """
     r = np.asarray(reachability).astype(bool)
-    return _backoff(propagate(probs, r), r.sum(axis=0) - 1, tau)
-
-
-def _backoff(q: np.ndarray, depth: np.ndarray, tau: float) -> np.ndarray:
-    ok = q >= tau
-    # Lexicographic key (depth, q) among candidates: q ≤ 1 (up to rounding), so depth dominates when scaled by 4.
-    key = np.where(ok, depth[None, :] * 4.0 + q, -np.inf)
-    best = key.argmax(axis=1)
-    return np.where(ok.any(axis=1), best, -1)
+    pred, fell_back = decode_propagated(propagate(probs, r), r.sum(axis=0) - 1, tau)
+    return np.where(fell_back, -1, pred)
 
 
 def backoff_curve(probs, y_true, reachability, taus=DEFAULT_TAUS) -> pd.DataFrame:
@@ -52,7 +44,8 @@ def backoff_curve(probs, y_true, reachability, taus=DEFAULT_TAUS) -> pd.DataFram
     q = propagate(probs, r)
     rows = []
     for tau in taus:
-        b = _backoff(q, depth, tau)
+        pred, fell_back = decode_propagated(q, depth, tau)
+        b = np.where(fell_back, -1, pred)
         known = b >= 0
         finer = np.zeros(len(y), dtype=bool)
         coarser = np.zeros(len(y), dtype=bool)

@@ -16,17 +16,24 @@ All of them work inside the label set, through the reachability matrix ``R`` of
   run but not across label sets. Pairs in different connected components have no path; they are counted apart.
 - **Accuracy per depth**: hierarchy-corrected accuracy of the cells whose true label has ``d`` strict ancestors in
   the label set.
+- **Hop-F1** (SOCAM, "A supervised ontology-aware cell annotation method", ICML 2026 workshop): macro F1 over the
+  true labels present when a prediction within ``k`` undirected edges of the truth in the same Hasse diagram counts
+  as correct (``hcebench.evaluation.metrics.hop_correct``). ``k = 0`` is exact-match macro F1; each extra hop can
+  only turn wrong predictions right, so the score never decreases with ``k``. Unlike the paper's rule it credits
+  near misses in both directions: a parent of the truth and a sibling (two hops, through the parent) count at
+  ``k = 1`` and ``k = 2``, while a subtype three levels down only counts at ``k = 3``.
 
 ``cluster_bootstrap`` resamples whole groups (datasets) with replacement, the unit the OOD question is about.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from hcebench.evaluation.metrics import HOP_RADII, f1_summary, hop_correct
 from hcebench.hierarchy.hasse import hasse_distances
 
 
@@ -82,6 +89,17 @@ def error_distance(y_true, y_pred, reachability, distances: np.ndarray | None = 
         "n_errors": int(wrong.sum()),
         "n_errors_unconnected": int((wrong & ~np.isfinite(dist)).sum()),
     }
+
+
+def hop_f1(
+    y_true, y_pred, reachability, hops: Sequence[int] = HOP_RADII, distances: np.ndarray | None = None
+) -> dict[int, float]:
+    """Hop-F1 (module docstring) at each radius in ``hops``: ``{k: macro F1}``, NaN for no cells.
+
+    ``distances`` (``hasse_distances(reachability)``) may be passed to score many prediction sets on one label set.
+    """
+    d = hasse_distances(reachability) if distances is None else distances
+    return {int(h): f1_summary(y_true, hop_correct(y_true, y_pred, d, int(h)))["macro_f1"] for h in hops}
 
 
 def accuracy_by_depth(y_true, y_pred, reachability) -> pd.DataFrame:

@@ -14,6 +14,11 @@ per-group ``bincount`` confusion counts, so scoring millions of cells over hundr
 seconds. Consequences of the label list that are easy to miss: predictions of a label absent from
 ``y_true`` count against the true label's recall but are nobody's false positive, so they lower
 micro F1 only through recall; and a stratum's scores use the labels present in that stratum.
+
+``hop_correct`` is the other correction rule, SOCAM's hop-F1 ("A supervised ontology-aware cell annotation
+method", ICML 2026 workshop): a prediction within ``k`` undirected edges of the truth in the label set's Hasse
+diagram counts as correct, whichever direction (an ancestor one edge up counts at ``k = 1``, which the paper's rule
+never credits). ``k = 0`` is exact match.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hcebench.hierarchy.hasse import hasse_distances
+
 STRATA = ("dataset_id", "tissue", "tissue_general", "assay", "disease")
 SUMMARY_METRICS = ("macro_f1", "micro_f1", "weighted_f1")
+#: Hop radii of the hop-F1 rows of ``metrics_table`` (``hop_f1_k0`` ... ``hop_f1_k3``); SOCAM reports k = 0 to 3.
+HOP_RADII = (0, 1, 2, 3)
 #: Stratum value written for cells whose stratum column is missing (NaN/None).
 MISSING_STRATUM = "NA"
 
@@ -36,11 +45,32 @@ def hierarchy_correct(y_true, y_pred, reachability) -> np.ndarray:
     ancestor or an unrelated label are left as they are (and stay wrong). Labels are integer indices
     into ``reachability``; a negative prediction means "no label in the set" and is never correct.
     """
-    y_true, y_pred = _as_labels(y_true, y_pred)
     r = np.asarray(reachability).astype(bool, copy=False)
-    k = r.shape[0]
-    if r.shape != (k, k):
+    if r.ndim != 2 or r.shape[0] != r.shape[1]:
         raise ValueError(f"reachability must be square, got shape {r.shape}")
+    return _replace_where_correct(y_true, y_pred, r)
+
+
+def hop_correct(y_true, y_pred, distances, hops: int) -> np.ndarray:
+    """``y_pred`` with every prediction at most ``hops`` Hasse-diagram edges from the true label replaced by it.
+
+    ``distances`` is ``hcebench.hierarchy.hasse.hasse_distances(R)`` (undirected shortest paths, ``inf`` between
+    components). Direction does not matter: the parent of the truth is one hop away, as is a child. A negative
+    prediction (outside the label set) is never corrected. ``hops = 0`` leaves ``y_pred`` unchanged.
+    """
+    d = np.asarray(distances, dtype=float)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"distances must be a square label × label matrix, got shape {d.shape}")
+    if hops < 0:
+        raise ValueError(f"hops must be a non-negative number of Hasse-diagram edges, got {hops}")
+    return _replace_where_correct(y_true, y_pred, d <= hops)
+
+
+def _replace_where_correct(y_true, y_pred, counts_as_correct: np.ndarray) -> np.ndarray:
+    """``y_pred`` with each prediction ``j`` of truth ``i`` replaced by ``i`` where ``counts_as_correct[i, j]``;
+    negative predictions (no label in the set) are never correct."""
+    y_true, y_pred = _as_labels(y_true, y_pred)
+    k = counts_as_correct.shape[0]
     if y_true.size and (y_true.min() < 0 or y_true.max() >= k):
         raise ValueError(
             f"true labels must be indices in [0, {k}), got range [{y_true.min()}, {y_true.max()}]"
@@ -49,7 +79,7 @@ def hierarchy_correct(y_true, y_pred, reachability) -> np.ndarray:
         raise ValueError(f"predicted labels must be < {k}, got {y_pred.max()}")
     known = y_pred >= 0
     ok = np.zeros(y_true.shape, dtype=bool)
-    ok[known] = r[y_true[known], y_pred[known]]
+    ok[known] = counts_as_correct[y_true[known], y_pred[known]]
     return np.where(ok, y_true, y_pred)
 
 
@@ -91,6 +121,9 @@ def metrics_table(pred: pd.DataFrame, hierarchy, strata: Sequence[str] = STRATA)
       metrics ``macro_f1, micro_f1, weighted_f1`` (hierarchy-corrected, the paper's numbers),
       ``macro_f1_flat, micro_f1_flat, weighted_f1_flat`` (exact match), ``n_cells`` and
       ``accuracy`` (hierarchy-corrected);
+    - ``stratum_type="all"`` only: ``hop_f1_k0`` … ``hop_f1_k3``, macro F1 when a prediction within ``k`` edges
+      of the truth in the label set's Hasse diagram counts as correct (``hop_correct``; ``k = 0`` equals
+      ``macro_f1_flat``), non-decreasing in ``k``;
     - ``stratum_type="cell_type"``, ``stratum=<term id>`` for each label present in ``true_label``,
       with metrics ``f1, precision, recall, support`` (hierarchy-corrected) and ``f1_flat``.
 
@@ -121,6 +154,21 @@ def metrics_table(pred: pd.DataFrame, hierarchy, strata: Sequence[str] = STRATA)
     k = hierarchy.k
 
     frames = [_stratum_rows("all", ["all"], np.zeros(len(pred), dtype=np.int64), y_true, y_corr, y_flat, k)]
+    distances = hasse_distances(hierarchy.reachability)
+    hop_scores = {
+        f"hop_f1_k{h}": f1_summary(y_true, hop_correct(y_true, y_flat, distances, h))["macro_f1"]
+        for h in HOP_RADII
+    }
+    frames.append(
+        pd.DataFrame(
+            {
+                "stratum_type": "all",
+                "stratum": "all",
+                "metric": list(hop_scores),
+                "value": list(hop_scores.values()),
+            }
+        )
+    )
     for col in strata:
         if col not in pred.columns:
             continue

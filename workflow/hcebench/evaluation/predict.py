@@ -3,11 +3,14 @@
 The contract (columns, provenance, reading and writing) is ``hcebench.evaluation.contract``; this module adds the model.
 A model predicts in the numerics it was trained in: ``bf16`` and ``float32_matmul_precision`` are read from the
 training settings its checkpoint records (a checkpoint from before the latter was recorded: "highest").
+A prediction logs its progress every minute (cells done, rate, time left; ``hcebench.progress``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +22,29 @@ from hcebench.evaluation.contract import contract_table
 from hcebench.models import build_model
 from hcebench.models.device import float32_matmul_precision, predict_logits, resolve_device
 from hcebench.models.files import MODEL_FIELDS, load_torch_file, require_fields
+from hcebench.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+class ReportingSplit:
+    """A store split as ``predict_logits`` reads it, logging progress as each batch is handed on.
+
+    ``predict_logits`` asks its data only for ``sparse_batches``; a batch is counted when the next one is asked
+    for, that is once the model has predicted it.
+    """
+
+    def __init__(self, data: SplitData, progress: Progress):
+        self.data, self.progress = data, progress
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def sparse_batches(self, batch_size: int, **kwargs) -> Iterator:
+        for batch in self.data.sparse_batches(batch_size, **kwargs):
+            yield batch
+            self.progress.advance(len(batch))
+        self.progress.finish()
 
 
 def load_model(checkpoint_path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -57,7 +83,11 @@ def predict_split(
         )
     data = SplitData.open(split_dir, len(genes), ckpt["labels"])
     trained = ckpt.get("settings") or {}
+    progress = Progress(len(data), f"predict {split_dir.name} with {ckpt['architecture']}", log)
+    reporting = ReportingSplit(data, progress)
     with float32_matmul_precision(trained.get("float32_matmul_precision", "highest")):
-        logits = torch.from_numpy(predict_logits(model, data, batch_size, dev, trained.get("bf16", True)))
+        logits = torch.from_numpy(
+            predict_logits(model, reporting, batch_size, dev, trained.get("bf16", True))
+        )
     probs = torch.softmax(logits, dim=1).numpy()
     return contract_table(data.obs, ckpt["labels"], probs, label_names, save_probabilities)

@@ -1,7 +1,10 @@
 """Scoring runs: one predictions file to its long metrics table, and all runs to the summary.
 
 Every metrics row carries what identifies it (architecture, loss, seed, split) and what it depends on
-(census releases, CL release, reachability hash), so tables from different runs never mix silently.
+(census releases, CL release, reachability hash), so tables from different runs never mix silently. A file is
+scored only through the contract's gate (``contract.scored_table``): its predictions are joined to the split's own
+cells, and the truth and strata come from the split's obs in the store or OOD set, never from the file. Nothing on
+this path imports torch, so scoring runs in any environment that can read parquet.
 """
 
 from __future__ import annotations
@@ -11,11 +14,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from hcebench.evaluation.contract import read_predictions
+from hcebench.data.store import SplitData
+from hcebench.evaluation.contract import open_predictions, scored_table
 from hcebench.evaluation.metrics import metrics_table
 from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import atomic_path, read_json
-from hcebench.layout import ID_COLUMNS
+from hcebench.layout import ID_COLUMNS, split_home
+
+
+def read_split_obs(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
+    """The obs of ``split`` in ``data_dir`` (the store or the OOD set, whose ``<split>/`` holds it): the cells a
+    predictions file of that split must cover, with their truth (``label``) and strata."""
+    data_dir = Path(data_dir)
+    if not (data_dir / split).is_dir():
+        raise FileNotFoundError(
+            f"{data_dir} holds no split {split!r} ({data_dir / split} is missing): split {split!r} lives in the "
+            f"run's {split_home(split)}/ directory (hcebench.layout.split_home); pass that as data_dir"
+        )
+    n_genes = len(pd.read_parquet(data_dir / "var.parquet", columns=["feature_id"]))
+    return SplitData.open(data_dir / split, n_genes).obs
 
 
 def score_predictions(
@@ -29,9 +46,20 @@ def score_predictions(
     split: str,
     output: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """Long metrics of one predictions file, with identity and provenance columns; written if ``output``."""
+    """Long metrics of one predictions file of ``split``, with identity and provenance columns; written if
+    ``output``. ``data_dir`` is the store or the OOD set whose ``<split>/`` holds the split's cells; a file that
+    breaks the contract against them is a ``hcebench.errors.PredictionsError`` and nothing is written."""
     hierarchy = LabelHierarchy.load(hierarchy_dir)
-    table = metrics_table(read_predictions(predictions), hierarchy)
+    table = scored_table(
+        open_predictions(predictions),
+        read_split_obs(data_dir, split),
+        hierarchy.term_ids,
+        label_names=dict(zip(hierarchy.term_ids, hierarchy.names, strict=True)),
+        source=f"predictions file {predictions} (split {split!r})",
+        split_source=Path(data_dir) / split / "obs.parquet",
+        labels_source=Path(hierarchy_dir) / "labels.tsv",
+    )
+    table = metrics_table(table, hierarchy)
     data_meta = read_json(Path(data_dir) / "meta.json")
     ident = {"architecture": architecture, "loss": loss, "seed": seed, "split": split}
     provenance = {

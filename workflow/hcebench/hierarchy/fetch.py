@@ -1,24 +1,70 @@
-"""Download an ontology release once, atomically, so a broken transfer never looks like a release."""
+"""Download an ontology release once, atomically, so a broken transfer never looks like a release.
+
+A download is bounded (``ONTOLOGY_RETRY``: a deadline per attempt, a few attempts with backoff;
+``hcebench.network``), so an unreachable or silent host ends the ``fetch_ontology`` job with one line that names
+``ontology.source`` and the offline alternatives instead of holding it until the scheduler's time limit.
+"""
 
 from __future__ import annotations
 
+import http.client
 import os
+import urllib.error
 import urllib.request
 
+from hcebench.errors import OntologyError
 from hcebench.io import atomic_path
+from hcebench.network import Retry, call_with_retries
+
+#: An OBO file of the Cell Ontology (~10-40 MB) arrives in seconds to a minute when its host answers.
+ONTOLOGY_RETRY = Retry(attempts=3, timeout_s=120.0, backoff_s=5.0)
+
+OFFLINE_FIX = (
+    "Offline: download the OBO file elsewhere and set ontology.source to its local path, or use the bundled "
+    "release (ontology.source: bundled:v2022-09-15)."
+)
 
 
-def fetch_obo(url: str, path: str | os.PathLike, timeout: float = 120.0) -> None:
-    """Fetch ``url`` to ``path``; fail with the URL named if it is unreachable or not an OBO file."""
+def is_transient(err: BaseException) -> bool:
+    """Whether a download error may pass on another attempt: timeouts, refused, reset or unresolved connections and
+    server errors may; a missing file, a 404 or a malformed URL will not."""
+    if isinstance(err, urllib.error.HTTPError):
+        return err.code >= 500 or err.code in (408, 429)
+    if isinstance(err, urllib.error.URLError):
+        if not isinstance(err.reason, BaseException):  # e.g. "unknown url type": the URL itself is wrong
+            return False
+        err = err.reason
+    if isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError):
+        return False
+    # OSError covers timeouts, refused and reset connections, unresolved host names and TLS failures;
+    # HTTPException a response cut short (IncompleteRead, RemoteDisconnected).
+    return isinstance(err, OSError | http.client.HTTPException)
+
+
+def fetch_obo(url: str, path: str | os.PathLike, retry: Retry = ONTOLOGY_RETRY) -> None:
+    """Fetch ``url`` to ``path``.
+
+    Each attempt is bounded by ``retry.timeout_s``; transient failures are tried ``retry.attempts`` times in all.
+    Fails with ``NetworkError`` (unreachable: one line naming ``ontology.source`` and the offline fix) or
+    ``OntologyError`` (the URL answered, but with no OBO file, or refused the file for good).
+    """
+
+    def download() -> bytes:
+        with urllib.request.urlopen(url, timeout=retry.timeout_s) as response:
+            return response.read()
+
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = response.read()
-    except OSError as err:
-        raise RuntimeError(
-            f"cannot download ontology.source {url}: {err}. Without network, download it elsewhere and set "
-            "ontology.source to the local path (or use the bundled release)"
-        ) from err
+        body = call_with_retries(
+            download,
+            retry,
+            what=f"ontology.source {url}",
+            fix=OFFLINE_FIX,
+            transient=is_transient,
+        )
+    except (OSError, ValueError) as err:  # not transient: a 404, a missing file, a malformed URL
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OntologyError(f"cannot download ontology.source {url}: {reason}. {OFFLINE_FIX}") from err
     if b"[Term]" not in body[:5_000_000]:
-        raise RuntimeError(f"{url} did not return an OBO file (no [Term] stanza); check ontology.source")
+        raise OntologyError(f"{url} did not return an OBO file (no [Term] stanza); check ontology.source")
     with atomic_path(path) as tmp:
         tmp.write_bytes(body)

@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from hcebench.errors import ConfigError
+from hcebench.layout import CONTROL_PREFIX, LOSSES
 
 REGISTRY: dict[str, str] = {
     "linear": "hcebench.models.linear",
@@ -32,7 +33,7 @@ REGISTRY: dict[str, str] = {
 }
 
 #: Config keys of an architecture entry that are not hyperparameters of the model.
-NON_HPARAM_KEYS = {"model", "training", "augment"}
+NON_HPARAM_KEYS = {"model", "training", "augment", "losses"}
 #: Keys of ``training`` an architecture entry may override for itself.
 TRAINING_OVERRIDES = ("batch_size", "max_epochs", "patience")
 
@@ -84,6 +85,20 @@ def check_architectures(config: dict[str, Any]) -> None:
     """Check every ``architectures`` entry of a loaded config against its model's ``Hyperparameters``."""
     for name, entry in config["architectures"].items():
         check_hyperparameters(name, entry)
+        unknown = sorted(set(entry.get("losses") or ()) - set(LOSSES))
+        if unknown:
+            raise ConfigError(
+                f"architectures.{name}.losses: unknown loss(es) {unknown}; choose from {list(LOSSES)}"
+            )
+        if name == "celltypist" or name.startswith(CONTROL_PREFIX):
+            raise ConfigError(
+                f"architectures.{name}: the name is taken by an external method's results; rename the entry"
+            )
+
+
+def architecture_losses(config: dict[str, Any], name: str) -> list[str]:
+    """The losses architecture ``name`` trains with: its entry's ``losses``, else ``training.losses``."""
+    return list(config["architectures"][name].get("losses") or config["training"]["losses"])
 
 
 def logits_and_aux(output: Any) -> tuple[Any, Any]:

@@ -7,7 +7,10 @@ vectors (``probs``, written when ``evaluation.save_probabilities`` is true); fil
 ``missing_probs`` and those analyses skip them.
 
 Statistics pooled over seeds use every seed's cells; their confidence intervals resample datasets (the unit of
-the OOD question: a new study) with ``hierarchical.cluster_bootstrap``.
+the OOD question: a new study) with ``hierarchical.cluster_bootstrap``. Hop-F1 (``hop_f1_k0`` … ``hop_f1_k3``, as in
+the metrics table) is a macro F1, not a ratio of two sums, so each dataset keeps its per-label counts at every
+radius (cells of the label, cells predicted as it after hop correction, and the hits); the macro average is taken
+after summing, which makes the pooled value and every bootstrap replicate an exact macro F1 over their cells.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 from hcebench.evaluation.backoff import DEFAULT_TAUS, backoff_curve
 from hcebench.evaluation.calibration import calibration_by_level
 from hcebench.evaluation.hierarchical_metrics import cluster_bootstrap, hierarchical_counts, hprf_from_sums
+from hcebench.evaluation.metrics import HOP_RADII, hop_correct
 from hcebench.hierarchy.hasse import hasse_distances
 from hcebench.layout import ID_COLUMNS, NOVEL_SPLIT
 
@@ -42,11 +46,42 @@ def label_indices(values: pd.Series, term_ids) -> np.ndarray:
     return values.map(index).fillna(-1).to_numpy(np.int64)
 
 
+def hop_label_counts(
+    dataset: np.ndarray, n_datasets: int, t: np.ndarray, p: np.ndarray, distances: np.ndarray, k: int
+) -> dict[str, np.ndarray]:
+    """Per dataset (rows, codes ``dataset``) and label (``_l<i>`` suffix), the counts hop-F1 is computed from:
+    ``true_l<i>`` cells of label ``i``, and per radius ``h`` in ``HOP_RADII`` ``hop<h>_pred_l<i>`` (cells predicted
+    as ``i`` once predictions within ``h`` edges of the truth count as the truth) and ``hop<h>_hit_l<i>``."""
+
+    def per_label(labels: np.ndarray, rows: np.ndarray, weights=None) -> np.ndarray:
+        flat = np.bincount(rows * k + labels, weights=weights, minlength=n_datasets * k)
+        return flat.reshape(n_datasets, k).astype(float)
+
+    counts = {"true": per_label(t, dataset)}
+    for h in HOP_RADII:
+        corrected = hop_correct(t, p, distances, h)
+        known = corrected >= 0
+        counts[f"hop{h}_pred"] = per_label(corrected[known], dataset[known])
+        counts[f"hop{h}_hit"] = per_label(t, dataset, (corrected == t).astype(float))
+    return {f"{name}_l{i}": block[:, i] for name, block in counts.items() for i in range(k)}
+
+
+def hop_f1_from_sums(true: np.ndarray, pred: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """Macro F1 per row from per-label counts (rows × labels): F1 of a label = 2·hits / (true + predicted), averaged
+    over the labels present (``true > 0``), as ``metrics.f1_summary`` does; NaN for a row with no cells."""
+    true, pred, hit = (np.atleast_2d(np.asarray(x, dtype=float)) for x in (true, pred, hit))
+    present = true > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(present, 2.0 * hit / (true + pred), 0.0)
+        return np.where(present.any(axis=1), f1.sum(axis=1) / present.sum(axis=1), np.nan)
+
+
 def dataset_sums(table: pd.DataFrame, hierarchy, distances: np.ndarray) -> pd.DataFrame:
     """Per dataset, the additive sums the hierarchical panel is computed from.
 
     Columns: ``overlap, n_pred, n_true`` (``hierarchical.hierarchical_counts``), ``dist_sum, dist_n`` (Hasse
-    distances of connected wrong predictions), and ``hits_d<d>, n_d<d>`` per true-label depth ``d``.
+    distances of connected wrong predictions), ``hits_d<d>, n_d<d>`` per true-label depth ``d``, and the per-label
+    hop-F1 counts of ``hop_label_counts``.
     """
     r = hierarchy.reachability.astype(bool)
     t = label_indices(table["true_label"], hierarchy.term_ids)
@@ -74,12 +109,15 @@ def dataset_sums(table: pd.DataFrame, hierarchy, distances: np.ndarray) -> pd.Da
     for d in range(int(hierarchy.depth().max()) + 1):
         frame[f"hits_d{d}"] = (ok & (depth == d)).astype(float)
         frame[f"n_d{d}"] = (depth == d).astype(float)
-    return pd.DataFrame(frame).groupby("dataset_id").sum()
+    sums = pd.DataFrame(frame).groupby("dataset_id").sum()
+    codes = sums.index.get_indexer(frame["dataset_id"])
+    hops = hop_label_counts(codes, len(sums), t, p, distances, hierarchy.k)
+    return pd.concat([sums, pd.DataFrame(hops, index=sums.index)], axis=1)
 
 
 def panel_statistics(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> list[dict]:
-    """hP, hR, hF, mean error distance and accuracy per depth from per-dataset ``sums``, with dataset-bootstrap
-    95 % CIs; one dict per metric (``metric, value, ci_low, ci_high, n_datasets``)."""
+    """hP, hR, hF, mean error distance, accuracy per depth and hop-F1 per radius from per-dataset ``sums``, with
+    dataset-bootstrap 95 % CIs; one dict per metric (``metric, value, ci_low, ci_high, n_datasets``)."""
     cols = list(sums.columns)
     g = sums.to_numpy(dtype=float)
     col = {c: i for i, c in enumerate(cols)}
@@ -99,6 +137,17 @@ def panel_statistics(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -
     for c in cols:
         if c.startswith("hits_d") and sums[f"n_d{c[6:]}"].sum() > 0:
             stats[f"accuracy_depth{c[6:]}"] = ratio(c, f"n_d{c[6:]}")
+
+    def hop_f1(h):
+        def label_columns(name):
+            return [col[c] for c in cols if c.startswith(f"{name}_l")]
+
+        true, pred, hit = label_columns("true"), label_columns(f"hop{h}_pred"), label_columns(f"hop{h}_hit")
+        return lambda x: hop_f1_from_sums(x[:, true], x[:, pred], x[:, hit])
+
+    for h in HOP_RADII:
+        if f"hop{h}_hit_l0" in col:
+            stats[f"hop_f1_k{h}"] = hop_f1(h)
     total = g.sum(axis=0, keepdims=True)
     rows = []
     for name, fn in stats.items():

@@ -1,9 +1,16 @@
-"""Figures from the metrics table. Each function writes one image and returns nothing."""
+"""Figures from the metrics table. Each function writes one image and returns nothing.
+
+Losses are drawn from ``hcebench.report.losses``: any loss of the grid gets a colour (``loss_colour``), a name and
+a place; a model decoded by propagation (``<loss>_prop``) shares its loss's hue, lighter, hatched or dashed; control
+methods are reference lines, not bars.
+"""
 
 from __future__ import annotations
 
 import os
 import textwrap
+import zlib
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -13,13 +20,46 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
-from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm, to_rgba  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm, to_hex, to_rgb, to_rgba  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
-from hcebench.report.aggregate import headline  # noqa: E402
+from hcebench.report.aggregate import headline, sweep_gains  # noqa: E402
+from hcebench.report.losses import (  # noqa: E402
+    BASELINE_LOSS,
+    REFERENCE_ARCHITECTURES,
+    ROLE_CONTROL,
+    architecture_order,
+    base_loss,
+    control_bound,
+    control_name,
+    is_decoded,
+    loss_label,
+    loss_order,
+    row_role,
+)
 
-LOSS_COLOURS = {"ce": "#8c8c8c", "hce": "#d95f02"}
-LOSS_LABELS = {"ce": "CE", "hce": "HCE"}
+#: Colour of each loss that has one of its own; ``loss_colour`` gives any other loss a stable spare colour.
+LOSS_COLOURS = {
+    "ce": "#8c8c8c",
+    "hce": "#d95f02",
+    "soft_labels": "#1b9e77",
+    "hxe": "#7570b3",
+    "hace": "#e7298a",
+}
+#: Colours for losses missing from ``LOSS_COLOURS``, chosen by a hash of the name (stable across figures and runs).
+SPARE_COLOURS = ("#e6ab02", "#a6761d", "#1f78b4", "#b15928", "#6a3d9a", "#33a02c")
+#: How far a decoded model's colour moves from its loss's towards white.
+DECODED_LIGHTEN = 0.45
+DECODED_HATCH = "///"
+#: Control reference lines: lower bounds (random, majority) dashed grey, the upper bound (truth) dotted black; a
+#: control without a style of its own takes its bound's.
+CONTROL_STYLES = {
+    "random": {"color": "#8c8c8c", "ls": "--"},
+    "majority": {"color": "#4d4d4d", "ls": "-."},
+    "truth": {"color": "#000000", "ls": ":"},
+}
+BOUND_STYLES = {"lower": {"color": "#4d4d4d", "ls": "--"}, "upper": {"color": "#000000", "ls": ":"}}
 
 
 #: PNG "Title" of the placeholder a figure function writes when its inputs hold nothing to draw.
@@ -35,66 +75,161 @@ def _no_data(path: str | os.PathLike, why: str) -> None:
     plt.close(fig)
 
 
-def _loss_order(values: pd.DataFrame) -> list[str]:
-    return [loss for loss in LOSS_COLOURS if loss in set(values["loss"])]
+def loss_colour(loss: str) -> str:
+    """The loss's colour (``LOSS_COLOURS``, else a spare one by name); decoded models get it lightened."""
+    base = base_loss(loss)
+    colour = LOSS_COLOURS.get(base) or SPARE_COLOURS[zlib.crc32(base.encode()) % len(SPARE_COLOURS)]
+    if not is_decoded(loss):
+        return colour
+    rgb = np.array(to_rgb(colour))
+    return to_hex(rgb + (1.0 - rgb) * DECODED_LIGHTEN)
+
+
+def control_style(architecture: str) -> dict[str, str]:
+    """Colour and line style of a control's reference line (``CONTROL_STYLES``, else its bound's)."""
+    return CONTROL_STYLES.get(control_name(architecture), BOUND_STYLES[control_bound(architecture)])
+
+
+def _line_style(loss: str) -> str:
+    return "--" if is_decoded(loss) else "-"
+
+
+def _role_of(frame: pd.DataFrame) -> pd.Series:
+    return pd.Series(
+        [row_role(a, loss) for a, loss in zip(frame["architecture"], frame["loss"], strict=True)],
+        index=frame.index,
+        dtype=object,
+    )
+
+
+def _split_controls(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``frame``'s model and reference rows, and its control rows."""
+    control = _role_of(frame) == ROLE_CONTROL if len(frame) else pd.Series(dtype=bool)
+    return frame[~control], frame[control]
+
+
+def _split_label(split: str) -> str:
+    return "OOD" if split == "ood" else "ID test" if split == "test" else split
+
+
+def _draw_controls(ax, controls: pd.DataFrame, *, vertical: bool = False) -> list[Line2D]:
+    """One reference line per control at its mean over seeds: ``axhline`` named at the right edge, or, when
+    ``vertical``, ``axvline`` named by the legend only (the names would collide near 0); returns legend handles."""
+    handles = []
+    for arch in architecture_order(controls["architecture"]):
+        mean = controls.loc[controls["architecture"] == arch, "value"].mean()
+        if not np.isfinite(mean):
+            continue
+        style = control_style(arch)
+        if vertical:
+            ax.axvline(mean, lw=1.1, zorder=1, **style)
+        else:
+            ax.axhline(mean, lw=1.1, zorder=1, **style)
+            ax.text(
+                1.0,
+                mean,
+                f" {control_name(arch)}",
+                transform=ax.get_yaxis_transform(),
+                ha="left",
+                va="center",
+                fontsize=7,
+                color=style["color"],
+            )
+        label = f"control: {control_name(arch)} ({mean:.2f})"
+        handles.append(Line2D([], [], lw=1.1, label=label, **style))
+    return handles
+
+
+def _loss_handles(losses) -> list[Patch]:
+    return [
+        Patch(
+            facecolor=loss_colour(loss),
+            edgecolor="#404040",
+            hatch=DECODED_HATCH if is_decoded(loss) else None,
+            label=loss_label(loss),
+        )
+        for loss in losses
+    ]
 
 
 def macro_f1_by_architecture(
     metrics: pd.DataFrame, path: str | os.PathLike, split: str = "ood", title: str = ""
 ) -> None:
-    """Fig. 2b: macro F1 per architecture, CE vs HCE; mean as a bar, one dot per seed, relative gain annotated."""
+    """Fig. 2b: macro F1 per architecture and loss; mean as a bar (hatched for a model decoded by propagation),
+    one dot per seed, the relative gain over CE of the same architecture printed above each other bar. Reference
+    methods (CellTypist) stand right of a dotted divider; controls are horizontal reference lines."""
     values = headline(metrics)
     values = values[values["split"] == split]
     if values.empty:
         _no_data(path, f"no {split} split in evaluation.splits")
         return
-    archs = sorted(values["architecture"].unique())
-    losses = _loss_order(values)
-    fig, ax = plt.subplots(figsize=(1.9 * len(archs) + 1.5, 4.2))
-    palette = {loss: LOSS_COLOURS[loss] for loss in losses}
-    sns.barplot(
-        data=values,
-        x="architecture",
-        y="value",
-        hue="loss",
-        order=archs,
-        hue_order=losses,
-        palette=palette,
-        errorbar=None,
-        alpha=0.55,
-        ax=ax,
-    )
-    sns.stripplot(
-        data=values,
-        x="architecture",
-        y="value",
-        hue="loss",
-        order=archs,
-        hue_order=losses,
-        palette=palette,
-        dodge=True,
-        jitter=0.12,
-        size=5,
-        edgecolor="black",
-        linewidth=0.5,
-        legend=False,
-        ax=ax,
-    )
-    top = values["value"].max() if len(values) else 1.0
+    bars, controls = _split_controls(values)
+    archs = architecture_order(bars["architecture"])
+    losses = loss_order(bars["loss"])
+    n_bars = sum(bars[bars["architecture"] == a]["loss"].nunique() for a in archs)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * n_bars + 1.2 * len(archs) + 2.0), 4.4))
+    rng = np.random.default_rng(0)
+    top = float(values["value"].max())
     for i, arch in enumerate(archs):
-        means = values[values["architecture"] == arch].groupby("loss")["value"].mean()
-        if {"ce", "hce"} <= set(means.index) and means["ce"] > 0:
-            rel = 100.0 * (means["hce"] - means["ce"]) / means["ce"]
-            ax.text(i, top * 1.04, f"{rel:+.1f}%", ha="center", va="bottom", fontsize=10, fontweight="bold")
-    ax.set_ylim(0, min(1.0, top * 1.15) if top > 0 else 1.0)
-    ax.set_xlabel("")
-    ax.set_ylabel(f"{'OOD' if split == 'ood' else 'ID test'} macro F1 (hierarchy-corrected)")
-    handles, _ = ax.get_legend_handles_labels()
+        sub = bars[bars["architecture"] == arch]
+        present = [loss for loss in losses if (sub["loss"] == loss).any()]
+        width = min(0.4, 0.8 / max(1, len(present)))
+        ce = sub.loc[sub["loss"] == BASELINE_LOSS, "value"].mean()
+        for j, loss in enumerate(present):
+            x = i + (j - (len(present) - 1) / 2) * width
+            v = sub.loc[sub["loss"] == loss, "value"].to_numpy(dtype=float)
+            colour = loss_colour(loss)
+            ax.bar(
+                x,
+                v.mean(),
+                width * 0.92,
+                color=colour,
+                alpha=0.6,
+                edgecolor="#404040",
+                lw=0.6,
+                hatch=DECODED_HATCH if is_decoded(loss) else None,
+                zorder=2,
+            )
+            ax.scatter(
+                x + rng.uniform(-0.22, 0.22, len(v)) * width,
+                v,
+                s=18,
+                color=colour,
+                edgecolor="black",
+                linewidth=0.5,
+                zorder=3,
+            )
+            if loss != BASELINE_LOSS and np.isfinite(ce) and ce > 0:
+                rel = 100.0 * (v.mean() - ce) / ce
+                ax.text(
+                    x,
+                    v.max() + 0.015,
+                    f"{rel:+.1f}%",
+                    ha="center",
+                    va="bottom",
+                    rotation=90 if len(present) > 2 else 0,
+                    fontsize=7 if len(present) > 2 else 9,
+                    fontweight="bold",
+                )
+    refs = [i for i, a in enumerate(archs) if a in REFERENCE_ARCHITECTURES]
+    if refs and len(refs) < len(archs):
+        ax.axvline(min(refs) - 0.5, color="#909090", lw=0.8, ls=":")
+    control_handles = _draw_controls(ax, controls)
+    ax.set_xticks(range(len(archs)), archs)
+    ax.set_xlim(-0.6, len(archs) - 0.4)
+    ax.set_ylim(0, min(1.12, top * 1.2) if top > 0 else 1.0)
+    ax.set_ylabel(f"{_split_label(split)} macro F1 (hierarchy-corrected)")
     ax.legend(
-        handles[: len(losses)], [LOSS_LABELS[loss] for loss in losses], frameon=False, loc="lower right"
+        handles=[*_loss_handles(losses), *control_handles],
+        frameon=False,
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.04, 1.0),
     )
     ax.set_title(
-        title or f"{'Out-of-distribution' if split == 'ood' else 'In-distribution'} macro F1, CE vs HCE"
+        title
+        or f"{'Out-of-distribution' if split == 'ood' else 'In-distribution'} macro F1 by loss "
+        "(% = gain over CE)"
     )
     sns.despine(ax=ax)
     fig.tight_layout()
@@ -102,8 +237,115 @@ def macro_f1_by_architecture(
     plt.close(fig)
 
 
+def loss_ranking(metrics: pd.DataFrame, path: str | os.PathLike, split: str = "ood") -> None:
+    """Per architecture, its losses ranked by mean macro F1 on ``split`` (best on top): a dot per seed, the mean
+    as a black bar, controls as vertical reference lines across every panel."""
+    values = headline(metrics)
+    values = values[values["split"] == split]
+    ranked, controls = _split_controls(values)
+    if ranked.empty:
+        _no_data(path, f"no trained model on the {split} split")
+        return
+    archs = architecture_order(ranked["architecture"])
+    most = max(ranked[ranked["architecture"] == a]["loss"].nunique() for a in archs)
+    fig, axes = plt.subplots(
+        1, len(archs), figsize=(3.1 * len(archs) + 0.6, 0.45 * most + 1.6), sharex=True, squeeze=False
+    )
+    rng = np.random.default_rng(0)
+    handles = []
+    for ax, arch in zip(axes[0], archs, strict=True):
+        sub = ranked[ranked["architecture"] == arch]
+        means = sub.groupby("loss")["value"].mean()
+        order = sorted(means.index, key=lambda loss: (-means[loss], loss_order(means.index).index(loss)))
+        for y, loss in enumerate(reversed(order)):
+            v = sub.loc[sub["loss"] == loss, "value"].to_numpy(dtype=float)
+            ax.scatter(
+                v,
+                y + rng.uniform(-0.12, 0.12, len(v)),
+                s=22,
+                color=loss_colour(loss),
+                edgecolor="black",
+                linewidth=0.5,
+                zorder=3,
+                marker="D" if is_decoded(loss) else "o",
+            )
+            ax.plot([means[loss]] * 2, [y - 0.3, y + 0.3], color="black", lw=2.2, zorder=4)
+        ax.set_yticks(range(len(order)), [loss_label(loss) for loss in reversed(order)], fontsize=8)
+        ax.set_ylim(-0.6, most - 0.4)  # one row height in every panel
+        handles = _draw_controls(ax, controls, vertical=True) or handles
+        ax.set_title(arch, fontsize=10)
+        ax.set_xlabel(f"{_split_label(split)} macro F1", fontsize=8)
+        sns.despine(ax=ax)
+    mean_handle = Line2D([], [], color="black", lw=2.2, label="mean over seeds")
+    seed_handle = Line2D(
+        [], [], marker="o", ls="", color="#bbbbbb", markeredgecolor="black", label="one seed"
+    )
+    fig.legend(
+        handles=[seed_handle, mean_handle, *handles],
+        loc="lower center",
+        ncol=2 + len(handles),
+        frameon=False,
+        fontsize=7,
+    )
+    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def coarse_share_sweep(
+    points: Sequence[tuple[float, pd.DataFrame]], path: str | os.PathLike, split: str = "ood"
+) -> None:
+    """The mechanism sweep: each loss's macro-F1 gain over CE (mean ± sd of the seed-paired differences) against
+    the share of training studies annotated coarsely; a panel per architecture. ``points`` are
+    ``(coarse_study_share, metrics.tsv or summary.tsv of that run)`` pairs, reduced by ``aggregate.sweep_gains``."""
+    gains = sweep_gains(points, split=split)
+    if gains.empty:
+        _no_data(path, "no loss compared with CE at any share")
+        return
+    archs = architecture_order(gains["architecture"])
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.6 * len(archs) + 1.8, 3.6), sharey=True, squeeze=False)
+    for ax, arch in zip(axes[0], archs, strict=True):
+        sub = gains[gains["architecture"] == arch]
+        for loss in loss_order(sub["loss"]):
+            s = sub[sub["loss"] == loss].sort_values("share")
+            ax.errorbar(
+                s["share"].to_numpy(float),
+                s["gain_mean"].to_numpy(float),
+                yerr=s["gain_sd"].fillna(0.0).to_numpy(float),
+                color=loss_colour(loss),
+                ls=_line_style(loss),
+                marker="D" if is_decoded(loss) else "o",
+                ms=4,
+                capsize=2,
+                lw=1.4,
+            )
+        ax.axhline(0, color="black", lw=0.7)
+        ax.set_title(arch, fontsize=10)
+        ax.set_xlabel("share of training studies annotated coarsely")
+        sns.despine(ax=ax)
+    axes[0][0].set_ylabel(f"{_split_label(split)} macro F1 gain over CE")
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=loss_colour(loss),
+            ls=_line_style(loss),
+            marker="D" if is_decoded(loss) else "o",
+            label=loss_label(loss),
+        )
+        for loss in loss_order(gains["loss"])
+    ]
+    axes[0][-1].legend(
+        handles=handles, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
 def id_versus_ood(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
-    """ID-test vs OOD macro F1 per architecture and loss: the generalisation gap, one line per seed pair."""
+    """ID-test vs OOD macro F1 per architecture and loss: the generalisation gap, one line per seed, the mean
+    bold (dashed for a model decoded by propagation); controls in grey in every panel."""
     values = headline(metrics)
     wide = values.pivot_table(
         index=["architecture", "loss", "seed"], columns="split", values="value"
@@ -111,30 +353,55 @@ def id_versus_ood(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
     if not {"test", "ood"} <= set(wide.columns):
         _no_data(path, "needs both the test and ood splits in evaluation.splits")
         return
-    archs = sorted(wide["architecture"].unique())
-    fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.6), sharey=True, squeeze=False)
+    runs, controls = _split_controls(wide)
+    archs = architecture_order(runs["architecture"])
+    if not archs:
+        _no_data(path, "no trained model or reference method to draw")
+        return
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs) + 1.6, 3.6), sharey=True, squeeze=False)
     for ax, arch in zip(axes[0], archs, strict=True):
-        sub = wide[wide["architecture"] == arch]
-        for loss in _loss_order(sub):
+        sub = runs[runs["architecture"] == arch]
+        for loss in loss_order(sub["loss"]):
             s = sub[sub["loss"] == loss]
             for _, r in s.iterrows():
-                ax.plot([0, 1], [r["test"], r["ood"]], color=LOSS_COLOURS[loss], alpha=0.45, lw=1)
+                ax.plot(
+                    [0, 1],
+                    [r["test"], r["ood"]],
+                    color=loss_colour(loss),
+                    alpha=0.45,
+                    lw=1,
+                    ls=_line_style(loss),
+                )
             ax.plot(
                 [0, 1],
                 [s["test"].mean(), s["ood"].mean()],
-                color=LOSS_COLOURS[loss],
+                color=loss_colour(loss),
                 lw=2.5,
                 marker="o",
-                label=LOSS_LABELS[loss],
+                ls=_line_style(loss),
             )
+        for arch_c in architecture_order(controls["architecture"]):
+            c = controls[controls["architecture"] == arch_c]
+            ax.plot([0, 1], [c["test"].mean(), c["ood"].mean()], lw=1.0, **control_style(arch_c))
         ax.set_xticks([0, 1], ["ID test", "OOD"])
         ax.set_xlim(-0.3, 1.3)
         ax.set_title(arch)
         sns.despine(ax=ax)
     axes[0][0].set_ylabel("macro F1 (hierarchy-corrected)")
-    axes[0][-1].legend(frameon=False)
+    handles = [
+        Line2D([], [], color=loss_colour(loss), lw=2.5, ls=_line_style(loss), label=loss_label(loss))
+        for loss in loss_order(runs["loss"])
+    ]
+    handles += [
+        Line2D([], [], lw=1.0, label=f"control: {control_name(a)}", **control_style(a))
+        for a in architecture_order(controls["architecture"])
+    ]
+    axes[0][-1].legend(
+        handles=handles, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+    )
+    # The axis spans the controls too: they bracket the models from below and above.
     lo = np.nanmin(wide[["test", "ood"]].to_numpy())
-    axes[0][0].set_ylim(max(0.0, lo - 0.1), 1.0)
+    axes[0][0].set_ylim(max(0.0, lo - 0.05), 1.02)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
@@ -143,16 +410,22 @@ def id_versus_ood(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
 def training_curves(histories: pd.DataFrame, path: str | os.PathLike) -> None:
     """Validation hierarchy-corrected macro F1 per epoch, one line per run, a panel per architecture."""
     archs = sorted(histories["architecture"].unique())
+    if not archs:
+        _no_data(path, "no training history")
+        return
     fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.2), sharey=True, squeeze=False)
     for ax, arch in zip(axes[0], archs, strict=True):
         sub = histories[histories["architecture"] == arch]
         for (loss, _seed), run in sub.groupby(["loss", "seed"]):
-            ax.plot(run["epoch"], run["val_macro_f1"], color=LOSS_COLOURS.get(loss, "k"), alpha=0.7, lw=1.2)
+            ax.plot(run["epoch"], run["val_macro_f1"], color=loss_colour(loss), alpha=0.7, lw=1.2)
         ax.set_title(arch)
         ax.set_xlabel("epoch")
         sns.despine(ax=ax)
     axes[0][0].set_ylabel("validation macro F1")
-    handles = [plt.Line2D([], [], color=c, label=LOSS_LABELS[k]) for k, c in LOSS_COLOURS.items()]
+    handles = [
+        Line2D([], [], color=loss_colour(loss), label=loss_label(loss))
+        for loss in loss_order(histories["loss"])
+    ]
     axes[0][-1].legend(handles=handles, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
@@ -393,86 +666,136 @@ def connectivity_scatter(
     plt.close(fig)
 
 
-def _arch_loss_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    return [
-        (a, loss)
-        for a in sorted(frame["architecture"].unique())
-        for loss in LOSS_COLOURS
-        if ((frame["architecture"] == a) & (frame["loss"] == loss)).any()
-    ]
+#: Marker of each series in the prediction-level panels: a trained loss, its decoded variant, a control.
+def _marker(loss: str) -> str:
+    return "D" if is_decoded(loss) else "o"
+
+
+def _control_marker(arch: str) -> str:
+    return "*" if control_bound(arch) == "upper" else "x"
+
+
+def _series(frame: pd.DataFrame, arch: str) -> list[tuple[str, str, dict]]:
+    """The series one architecture's panels draw: each of its losses, then every control (the same in each row),
+    as ``(architecture, loss, matplotlib style)``."""
+    runs, controls = _split_controls(frame)
+    out = []
+    for loss in loss_order(runs.loc[runs["architecture"] == arch, "loss"]):
+        out.append(
+            (arch, loss, {"color": loss_colour(loss), "marker": _marker(loss), "label": loss_label(loss)})
+        )
+    for c in architecture_order(controls["architecture"]):
+        for loss in loss_order(controls.loc[controls["architecture"] == c, "loss"]):
+            style = control_style(c)
+            out.append(
+                (
+                    c,
+                    loss,
+                    {
+                        "color": style["color"],
+                        "marker": _control_marker(c),
+                        "label": f"control: {control_name(c)}",
+                    },
+                )
+            )
+    return out
+
+
+def _numbered(metrics, prefix: str) -> list[str]:
+    return sorted((m for m in metrics if m.startswith(prefix)), key=lambda m: int(m[len(prefix) :]))
 
 
 def hierarchical_panel(table: pd.DataFrame, path: str | os.PathLike, split: str = "ood") -> None:
-    """hP / hR / hF, mean error distance and accuracy per depth on ``split``, CE vs HCE per architecture;
-    points pool the seeds, bars are 95 % bootstrap CIs over datasets."""
+    """hP / hR / hF, mean error distance, accuracy per depth and hop-F1 (k = 0 … 3) on ``split``: a row per
+    architecture, a marker per loss (diamonds for a model decoded by propagation) and the controls in grey; points
+    pool the seeds, bars are 95 % bootstrap CIs over datasets."""
     sub = table[table["split"] == split]
-    if sub.empty:
+    runs, _ = _split_controls(sub)
+    if runs.empty:
         _no_data(path, f"no predictions on the {split} split")
         return
-    combos = _arch_loss_columns(sub)
-    depth_metrics = sorted(m for m in sub["metric"].unique() if m.startswith("accuracy_depth"))
-    panels = [["hP", "hR", "hF"], ["mean_error_distance"], depth_metrics]
-    titles = [
-        "hierarchical precision / recall / F1",
-        "mean Hasse distance of errors",
-        "accuracy by true-label depth",
+    present = set(sub["metric"])
+    panels = [
+        ("hierarchical precision / recall / F1", ["hP", "hR", "hF"], lambda m: m),
+        ("mean Hasse distance of errors", ["mean_error_distance"], lambda m: "errors"),
+        (
+            "accuracy by true-label depth",
+            _numbered(present, "accuracy_depth"),
+            lambda m: m.replace("accuracy_depth", "d"),
+        ),
+        (
+            "hop-F1: correct within k edges",
+            _numbered(present, "hop_f1_k"),
+            lambda m: m.replace("hop_f1_", ""),
+        ),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    width = 0.8 / max(1, len(combos))
-    for ax, metrics, title in zip(axes, panels, titles, strict=True):
-        for ci, (arch, loss) in enumerate(combos):
-            rows = (
-                sub[(sub["architecture"] == arch) & (sub["loss"] == loss)]
-                .set_index("metric")
-                .reindex(metrics)
-            )
-            x = np.arange(len(metrics)) + (ci - (len(combos) - 1) / 2) * width
-            err = np.vstack([rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]]).clip(min=0)
-            ax.errorbar(
-                x,
-                rows["value"],
-                yerr=np.nan_to_num(err),
-                fmt="o" if loss == "hce" else "s",
-                color=LOSS_COLOURS[loss],
-                alpha=1.0 if ci // 2 == 0 else 0.6,
-                capsize=2,
-                ms=4,
-                label=f"{arch} {LOSS_LABELS[loss]}",
-            )
-        ax.set_xticks(np.arange(len(metrics)), [m.replace("accuracy_depth", "d") for m in metrics])
-        ax.set_title(title, fontsize=9)
-        sns.despine(ax=ax)
-    axes[0].set_ylabel(f"{'OOD' if split == 'ood' else split} (seeds pooled)")
-    axes[2].set_xlabel("depth (strict ancestors in the label set)")
-    axes[0].legend(frameon=False, fontsize=7)
-    fig.tight_layout()
+    panels = [p for p in panels if set(p[1]) & present]
+    archs = architecture_order(runs["architecture"])
+    fig, axes = plt.subplots(
+        len(archs), len(panels), figsize=(3.9 * len(panels), 2.6 * len(archs) + 1.0), squeeze=False
+    )
+    legend: dict[str, Line2D] = {}
+    for row, arch in zip(axes, archs, strict=True):
+        series = _series(sub, arch)
+        width = 0.8 / max(1, len(series))
+        for ax, (title, metrics, tick) in zip(row, panels, strict=True):
+            for si, (a, loss, style) in enumerate(series):
+                rows = (
+                    sub[(sub["architecture"] == a) & (sub["loss"] == loss)]
+                    .set_index("metric")
+                    .reindex(metrics)
+                )
+                x = np.arange(len(metrics)) + (si - (len(series) - 1) / 2) * width
+                err = np.vstack([rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]]).clip(min=0)
+                ax.errorbar(
+                    x,
+                    rows["value"],
+                    yerr=np.nan_to_num(err),
+                    fmt=style["marker"],
+                    color=style["color"],
+                    capsize=2,
+                    ms=4,
+                    ls="-" if metrics[0].startswith("hop_f1") else "none",
+                    lw=0.8,
+                )
+                legend.setdefault(
+                    style["label"],
+                    Line2D([], [], marker=style["marker"], color=style["color"], ls="", label=style["label"]),
+                )
+            ax.set_xticks(np.arange(len(metrics)), [tick(m) for m in metrics], fontsize=8)
+            ax.set_title(title, fontsize=9)
+            sns.despine(ax=ax)
+        row[0].set_ylabel(f"{arch}\n{_split_label(split)}, seeds pooled", fontsize=9)
+    fig.legend(
+        handles=list(legend.values()), loc="lower center", ncol=min(8, len(legend)), frameon=False, fontsize=8
+    )
+    fig.tight_layout(rect=(0, 0.7 / fig.get_figheight(), 1, 1))
     fig.savefig(path, dpi=150)
     plt.close(fig)
 
 
 def backoff_curves(table: pd.DataFrame, path: str | os.PathLike, split: str = "ood", note: str = "") -> None:
-    """Back-off correctness (consistency with the truth) against specificity across τ, CE vs HCE, one panel per
-    architecture; points are τ values, averaged over seeds."""
+    """Back-off correctness (consistency with the truth) against specificity across τ, a line per loss (dashed
+    for a model decoded by propagation), one panel per architecture, controls in their own panels; points are τ
+    values, averaged over seeds."""
     sub = table[table["split"] == split] if len(table) else table
     if sub.empty:
         _no_data(path, note or f"no probability vectors on the {split} split (evaluation.save_probabilities)")
         return
-    archs = sorted(sub["architecture"].unique())
-    fig, axes = plt.subplots(1, len(archs), figsize=(3.8 * len(archs), 3.6), sharey=True, squeeze=False)
+    archs = architecture_order(sub["architecture"])
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.8 * len(archs) + 1.4, 3.6), sharey=True, squeeze=False)
+    legend: dict[str, Line2D] = {}
     for ax, arch in zip(axes[0], archs, strict=True):
-        for loss in _loss_order(sub[sub["architecture"] == arch]):
+        for loss in loss_order(sub.loc[sub["architecture"] == arch, "loss"]):
             s = (
                 sub[(sub["architecture"] == arch) & (sub["loss"] == loss)]
                 .groupby("tau")[["specificity", "consistency"]]
                 .mean()
             )
-            ax.plot(
-                s["specificity"],
-                s["consistency"],
-                marker="o",
-                ms=3,
-                color=LOSS_COLOURS[loss],
-                label=LOSS_LABELS[loss],
+            colour = loss_colour(loss)
+            ax.plot(s["specificity"], s["consistency"], marker="o", ms=3, color=colour, ls=_line_style(loss))
+            legend.setdefault(
+                loss, Line2D([], [], color=colour, ls=_line_style(loss), label=loss_label(loss))
             )
             for tau in (0.5, 0.9):
                 if tau in s.index:
@@ -486,8 +809,14 @@ def backoff_curves(table: pd.DataFrame, path: str | os.PathLike, split: str = "o
         ax.set_title(arch)
         ax.set_xlabel("specificity (back-off depth, 1 = finest)")
         sns.despine(ax=ax)
-    axes[0][0].set_ylabel(f"consistent with truth ({'OOD' if split == 'ood' else split})")
-    axes[0][-1].legend(frameon=False)
+    axes[0][0].set_ylabel(f"consistent with truth ({_split_label(split)})")
+    axes[0][-1].legend(
+        handles=[legend[loss] for loss in loss_order(legend)],
+        frameon=False,
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+    )
     if note:
         fig.text(0.01, 0.01, note, fontsize=7)
     fig.tight_layout()
@@ -495,35 +824,40 @@ def backoff_curves(table: pd.DataFrame, path: str | os.PathLike, split: str = "o
     plt.close(fig)
 
 
+#: Line styles that tell architectures apart in the calibration figure (colour tells the loss).
+ARCHITECTURE_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 2)))
+
+
 def calibration_levels(
     table: pd.DataFrame, path: str | os.PathLike, split: str = "ood", note: str = ""
 ) -> None:
-    """ECE and Brier score at the leaf level and at each ancestor depth, CE vs HCE per architecture
-    (mean over seeds)."""
+    """ECE and Brier score at the leaf level and at each ancestor depth, a line per architecture and loss (colour
+    = loss, line style = architecture, diamonds for a model decoded by propagation), mean over seeds."""
     sub = table[table["split"] == split] if len(table) else table
     if sub.empty:
         _no_data(path, note or f"no probability vectors on the {split} split (evaluation.save_probabilities)")
         return
     levels = ["leaf"] + sorted((lv for lv in sub["level"].unique() if lv != "leaf"), key=lambda s: int(s[5:]))
-    combos = _arch_loss_columns(sub)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    archs = architecture_order(sub["architecture"])
+    styles = {a: ARCHITECTURE_LINESTYLES[i % len(ARCHITECTURE_LINESTYLES)] for i, a in enumerate(archs)}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax, metric in zip(axes, ("ece", "brier"), strict=True):
-        for arch, loss in combos:
-            s = sub[(sub["architecture"] == arch) & (sub["loss"] == loss)].groupby("level")[metric].mean()
-            ax.plot(
-                range(len(levels)),
-                s.reindex(levels),
-                marker="o" if loss == "hce" else "s",
-                color=LOSS_COLOURS[loss],
-                ls="-" if arch == combos[0][0] else "--",
-                label=f"{arch} {LOSS_LABELS[loss]}",
-            )
+        for arch in archs:
+            for loss in loss_order(sub.loc[sub["architecture"] == arch, "loss"]):
+                s = sub[(sub["architecture"] == arch) & (sub["loss"] == loss)].groupby("level")[metric].mean()
+                control = row_role(arch, loss) == ROLE_CONTROL
+                ax.plot(
+                    range(len(levels)),
+                    s.reindex(levels),
+                    marker=_control_marker(arch) if control else _marker(loss),
+                    color=control_style(arch)["color"] if control else loss_colour(loss),
+                    ls=styles[arch],
+                    label=f"{control_name(arch)}" if control else f"{arch} {loss_label(loss)}",
+                )
         ax.set_xticks(range(len(levels)), [lv.replace("depth", "depth ") for lv in levels], fontsize=8)
-        ax.set_ylabel(
-            f"{metric.upper() if metric == 'ece' else 'Brier'} ({'OOD' if split == 'ood' else split})"
-        )
+        ax.set_ylabel(f"{metric.upper() if metric == 'ece' else 'Brier'} ({_split_label(split)})")
         sns.despine(ax=ax)
-    axes[0].legend(frameon=False, fontsize=7)
+    axes[1].legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
@@ -531,48 +865,68 @@ def calibration_levels(
 
 def novel_types(table: pd.DataFrame, novel_meta: dict | None, path: str | os.PathLike) -> None:
     """Novel OOD cell types scored at their nearest trained ancestor: accuracy per novel type and loss (mean
-    over architectures and seeds), with the coverage (cells scored / novel cells) in the title."""
+    over the trained and reference architectures and their seeds; controls left out), with the coverage (cells
+    scored / novel cells) in the title."""
     if table.empty or not novel_meta:
         _no_data(path, "no novel OOD cell types to score")
         return
-    sub = table[table["novel_label"] != "all"]
+    runs, _ = _split_controls(table)
+    if runs.empty:
+        _no_data(path, "no trained model scored the novel OOD cell types")
+        return
+    sub = runs[runs["novel_label"] != "all"]
     means = sub.groupby(["novel_label_name", "nearest_trained_ancestor", "loss"])[
         "accuracy_at_ancestor"
     ].mean()
     means = means.unstack("loss")
     overall = (
-        table[table["novel_label"] == "all"].groupby(["architecture", "loss"])["accuracy_at_ancestor"].mean()
+        runs[runs["novel_label"] == "all"].groupby(["architecture", "loss"])["accuracy_at_ancestor"].mean()
     )
-    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.35 * len(means)))
+    losses = loss_order(means.columns)
+    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.12 * len(losses) * len(means) + 0.25 * len(means)))
     y = np.arange(len(means))
-    h = 0.8 / max(1, len(means.columns))
-    for i, loss in enumerate(c for c in LOSS_COLOURS if c in means.columns):
+    h = 0.8 / max(1, len(losses))
+    for i, loss in enumerate(losses):
         ax.barh(
-            y + (i - (len(means.columns) - 1) / 2) * h,
+            y + (i - (len(losses) - 1) / 2) * h,
             means[loss],
             height=h,
-            color=LOSS_COLOURS[loss],
-            label=LOSS_LABELS[loss],
+            color=loss_colour(loss),
+            hatch=DECODED_HATCH if is_decoded(loss) else None,
+            edgecolor="#404040",
+            lw=0.4,
+            label=loss_label(loss),
         )
     ax.set_yticks(y, [f"{n}  → {a}" for n, a in means.index], fontsize=7)
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy at the nearest trained ancestor (prediction is it or a subtype)")
     cov = novel_meta.get("coverage", float("nan"))
-    overall_txt = ", ".join(f"{a} {LOSS_LABELS.get(loss, loss)} {v:.2f}" for (a, loss), v in overall.items())
+    overall_txt = "\n".join(
+        textwrap.wrap(", ".join(f"{a} {loss_label(loss)} {v:.2f}" for (a, loss), v in overall.items()), 120)
+    )
     ax.set_title(
         f"Novel OOD types: {novel_meta['n_cells_scored']} of {novel_meta['n_cells']} cells scored "
         f"(coverage {cov:.0%})\n{overall_txt}",
         fontsize=8,
     )
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     sns.despine(ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
 
 
+def _display_columns(columns) -> list[tuple[str, str]]:
+    """(architecture, loss) pairs in display order: architectures as ``architecture_order``, losses as
+    ``loss_order`` within each."""
+    pairs = list(columns)
+    archs = architecture_order(a for a, _ in pairs)
+    return [(a, loss) for a in archs for loss in loss_order(x for b, x in pairs if b == a)]
+
+
 def stratified_heatmaps(table: pd.DataFrame, path: str | os.PathLike, split: str = "ood") -> None:
-    """Macro F1 (mean over seeds) per dataset / tissue / assay / disease, columns architecture × loss."""
+    """Macro F1 (mean over seeds) per dataset / tissue / assay / disease, columns architecture × loss (controls
+    last, as references)."""
     if table.empty:
         _no_data(path, f"no stratified metrics on the {split} split")
         return
@@ -581,7 +935,8 @@ def stratified_heatmaps(table: pd.DataFrame, path: str | os.PathLike, split: str
     for kind in kinds:
         sub = table[table["stratum_type"] == kind]
         wide = sub.pivot_table(index="stratum", columns=["architecture", "loss"], values="mean")
-        wide.columns = [f"{a} {LOSS_LABELS.get(loss, loss)}" for a, loss in wide.columns]
+        wide = wide[_display_columns(wide.columns)]
+        wide.columns = [f"{a} {loss_label(loss)}" for a, loss in wide.columns]
         cells = sub.groupby("stratum")["n_cells"].max()
         short = (lambda s: s[:8]) if kind == "dataset_id" else (lambda s: s[:28])
         wide.index = [f"{short(s)} (n={int(cells[s])})" for s in wide.index]

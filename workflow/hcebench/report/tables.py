@@ -1,7 +1,8 @@
 """The analysis rules' work: read a run's artifacts, compute the analyses, write tables and figures.
 
 Two entry points, one per rule, so the two run in parallel: ``paper_analyses`` works from the metrics table
-(Fig. 2c, Fig. 2d, connectivity, stratified heatmaps, provenance) and ``prediction_analyses`` from the per-cell
+(Fig. 2c, Fig. 2d, connectivity, stratified heatmaps, the comparison of every loss with CE and its ranking
+figure, provenance) and ``prediction_analyses`` from the per-cell
 predictions (hierarchical panel, back-off, calibration, novel OOD types). Every table they write carries the
 provenance columns of ``hcebench.provenance.TABLE_COLUMNS``.
 """
@@ -20,7 +21,7 @@ from hcebench.io import atomic_path, read_json
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT, PREDICTIONS, run_of
 from hcebench.provenance import as_table, collect, stamp
 from hcebench.report import figures
-from hcebench.report.aggregate import celltype_deltas, stratified_macro_f1
+from hcebench.report.aggregate import celltype_deltas, loss_comparison, stratified_macro_f1
 from hcebench.report.analysis import analyse_predictions
 from hcebench.report.dag_layout import layered_layout
 
@@ -54,8 +55,9 @@ def training_counts(store_dir: str | os.PathLike) -> dict[str, int]:
 def paper_analyses(
     *, metrics: str, hierarchy_dir: str, store_dir: str, ood_dir: str, config: dict, out: dict[str, str]
 ) -> dict:
-    """Fig. 2c, Fig. 2d, connectivity and stratified views; ``out`` maps output names to paths (the rule's
-    ``fig2c, fig2d, connectivity_fig, stratified_fig, celltype_delta, connectivity, stratified, provenance``)."""
+    """Fig. 2c, Fig. 2d, connectivity, stratified views and the loss comparison; ``out`` maps output names to paths
+    (the rule's ``fig2c, fig2d, connectivity_fig, stratified_fig, loss_ranking_fig, celltype_delta, connectivity,
+    stratified, loss_comparison, provenance``)."""
     table = pd.read_csv(metrics, sep="\t")
     hierarchy = LabelHierarchy.load(hierarchy_dir)
     prov = run_provenance(hierarchy, ood_dir, config)
@@ -104,6 +106,10 @@ def paper_analyses(
     strat = stratified_macro_f1(table, split=split)
     write_tsv(stamp(strat.assign(split=split), prov), out["stratified"])
     figures.stratified_heatmaps(strat, out["stratified_fig"], split=split)
+
+    comparison = loss_comparison(table)
+    write_tsv(stamp(comparison, prov), out["loss_comparison"])
+    figures.loss_ranking(table, out["loss_ranking_fig"], split=split)
 
     write_tsv(as_table(prov), out["provenance"])
     return {"connectivity_spearman": corr, "coarse_fraction_spearman": corr_fine, "n_types": len(deltas)}

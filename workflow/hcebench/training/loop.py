@@ -43,7 +43,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,7 @@ from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import atomic_path, read_json, write_json
 from hcebench.models import build_model, hyperparameters, logits_and_aux
 from hcebench.models.device import autocast, float32_matmul_precision, predict_outputs, resolve_device
+from hcebench.progress import Progress
 from hcebench.training.augmentation import augment
 from hcebench.training.checkpoints import (
     CHECKPOINT,
@@ -66,7 +67,7 @@ from hcebench.training.checkpoints import (
     save_checkpoint,
     save_model,
 )
-from hcebench.training.losses import hierarchy_corrected_targets, make_loss
+from hcebench.training.losses import hierarchy_corrected_targets, loss_settings, make_loss
 
 if TYPE_CHECKING:
     from hcebench.data.soma_stream import SomaStream
@@ -80,9 +81,12 @@ RESUME_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 @dataclass
 class TrainSettings:
-    loss: str  # "ce" or "hce": the comparison the benchmark makes; the config trains both for every seed
+    loss: str  # a name of hcebench.training.losses.REGISTRY ("ce", "hce", ...): the axis compared
     seed: int  # seeds init, shuffling, dropout and augmentation; one model per seed, ≥ 2 for the paired test
     hce_form: str = "paper"  # "paper" = −log(R·softmax + 1e−6), as published; "stable": log-sum-exp, no 1e−6
+    # The loss's hyperparameters (config losses.<loss>); empty = the registry defaults. from_config fills them in,
+    # so the checkpoint fingerprint and model.pt record every value the run used.
+    loss_settings: dict = field(default_factory=dict)
     batch_size: int = 2048  # the paper's; smaller on a small atlas, so an epoch still takes tens of steps
     max_epochs: int = 50  # the paper's cap; early stopping (``patience``) usually ends training sooner
     patience: int = 10  # epochs without a better validation hierarchy-corrected macro F1 before stopping
@@ -101,9 +105,16 @@ class TrainSettings:
 
     @classmethod
     def from_config(
-        cls, training: dict, loss: str, seed: int, threads: int = 1, entry: dict | None = None
+        cls,
+        training: dict,
+        loss: str,
+        seed: int,
+        threads: int = 1,
+        entry: dict | None = None,
+        loss_config: dict | None = None,
     ) -> TrainSettings:
-        """Settings from the ``training`` block, with the architecture entry's ``training:`` overrides."""
+        """Settings from the ``training`` block, with the architecture entry's ``training:`` overrides and the
+        loss's ``losses.<loss>`` entry ``loss_config`` (registry defaults filled in; a bad key raises)."""
         keys = (
             "hce_form",
             "batch_size",
@@ -121,6 +132,7 @@ class TrainSettings:
         )
         values = {k: training[k] for k in keys if k in training}
         values.update((entry or {}).get("training") or {})
+        values["loss_settings"] = loss_settings(loss, loss_config)
         return cls(loss=loss, seed=int(seed), threads=threads, **values)
 
     def fingerprint(self) -> dict:
@@ -395,8 +407,9 @@ def train(
     model = build_model(architecture, entry, meta["n_genes"], hierarchy.k).to(device)
     weights = torch.from_numpy(np.load(store / "class_weights.npy"))
     reach = torch.from_numpy(hierarchy.reachability.astype(np.float32))
-    loss_fn = make_loss(settings.loss, reach, weights, settings.hce_form).to(device)
-    val_loss_fn = make_loss(settings.loss, reach, None, settings.hce_form).to(device)  # logged unweighted
+    loss_fn = make_loss(settings.loss, reach, weights, settings.hce_form, settings.loss_settings).to(device)
+    # logged unweighted (on hierarchy-corrected targets), whatever the loss
+    val_loss_fn = make_loss(settings.loss, reach, None, settings.hce_form, settings.loss_settings).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=1, gamma=settings.lr_gamma)
 
@@ -432,6 +445,14 @@ def train(
             # minibatch's signal is handled after validation, at the epoch's end).
             model.train()
             batches = epoch_batches(train_data, stream, settings, rng, device, epoch, state.batch)
+            # A line a minute inside a long epoch (cells, rate, time left); the epoch's own line closes it.
+            progress = Progress(
+                n_train,
+                f"{architecture} {settings.loss} seed {settings.seed}, epoch {epoch}: trained on",
+                log,
+                start=min(state.batch * settings.batch_size, n_train),
+                final_line=False,
+            )
             for b, (x, y) in enumerate(batches, start=state.batch):
                 if len(y) >= 2:  # BatchNorm cannot normalise a single cell
                     try:
@@ -440,6 +461,7 @@ def train(
                         raise TrainingError(f"{architecture}, epoch {epoch}, minibatch {b}: {err}") from None
                     total += loss * len(y)
                     n_seen += len(y)
+                progress.update(min((b + 1) * settings.batch_size, n_train))
                 if flag.signum is not None and b + 1 < n_batches:
                     state.batch = b + 1
                     state.partial = (total, n_seen, seconds_before + time.perf_counter() - started)

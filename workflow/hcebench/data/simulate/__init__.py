@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from hcebench.data.simulate.expression import BLOCK, Biology, DatasetSampler, make_biology
-from hcebench.data.simulate.plan import DatasetPlan, plan_datasets
+from hcebench.data.simulate.plan import DatasetPlan, coarse_train_studies, plan_datasets
 from hcebench.data.simulate.settings import SimulationConfig
 from hcebench.data.simulate.universe import Universe, build_universe
 from hcebench.data.simulate.vocabulary import (
@@ -115,6 +115,7 @@ __all__ = [
     "Universe",
     "VAR_SCHEMA",
     "build_universe",
+    "coarse_train_studies",
     "create_release",
     "default_genes",
     "make_biology",
@@ -301,6 +302,10 @@ def _manifest(
     cfg: SimulationConfig, u: Universe, ontology: Ontology, plans: list[DatasetPlan], releases: dict[str, Any]
 ) -> dict[str, Any]:
     config = asdict(cfg)
+    sweep = cfg.coarse_study_share is not None
+    if not sweep:
+        # Unset, the knob changes nothing; leaving it out keeps the manifests of earlier censuses byte for byte.
+        del config["coarse_study_share"]
     return {
         "generator": "hcebench.data.simulate",
         "seed": cfg.seed,
@@ -335,6 +340,7 @@ def _manifest(
                 "n_cells": p.n_cells,
                 "n_donors": len(p.donors),
                 "granularity_caps": {u.names[k]: v for k, v in sorted(p.caps.items())},
+                **({"coarse_annotation": p.coarse} if sweep else {}),
                 "labels": sorted({u.names[v] for k, v in p.label_of.items() if k in p.composition}),
             }
             for p in plans

@@ -2,7 +2,9 @@
 
 Owns ``DatasetPlan`` and ``plan_datasets``: collections, assays, tissues, diseases, donors, type composition,
 annotation granularity (per-lineage depth caps and multi-parent naming conventions) and the non-primary
-re-uploads that copy older datasets' cells. Drawn from the generator keyed by ``(seed, 1)``.
+re-uploads that copy older datasets' cells. Drawn from the generator keyed by ``(seed, 1)``; which older
+studies annotate coarsely under ``coarse_study_share`` comes from its own generator, ``(seed, 5)``, so a sweep
+over the share changes the labels of the older studies and nothing else.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class DatasetPlan:
     composition: dict[str, float]  # leaf -> proportion
     label_of: dict[str, str]  # leaf -> recorded label
     caps: dict[str, int]  # lineage -> deepest level it annotates
+    coarse: bool = True  # annotated with its release's granularity mix; False: every cell at its leaf
     sources: list[tuple[int, np.ndarray]] = field(default_factory=list)  # duplicate: (dataset, rows)
     is_primary: bool = True
 
@@ -85,6 +88,30 @@ def _granularity(
         cap = caps[_lineage(u, leaf)]
         label_of[leaf] = next(t for t in _chain(u, leaf, convention) if u.level[t] <= cap)
     return label_of, caps
+
+
+def _finest_annotation(u: Universe) -> tuple[dict[str, str], dict[str, int]]:
+    """A study that labels every cell with its leaf: ``label_of`` is the identity, each lineage capped at its
+    finest level."""
+    caps = {
+        lin: max(u.level[leaf] for leaf in u.leaves if _lineage(u, leaf) == lin)
+        for lin in sorted({_lineage(u, leaf) for leaf in u.leaves})
+    }
+    return {leaf: leaf for leaf in u.leaves}, caps
+
+
+def coarse_train_studies(cfg: SimulationConfig, n_train: int) -> set[int]:
+    """Indices (0 .. n_train − 1) of the older studies annotated with the ``granularity_train`` mix.
+
+    All of them when ``coarse_study_share`` is None. Otherwise the first ``round(share · n_train)`` of a
+    permutation drawn from the generator keyed by ``(seed, 5)``: the count is exact, and the coarse studies at a
+    smaller share are a subset of those at a larger one, so a sweep over the share only adds coarse studies.
+    """
+    if cfg.coarse_study_share is None:
+        return set(range(n_train))
+    order = np.random.default_rng([cfg.seed, 5]).permutation(n_train)
+    n_coarse = int(np.floor(cfg.coarse_study_share * n_train + 0.5))
+    return {int(i) for i in order[:n_coarse]}
 
 
 def _donors(
@@ -212,8 +239,9 @@ def plan_datasets(cfg: SimulationConfig, u: Universe) -> list[DatasetPlan]:
         plans.append(plan)
         return plan
 
-    for _ in range(cfg.n_train_datasets):
-        add(
+    coarse = coarse_train_studies(cfg, cfg.n_train_datasets)
+    for i in range(cfg.n_train_datasets):
+        plan = add(
             "10x",
             "train",
             _choice(rng, train_assays),
@@ -221,6 +249,10 @@ def plan_datasets(cfg: SimulationConfig, u: Universe) -> list[DatasetPlan]:
             _dataset_size(rng, cfg),
             cfg.granularity_train,
         )
+        if i not in coarse:
+            # The mix was still drawn (same draws from rng), so every other field matches any other share.
+            plan.label_of, plan.caps = _finest_annotation(u)
+            plan.coarse = False
     n_train = len(plans)
     for _ in range(cfg.n_ood_datasets):
         add(

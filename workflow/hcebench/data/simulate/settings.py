@@ -42,6 +42,10 @@ class SimulationConfig:
     # annotation granularity: weights of stopping k = 0, 1, 2, 3 levels above the finest level per lineage
     granularity_train: tuple[float, ...] = (0.6, 0.25, 0.1, 0.05)  # most older studies annotate finely
     granularity_ood: tuple[float, ...] = (0.3, 0.3, 0.25, 0.15)  # newer studies: a coarser mix
+    # share of older (training) studies annotated with the granularity_train mix; the others label every cell
+    # with its leaf. None: all of them use the mix (the census as before this knob, byte for byte). At 0 every
+    # training label is a leaf, so R is the identity on the label set and HCE is CE: the mechanism sweep's origin.
+    coarse_study_share: float | None = None
     alternate_parent: float = 0.25  # chance a dataset coarsens a multi-parent term to its other parent
     # expression
     baseline_sd: float = 2.0  # log-sd of baseline gene expression: heavy-tailed, a few genes dominate
@@ -128,3 +132,8 @@ class SimulationConfig:
                 bad(name, "must lie in [0, 1]")
         if self.inverse_dispersion <= 0:
             bad("inverse_dispersion", "must be positive")
+        share = self.coarse_study_share
+        if share is not None and (
+            isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1
+        ):
+            bad("coarse_study_share", "must be null (every older study coarse-mixed) or a share in [0, 1]")

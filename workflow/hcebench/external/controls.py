@@ -1,0 +1,91 @@
+"""Controls: predictors that look at no expression, to place every model's scores between a floor and a ceiling.
+
+Each writes the predictions contract for a split, built by ``contract.contract_table`` from the split's obs and
+a probability matrix, exactly as a trained model's table is:
+
+- ``random``: each cell's label is drawn from the training split's label frequencies (``numpy`` generator seeded
+  with ``seed``); ``probs`` are those frequencies for every cell, ``pred_prob`` the drawn label's frequency. The
+  chance floor of a predictor that knows the class balance.
+- ``majority``: the most frequent training label for every cell (ties: the first in ``labels.tsv``). ``probs``
+  are the training frequencies, not a one-hot vector: their argmax is the majority label, ``pred_prob`` its
+  frequency is the calibrated confidence of this predictor on in-distribution cells, and propagation decoding of
+  the table decodes the class prior (the deepest label whose training mass reaches ``τ``).
+- ``truth``: the true label with probability 1 (one-hot ``probs``): the ceiling, macro F1 1 on every split. On
+  the ``ood_novel`` split (``layout.NOVEL_SPLIT``) the cells' own types are not in the label set, and the split's
+  ``label`` is already their nearest trained ancestor (``hcebench.data.ood``); predicting it is the best a model
+  of this label set can do there: it is correct under the paper's rule and an exact hit of the ancestor in the
+  novel-type analysis (a subtype of it would be correct too, but claims more than the label supports).
+
+The controls have no loss; the rule writes them as loss ``none``. Imports no torch (``external`` layer rules).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hcebench.evaluation.contract import contract_table
+
+CONTROLS = ("random", "majority", "truth")
+
+
+def label_frequencies(train_labels, hierarchy) -> np.ndarray:
+    """Fraction of the training cells carrying each label, in the order of ``hierarchy.term_ids``."""
+    labels = pd.Series(np.asarray(train_labels), dtype=object).astype(str)
+    if labels.empty:
+        raise ValueError("the training split has no cells, so it has no label frequencies; rebuild the store")
+    index = pd.Index(hierarchy.term_ids).get_indexer(labels)
+    if (index < 0).any():
+        bad = sorted(set(labels[index < 0]))
+        raise ValueError(
+            f"training labels outside the label set (CL {hierarchy.release}, {hierarchy.k} labels): {bad[:10]}; "
+            "the store and hierarchy/ come from different runs"
+        )
+    counts = np.bincount(index, minlength=hierarchy.k).astype(np.float64)
+    return counts / counts.sum()
+
+
+def control_table(
+    method: str,
+    obs: pd.DataFrame,
+    train_labels,
+    hierarchy,
+    seed: int,
+    save_probabilities: bool = True,
+) -> pd.DataFrame:
+    """The contract table of control ``method`` (one of ``CONTROLS``) for the cells ``obs`` (a split's obs).
+
+    ``train_labels`` are the training split's labels (term ids), ``hierarchy`` the run's ``LabelHierarchy``;
+    ``seed`` seeds the ``random`` control's draws (the others ignore it). Module docstring for each control.
+    """
+    if method not in CONTROLS:
+        raise ValueError(f"unknown control {method!r}; choose one of {list(CONTROLS)}")
+    labels = list(hierarchy.term_ids)
+    names = dict(zip(hierarchy.term_ids, hierarchy.names, strict=True))
+    n, k = len(obs), hierarchy.k
+    if method == "truth":
+        truth = pd.Index(labels).get_indexer(obs["label"].astype(str))
+        if (truth < 0).any():
+            bad = sorted(set(obs["label"].astype(str)[truth < 0]))
+            raise ValueError(
+                f"obs labels outside the label set (CL {hierarchy.release}): {bad[:10]}; the truth control "
+                "scores only cells of trained labels (the ood_novel split holds their nearest trained ancestor)"
+            )
+        probs = np.zeros((n, k), dtype=np.float32)
+        probs[np.arange(n), truth] = 1.0
+        return contract_table(obs, labels, probs, names, save_probabilities)
+
+    freq64 = label_frequencies(train_labels, hierarchy)
+    freq = freq64.astype(np.float32)
+    # A read-only broadcast: the frequencies are stored once, not once per cell, unless probs are saved.
+    probs = np.broadcast_to(freq, (n, k))
+    table = contract_table(obs, labels, probs, names, save_probabilities)
+    if method == "random":
+        rng = np.random.default_rng(seed)
+        # Drawn with the float64 frequencies: float32 ones sum to 1 only within ~1e-7, which rng.choice refuses.
+        drawn = rng.choice(k, size=n, p=freq64) if n else np.zeros(0, np.int64)
+        terms = np.asarray(labels, dtype=object)
+        table["pred_label"] = terms[drawn]
+        table["pred_label_name"] = np.asarray([names[t] for t in labels], dtype=object)[drawn]
+        table["pred_prob"] = freq[drawn]
+    return table
