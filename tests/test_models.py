@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from hcebench.models import build_model, logits_and_aux
+from hcebench.errors import ConfigError
+from hcebench.models import build_model, check_hyperparameters, logits_and_aux
 from hcebench.models.entmax import entmax15, entmax_bisect
 
 
@@ -214,3 +215,18 @@ def test_an_architecture_named_like_an_external_method_is_refused(name):
     config["architectures"][name] = {"model": "hcebench.models.linear", "lr": 0.001, "weight_decay": 0.0}
     with pytest.raises(ConfigError, match=rf"architectures\.{name}: the name is taken by an external method"):
         check_architectures(load_config(config))
+
+
+@pytest.mark.parametrize(
+    "key, value, wanted",
+    [("n_layers", "8", "int"), ("n_layers", 8.5, "int"), ("dropout", "x", "float"), ("hidden", True, "int")],
+)
+def test_a_hyperparameter_of_the_wrong_type_is_named_before_anything_runs(key, value, wanted):
+    """Dataclasses do not check types: the entry's values are checked against the annotations, so a string for an
+    int stops the plan instead of a training job."""
+    entry = {"lr": 0.002, "weight_decay": 0.05, key: value}
+    with pytest.raises(ConfigError, match=rf"architectures.mlp.{key}: .* is not of type {wanted}"):
+        check_hyperparameters("mlp", entry)
+    check_hyperparameters(
+        "mlp", {"lr": 1, "weight_decay": 0, "n_layers": 2}
+    )  # an int where a float is wanted

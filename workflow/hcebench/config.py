@@ -9,7 +9,10 @@ Each architecture entry's hyperparameters are checked against its model's datacl
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+import types
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -122,3 +125,50 @@ def _with_defaults(validator_cls: Any) -> Any:
         yield from validate_properties(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+def check_field_types(cls: type, values: dict[str, Any], where: str) -> None:
+    """Check ``values`` against the annotated field types of dataclass ``cls`` before anything is built from them.
+
+    A dataclass does not check types, so ``n_layers: "8"`` would build a model entry and fail (or silently misbehave)
+    inside a training job; this names the key, the value and the type wanted instead. Numbers may be ints where a
+    float is wanted, lists where a tuple is; annotations this does not understand accept anything.
+    """
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name in values and not _fits(values[field.name], hints.get(field.name, Any)):
+            raise ConfigError(
+                f"{where}.{field.name}: {values[field.name]!r} is not of type {_type_name(hints[field.name])}; "
+                f"set a value of that type ({cls.__module__}.{cls.__name__})"
+            )
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args, strict=True))
+        return all(_fits(v, args[0]) for v in value) if args else True
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

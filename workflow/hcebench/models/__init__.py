@@ -22,6 +22,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+from hcebench.config import check_field_types
 from hcebench.errors import ConfigError
 from hcebench.layout import CONTROL_PREFIX, LOSSES
 
@@ -68,6 +69,7 @@ def hyperparameters(name: str, entry: dict[str, Any]) -> Any:
             f"architectures.{name}: unknown hyperparameter(s) {unknown}; {cls.__module__}.Hyperparameters "
             f"accepts {sorted(known)}"
         )
+    check_field_types(cls, values, f"architectures.{name}")
     return cls(**values)
 
 
