@@ -26,39 +26,42 @@ def without_probabilities(table):
     return table if params.save_probabilities else table.drop(columns="probs")
 
 
-# Predict: the decoder needs each cell's probabilities, kept in memory whether or not the files keep them.
-tables = {}
-for path, (split, directory) in zip(out.predictions, params.split_dirs.items(), strict=True):
-    tables[split] = predict_split(snakemake.input.model, directory, names, device=params.device)
-    meta = predictions_metadata(hierarchy, directory, loss=wc.loss, split=split, **run)
-    write_predictions(without_probabilities(tables[split]), path, meta)
-    log.info("%s: %d cells predicted", split, len(tables[split]))
-
-# Decode by propagation with the threshold that does best on the validation split.
-if out.decoder:
-    tau, per_tau = choose_threshold(tables[layout.VAL_SPLIT], hierarchy)
-    write_json(
-        out.decoder, {"tau": tau, "chosen_on": layout.VAL_SPLIT, "validation": per_tau.to_dict("records")}
+def score(loss, path, split):
+    """Metrics of one predictions file of an evaluated split, written to its table in the rule's outputs."""
+    outputs = out.metrics if loss == wc.loss else out.decoded_metrics
+    output = outputs[list(params.scored).index(split)]
+    home = {"store": snakemake.input.store, "ood": snakemake.input.ood}[layout.split_home(split)]
+    table = score_predictions(
+        path, snakemake.input.hierarchy, home, loss=loss, split=split, output=output, **run
     )
-    log.info("propagation decoder: tau %.3f chosen on the validation split", tau)
-    decoded_splits = [split for split in params.split_dirs if split != layout.VAL_SPLIT]
-    for path, split in zip(out.decoded, decoded_splits, strict=True):
-        meta = predictions_metadata(
-            hierarchy, params.split_dirs[split], loss=decoded_loss, split=split, **run
-        )
-        meta["method"] = f"propagation decoding of {wc.arch}/{wc.loss}/seed{wc.seed} at tau {tau:.4g}"
-        write_predictions(without_probabilities(decode_table(tables[split], hierarchy, tau)), path, meta)
+    log.info("%s %s: %d metric rows", loss, split, len(table))
 
-# Score the argmax and the decoded predictions of every evaluated split.
-data_dirs = {"store": snakemake.input.store, "ood": snakemake.input.ood}
-scored = [(wc.loss, out.predictions, out.metrics)]
-if out.decoder:
-    scored.append((decoded_loss, out.decoded, out.decoded_metrics))
-for loss, predictions, metrics in scored:
-    files = dict(zip(params.split_dirs if loss == wc.loss else decoded_splits, predictions, strict=True))
-    for split, output in zip(params.scored, metrics, strict=True):
-        home = data_dirs[layout.split_home(split)]
-        table = score_predictions(
-            files[split], snakemake.input.hierarchy, home, loss=loss, split=split, output=output, **run
-        )
-        log.info("%s %s: %d metric rows", loss, split, len(table))
+
+# One split at a time, so a job holds one split's probabilities (the paper's val split: ~3.5 M cells × 164), kept
+# in memory for the decoder whether or not the files keep them. The validation split comes first: it sets the
+# decoder's threshold, the one that does best there, before any other split is decoded.
+decoded_paths = iter(out.decoded)
+tau = None
+for path, (split, directory) in zip(out.predictions, params.split_dirs.items(), strict=True):
+    table = predict_split(snakemake.input.model, directory, names, device=params.device)
+    write_predictions(
+        without_probabilities(table),
+        path,
+        predictions_metadata(hierarchy, directory, loss=wc.loss, split=split, **run),
+    )
+    log.info("%s: %d cells predicted", split, len(table))
+    if split == layout.VAL_SPLIT:
+        tau, per_tau = choose_threshold(table, hierarchy)
+        record = {"tau": tau, "chosen_on": layout.VAL_SPLIT, "validation": per_tau.to_dict("records")}
+        write_json(out.decoder, record)
+        log.info("propagation decoder: tau %.3f chosen on the validation split", tau)
+        continue
+    if split in params.scored:
+        score(wc.loss, path, split)
+    if tau is not None:
+        decoded_path = next(decoded_paths)
+        meta = predictions_metadata(hierarchy, directory, loss=decoded_loss, split=split, **run)
+        meta["method"] = f"propagation decoding of {wc.arch}/{wc.loss}/seed{wc.seed} at tau {tau:.4g}"
+        write_predictions(without_probabilities(decode_table(table, hierarchy, tau)), decoded_path, meta)
+        if split in params.scored:
+            score(decoded_loss, decoded_path, split)
