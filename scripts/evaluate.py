@@ -7,11 +7,12 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from hcebench import layout  # noqa: E402
 from hcebench.evaluation.contract import predictions_metadata, write_predictions  # noqa: E402
-from hcebench.evaluation.predict import predict_split  # noqa: E402
+from hcebench.evaluation.predict import load_model, predict_loaded  # noqa: E402
 from hcebench.evaluation.propagation import choose_threshold, decode_table  # noqa: E402
 from hcebench.evaluation.scoring import score_predictions  # noqa: E402
 from hcebench.hierarchy.labels import LabelHierarchy  # noqa: E402
 from hcebench.io import write_json  # noqa: E402
+from hcebench.models.device import resolve_device  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
@@ -40,10 +41,12 @@ def score(loss, path, split):
 # One split at a time, so a job holds one split's probabilities (the paper's val split: ~3.5 M cells × 164), kept
 # in memory for the decoder whether or not the files keep them. The validation split comes first: it sets the
 # decoder's threshold, the one that does best there, before any other split is decoded.
+device = resolve_device(params.device)
+model, checkpoint = load_model(snakemake.input.model, device)  # once for every split
 decoded_paths = iter(out.decoded)
 tau = None
 for path, (split, directory) in zip(out.predictions, params.split_dirs.items(), strict=True):
-    table = predict_split(snakemake.input.model, directory, names, device=params.device)
+    table = predict_loaded(model, checkpoint, directory, names, device, snakemake.input.model)
     write_predictions(
         without_probabilities(table),
         path,

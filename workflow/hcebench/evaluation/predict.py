@@ -72,9 +72,26 @@ def predict_split(
     save_probabilities: bool = True,
 ) -> pd.DataFrame:
     """Predict every cell of ``split_dir`` (a store split) with the checkpoint; return the contract table."""
-    split_dir = Path(split_dir)
     dev = resolve_device(device)
     model, ckpt = load_model(checkpoint_path, dev)
+    return predict_loaded(
+        model, ckpt, split_dir, label_names, dev, checkpoint_path, batch_size, save_probabilities
+    )
+
+
+def predict_loaded(
+    model: torch.nn.Module,
+    ckpt: dict,
+    split_dir: str | os.PathLike,
+    label_names: dict[str, str],
+    device: torch.device,
+    checkpoint_path: str | os.PathLike = "model.pt",
+    batch_size: int = 4096,
+    save_probabilities: bool = True,
+) -> pd.DataFrame:
+    """``predict_split`` with a model ``load_model`` already built on ``device``: a job predicting several splits
+    reads and rebuilds its checkpoint once. ``checkpoint_path`` only names the file in errors."""
+    split_dir = Path(split_dir)
     genes = pd.read_parquet(split_dir.parent / "var.parquet")["feature_id"].tolist()
     if genes != ckpt["genes"]:
         raise ValueError(
@@ -87,7 +104,7 @@ def predict_split(
     reporting = ReportingSplit(data, progress)
     with float32_matmul_precision(trained.get("float32_matmul_precision", "highest")):
         logits = torch.from_numpy(
-            predict_logits(model, reporting, batch_size, dev, trained.get("bf16", True))
+            predict_logits(model, reporting, batch_size, device, trained.get("bf16", True))
         )
     probs = torch.softmax(logits, dim=1).numpy()
     return contract_table(data.obs, ckpt["labels"], probs, label_names, save_probabilities)
