@@ -28,6 +28,11 @@ DECODED_SPLITS = layout.predicted_splits(SPLITS)
 CELLTYPIST = config["celltypist"]
 CELLTYPIST_SEEDS = CELLTYPIST["seeds"] if CELLTYPIST["seeds"] is not None else SEEDS
 CONTROLS = config["evaluation"]["controls"]
+# One train and one evaluate job per model, or per architecture × loss running its seeds in turn (the demo): every
+# job pays Python's and torch's start-up, as long as a demo model takes to train.
+SEEDS_IN_ONE_JOB = config["training"]["seeds_in_one_job"]
+# What names a train or evaluate job (its log file): architecture, loss and, with a job per model, the seed.
+JOB_NAME = "{arch}_{loss}" if SEEDS_IN_ONE_JOB else "{arch}_{loss}_seed{seed}"
 ENV = "../envs/hcebench.yaml"
 
 
@@ -115,6 +120,23 @@ def grid(path, decoded=False, **fields):
         for arch in ARCHITECTURES
         for file in expand(result(path), arch=arch, loss=losses[arch], seed=SEEDS, **fields)
     ]
+
+
+def per_job(pattern, **wildcards):
+    """A train or evaluate job's files of ``pattern`` (each value of ``wildcards`` filled in): its model's, with a
+    {seed} wildcard, or every seed's of the run with training.seeds_in_one_job."""
+    seeds = {"seed": SEEDS} if SEEDS_IN_ONE_JOB else {}
+    return expand(pattern, **wildcards, **seeds, allow_missing=True)
+
+
+def job_seeds(wc):
+    """The seeds a train or evaluate job runs, in turn: its own, or every seed with training.seeds_in_one_job."""
+    return list(SEEDS) if SEEDS_IN_ONE_JOB else [int(wc.seed)]
+
+
+def job_runtime(minutes):
+    """A train or evaluate job's time limit: resources.<rule>.runtime is per model, so times the seeds it runs."""
+    return minutes * (len(SEEDS) if SEEDS_IN_ONE_JOB else 1)
 
 
 def external_runs():

@@ -1,26 +1,23 @@
 # Per-cell predictions (the contract external methods also write) and their long-format metrics.
 
 
-# One job per trained model: it predicts every split (one start-up, one model load), decodes the predictions by
-# propagation too, and scores both; the contract paths and the metrics tables stay one file per split.
+# One job per trained model (or per architecture × loss for its seeds, with training.seeds_in_one_job): it predicts
+# every split (one start-up, one model load), decodes the predictions by propagation too, and scores both; the
+# contract paths and the metrics tables stay one file per split.
 rule evaluate:
     input:
-        model=result(layout.MODEL),
+        model=per_job(result(layout.MODEL)),
         store=result(layout.STORE_DIR),
         ood=result(layout.OOD_DIR),
         hierarchy=result(layout.HIERARCHY_DIR),
     output:
-        predictions=expand(result(layout.PREDICTIONS), split=PREDICTED_SPLITS, allow_missing=True),
-        metrics=expand(result(layout.METRICS), split=SPLITS, allow_missing=True),
-        decoded=expand(result(layout.PREDICTIONS, loss="{loss}_prop"), split=DECODED_SPLITS, allow_missing=True)
-        if DECODING
-        else [],
-        decoded_metrics=expand(result(layout.METRICS, loss="{loss}_prop"), split=SPLITS, allow_missing=True)
-        if DECODING
-        else [],
-        decoder=result(layout.DECODER, loss="{loss}_prop") if DECODING else [],
+        predictions=per_job(result(layout.PREDICTIONS), split=PREDICTED_SPLITS),
+        metrics=per_job(result(layout.METRICS), split=SPLITS),
+        decoded=per_job(result(layout.PREDICTIONS, loss="{loss}_prop"), split=DECODED_SPLITS) if DECODING else [],
+        decoded_metrics=per_job(result(layout.METRICS, loss="{loss}_prop"), split=SPLITS) if DECODING else [],
+        decoder=per_job(result(layout.DECODER, loss="{loss}_prop")) if DECODING else [],
     log:
-        f"{LOGS}/evaluate/{{arch}}_{{loss}}_seed{{seed}}.log",
+        f"{LOGS}/evaluate/{JOB_NAME}.log",
     wildcard_constraints:
         arch="|".join(ARCHITECTURES),
         loss="|".join(layout.LOSSES),
@@ -29,10 +26,11 @@ rule evaluate:
         scored=SPLITS,
         save_probabilities=config["evaluation"]["save_probabilities"],
         device=config["training"]["device"],
+        seeds=job_seeds,
     threads: 1
     resources:
         mem_mb=config["resources"]["predict"]["mem_mb"],
-        runtime=config["resources"]["predict"]["runtime"],
+        runtime=job_runtime(config["resources"]["predict"]["runtime"]),
         gpu=config["resources"]["predict"]["gpu"],
     conda:
         ENV

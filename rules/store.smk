@@ -118,6 +118,8 @@ rule augmentation_bank:
         f"{LOGS}/augmentation_bank.log",
     params:
         settings=config["augmentation"],
+    # Ahead of every other ready job: the augmenting architectures' training, the longest jobs, waits for it.
+    priority: 2
     threads: 1
     resources:
         mem_mb=config["resources"]["data"]["mem_mb"],

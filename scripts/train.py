@@ -1,4 +1,4 @@
-"""Rule train: one architecture × loss × seed."""
+"""Rule train: one architecture × loss, for the job's seed (or every seed, with training.seeds_in_one_job)."""
 
 import sys
 
@@ -9,6 +9,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from hcebench import layout  # noqa: E402
 from hcebench.io import read_json  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 from hcebench.training.loop import TrainSettings, train  # noqa: E402
@@ -16,39 +17,41 @@ from hcebench.training.loop import TrainSettings, train  # noqa: E402
 log = start(snakemake)
 wc = snakemake.wildcards
 entry = dict(snakemake.params.entry)
-# A SIGTERM/SIGUSR1 (preemption, time limit) checkpoints and exits with status 75; rerun the job to resume.
-settings = TrainSettings.from_config(
-    snakemake.params.training,
-    wc.loss,
-    int(wc.seed),
-    snakemake.threads,
-    entry,
-    loss_config=dict(snakemake.params.loss_settings),
-)
 bank = np.load(snakemake.input.bank) if "bank" in snakemake.input.keys() else None
-stream = None
-if settings.data_source == "tiledbsoma_ml":
-    from hcebench.data.soma_stream import SomaStream
-
-    store = Path(snakemake.input.store)
-    meta = read_json(store / "meta.json")
-    genes = pd.read_parquet(store / "var.parquet")["feature_id"]
-    stream = SomaStream.for_split(
-        snakemake.params.stream["source"],
-        snakemake.input.cells,
-        meta["labels"],
-        genes,
-        target_sum=meta["target_sum"],
-        organism=snakemake.params.stream["organism"],
+for seed in snakemake.params.seeds:
+    # A SIGTERM/SIGUSR1 (preemption, time limit) checkpoints and exits with status 75; rerun the job to resume.
+    settings = TrainSettings.from_config(
+        snakemake.params.training,
+        wc.loss,
+        seed,
+        snakemake.threads,
+        entry,
+        loss_config=dict(snakemake.params.loss_settings),
     )
-summary = train(
-    snakemake.input.store,
-    snakemake.input.hierarchy,
-    wc.arch,
-    entry,
-    settings,
-    Path(snakemake.output.model).parent,
-    bank=bank,
-    stream=stream,
-)
-log.info("trained: %s", summary)
+    stream = None
+    if settings.data_source == "tiledbsoma_ml":
+        from hcebench.data.soma_stream import SomaStream
+
+        store = Path(snakemake.input.store)
+        meta = read_json(store / "meta.json")
+        genes = pd.read_parquet(store / "var.parquet")["feature_id"]
+        stream = SomaStream.for_split(
+            snakemake.params.stream["source"],
+            snakemake.input.cells,
+            meta["labels"],
+            genes,
+            target_sum=meta["target_sum"],
+            organism=snakemake.params.stream["organism"],
+        )
+    model = layout.of_seed(snakemake.output.model, layout.MODEL, seed)[0]
+    summary = train(
+        snakemake.input.store,
+        snakemake.input.hierarchy,
+        wc.arch,
+        entry,
+        settings,
+        Path(model).parent,
+        bank=bank,
+        stream=stream,
+    )
+    log.info("trained: %s", summary)

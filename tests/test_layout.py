@@ -35,6 +35,22 @@ def test_run_of_rejects_a_path_of_another_shape(path):
         layout.run_of(path, layout.PREDICTIONS)
 
 
+def test_of_seed_finds_each_models_files_among_a_jobs_outputs_in_their_order():
+    # A job running seeds 0, 10 and 1 in turn (training.seeds_in_one_job), outputs listed seed-major.
+    paths = [
+        "results/demo/" + layout.PREDICTIONS.format(arch="mlp", loss="hce", seed=seed, split=split)
+        for seed in (0, 10, 1)
+        for split in ("val", "test", "ood")
+    ]
+    assert layout.of_seed(paths, layout.PREDICTIONS, 1) == [
+        f"results/demo/predictions/mlp/hce/seed1/{split}.parquet" for split in ("val", "test", "ood")
+    ]
+    assert layout.of_seed(paths, layout.PREDICTIONS, 10)[0].endswith("seed10/val.parquet")  # not seed1's
+    assert layout.of_seed(paths, layout.PREDICTIONS, 2) == []
+    with pytest.raises(ValueError, match="is not a"):
+        layout.of_seed(paths, layout.METRICS, 0)
+
+
 def test_predicted_splits_add_the_novel_split_to_ood_only():
     assert layout.predicted_splits(["test", "ood"]) == ["test", "ood", "ood_novel"]
     assert layout.predicted_splits(["test"]) == ["test"]

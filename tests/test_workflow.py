@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from hcebench import layout
 from hcebench.io import read_json
@@ -323,6 +324,53 @@ def test_adding_a_seed_trains_only_the_new_seed(run):
         if line.split()[:1] == ["train"] and len(line.split()) == 2
     }
     assert trains == {str(len(TRAINED))}, out  # every architecture × its losses, for seed 2 only
+
+
+def test_seeds_in_one_job_runs_each_architecture_and_loss_once_and_writes_the_same_files(run):
+    workdir, results = run
+    copy = _edited_copy(workdir, "one_job", lambda c: c["training"].update(seeds_in_one_job=True))
+    dry = snakemake(copy, "--dry-run", "--quiet", "rules")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    counts = {
+        w[0]: w[1] for w in (line.split() for line in out.splitlines()) if len(w) == 2 and w[1].isdigit()
+    }
+    # One train and one evaluate job per architecture × loss, each for both seeds.
+    assert counts.get("train") == str(len(TRAINED)) and counts.get("evaluate") == str(len(TRAINED)), out
+
+    # Run one of them for real: linear HCE, both seeds in one process each for training and evaluation.
+    seeds = TINY["training"]["seeds"]
+    run_files = {
+        template: [
+            copy / "results" / "tiny" / template.format(arch="linear", loss=loss, seed=seed, split=split)
+            for seed in seeds
+            for loss, split in [("hce", "ood"), ("hce", "test"), ("hce_prop", "ood")]
+        ]
+        for template in (layout.PREDICTIONS, layout.METRICS)
+    }
+    # Relative to the workdir, as Snakemake names its outputs there.
+    targets = [str(p.relative_to(copy)) for files in run_files.values() for p in files]
+    done = snakemake(copy, "--forcerun", *targets, "--allowed-rules", "train", "evaluate", "--", *targets)
+    assert done.returncode == 0, done.stderr[-6000:]
+    jobs = re.findall(r"^localrule (train|evaluate):$", done.stdout + done.stderr, re.M)
+    assert sorted(jobs) == ["evaluate", "train"], jobs
+    log = (copy / "results" / "tiny" / "logs" / "train" / "linear_hce.log").read_text()
+    assert all(f"'seed': {seed}" in log for seed in seeds), log
+
+    # Bit for bit the models and tables of one job per model (the fixture's run).
+    for seed in seeds:
+        model = layout.MODEL.format(arch="linear", loss="hce", seed=seed)
+        ours, theirs = (
+            torch.load(d / model, weights_only=True) for d in (copy / "results" / "tiny", results)
+        )
+        assert ours["state_dict"].keys() == theirs["state_dict"].keys()
+        assert all(torch.equal(ours["state_dict"][k], theirs["state_dict"][k]) for k in ours["state_dict"])
+    for path in run_files[layout.METRICS]:
+        assert path.read_bytes() == (results / path.relative_to(copy / "results" / "tiny")).read_bytes(), path
+    for path in run_files[layout.PREDICTIONS]:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(path), pd.read_parquet(results / path.relative_to(copy / "results" / "tiny"))
+        )
 
 
 def test_training_streams_from_soma_with_tiledbsoma_ml_and_augments(run):

@@ -118,3 +118,9 @@ def run_of(path: str, template: str) -> dict[str, str]:
     if match is None:
         raise ValueError(f"{path} is not a {template} path")
     return match.groupdict()
+
+
+def of_seed(paths: list[str], template: str, seed: int) -> list[str]:
+    """The paths among ``paths`` (made from ``template``) that belong to the model of ``seed``, in their order: a
+    job that runs several seeds (``training.seeds_in_one_job``) finds each model's files among its outputs."""
+    return [str(p) for p in paths if int(run_of(p, template)["seed"]) == int(seed)]

@@ -369,7 +369,7 @@ def _probability_problems(
 def _probs_problems(table: pd.DataFrame, n_labels: int | None, labels_source: object) -> list[str]:
     """Problems of the ``probs`` vectors: length, then (on rows of the right length) values and sums."""
     vectors = table["probs"].to_numpy(dtype=object)
-    lengths = np.array([_length(v) for v in vectors], dtype=np.int64)
+    lengths = _lengths(vectors)
     if n_labels is None:  # the file alone: rows must agree with each other
         sized = lengths[lengths >= 0]
         n_labels = int(np.bincount(sized).argmax()) if len(sized) else 0
@@ -390,7 +390,7 @@ def _probs_problems(table: pd.DataFrame, n_labels: int | None, labels_source: ob
     sums = np.full(len(table), np.nan)
     for start in range(0, len(right), 65_536):  # bounds the dense copy on millions of cells
         chunk = right[start : start + 65_536]
-        x = np.stack([_as_floats(v, n_labels) for v in vectors[chunk]])
+        x = _stacked_floats(vectors[chunk], n_labels)
         finite = np.isfinite(x).all(axis=1)
         bad_value[chunk] = ~finite
         negative[chunk] = finite & (x < 0).any(axis=1)
@@ -487,6 +487,23 @@ def _show(value) -> str:
     if isinstance(value, np.generic):
         value = value.item()
     return repr(value) if isinstance(value, str) else str(value)
+
+
+def _lengths(vectors: np.ndarray) -> np.ndarray:
+    """The length of every probs entry (``_length``); at once when all are 1-d arrays, as parquet gives them."""
+    if all(type(v) is np.ndarray and v.ndim == 1 for v in vectors):
+        return np.fromiter((v.size for v in vectors), dtype=np.int64, count=len(vectors))
+    return np.array([_length(v) for v in vectors], dtype=np.int64)
+
+
+def _stacked_floats(vectors: np.ndarray, n: int) -> np.ndarray:
+    """Rows of ``n`` floats (entries of that length): one stack when they are numeric arrays, else row by row."""
+    try:
+        if all(type(v) is np.ndarray and v.dtype.kind in "fiu" for v in vectors):
+            return np.stack(vectors).astype(np.float64, copy=False)
+    except ValueError:  # stack refuses arrays of other shapes; the rows here all have length n
+        pass
+    return np.stack([_as_floats(v, n) for v in vectors])
 
 
 def _length(vector) -> int:
