@@ -146,7 +146,13 @@ def thread_densified_feed(split: SplitData, settings: TrainSettings, device: tor
         order = split.batch_order(settings.batch_size, rng, settings.shuffle_block_rows)
         # One reused buffer pair is safe: each batch is densified (copied) before the next is read.
         read = split.read_batches(order, prefetch=0, reuse_buffers=True)
-        dense = ((b.to_dense(device), torch.from_numpy(b.y).to(device)) for b in read)
+        # A ring of reused dense tensors, as training's loop reuses one: one per batch alive at once (the step's,
+        # the queued ones, the one being written).
+        ring = [torch.empty((settings.batch_size, split.n_genes)) for _ in range(settings.prefetch + 2)]
+        dense = (
+            (b.to_dense(device, out=ring[i % len(ring)]), torch.from_numpy(b.y).to(device))
+            for i, b in enumerate(read)
+        )
         yield from prefetched(dense, settings.prefetch)
 
 
@@ -242,8 +248,9 @@ def time_feeds(arch: str, loss: str, split: SplitData, r: torch.Tensor, args, de
     steps = args.arch_steps.get(arch, args.steps)
     with float32_matmul_precision(settings.float32_matmul_precision):
         fed = loader_feed(split, settings, device)
-        # The memory-fed batches are the loader's own first batches, already dense on the device.
-        batches = [next(fed) for _ in range(args.memory_batches)]
+        # The memory-fed batches are the loader's own first batches, already dense on the device (copies: on a CPU
+        # the loader writes every batch into one reused tensor).
+        batches = [(x.clone(), y.clone()) for x, y in (next(fed) for _ in range(args.memory_batches))]
         feeds = {
             "loader": fed,
             "memory": cycle([b for b in batches if len(b[1]) == args.batch_size] or batches),

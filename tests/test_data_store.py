@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 from hcebench.data.store import SplitData, SplitWriter, normalise
 
 
@@ -46,6 +47,21 @@ def _random_split(tmp_path, n=103, genes=9, seed=0):
         )
     writer.close()
     return dense, SplitData.open(tmp_path / "s", genes, labels=["a"])
+
+
+def test_to_dense_into_a_reused_tensor_overwrites_the_last_batch(tmp_path):
+    dense, data = _random_split(tmp_path)
+    out = torch.full(
+        (50, dense.shape[1]), 7.0
+    )  # stale values everywhere: each batch must zero what it does not set
+    for rows in (np.arange(50), np.array([9, 2, 70]), np.arange(60, 100)):
+        x = data.sparse_rows(rows).to_dense(out=out)
+        np.testing.assert_array_equal(x.numpy(), dense[rows])
+        assert x.data_ptr() == out.data_ptr() and len(x) == len(rows)  # a view of out, no new tensor
+    with pytest.raises(ValueError, match=r"needs float32 \(≥ 60"):
+        data.sparse_rows(np.arange(60)).to_dense(out=out)  # too few rows
+    with pytest.raises(ValueError, match="needs float32"):
+        data.sparse_rows(np.arange(3)).to_dense(out=torch.zeros((50, dense.shape[1]), dtype=torch.float64))
 
 
 def test_sparse_rows_match_the_matrix(tmp_path):

@@ -322,23 +322,45 @@ class SparseBatch:
         m = sp.csr_matrix((self.values, self.indices, self.indptr), shape=(len(self), self.n_genes))
         return m if self.order is None else m[self.order]
 
-    def to_dense(self, device: torch.device | str = "cpu") -> torch.Tensor:
+    def to_dense(self, device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
         """Dense float32 tensor on ``device``, rows in the batch's order.
 
         Only the CSR arrays cross to the device (column indices as int32), where each value is written into its
-        (batch row, column) of a zero tensor: the batch's order costs nothing, and on a CPU this is ~2× faster
-        than torch's CSR ``to_dense``. A store's rows hold each column at most once, so the writes never collide.
+        (batch row, column) of a zero tensor: the batch's order costs nothing. A store's rows hold each column at
+        most once, so the writes never collide. On a CPU each value's flat position is computed in numpy and
+        written with one ``index_copy_``: ~2.5× faster than ``index_put_`` with a row and a column index tensor,
+        which is itself ~2× faster than torch's CSR ``to_dense`` (2,048 cells × 4,000 values of 19,331 genes:
+        ~50 against ~120 ms on this project's 2 cores).
+
+        ``out``: a float32 (rows ≥ batch, genes) tensor on ``device`` to write into (zeroed first) instead of a new
+        one; the batch is its first rows, a view. On a CPU a new batch-sized tensor each step costs its page faults,
+        2-3× the writes themselves; the caller must be done with the last batch written there.
         """
         import torch
 
+        if out is None:
+            dense = torch.zeros((len(self), self.n_genes), dtype=torch.float32, device=device)
+        else:
+            if out.dtype != torch.float32 or out.shape[0] < len(self) or out.shape[1:] != (self.n_genes,):
+                raise ValueError(
+                    f"to_dense: out is {out.dtype} {tuple(out.shape)}, a batch of {len(self)} cells × "
+                    f"{self.n_genes} genes needs float32 (≥ {len(self)}, {self.n_genes})"
+                )
+            dense = out[: len(self)]
+            dense.zero_()
+        values = torch.from_numpy(np.ascontiguousarray(self.values))
+        if dense.device.type == "cpu":
+            starts = self.batch_rows().astype(np.int64) * self.n_genes
+            flat = np.repeat(starts, np.diff(self.indptr)) + self.indices
+            dense.view(-1).index_copy_(0, torch.from_numpy(flat), values)
+            return dense
         nnz = int(self.indptr[-1])
         lengths = torch.from_numpy(np.diff(self.indptr)).to(device)
         rows = torch.repeat_interleave(
             torch.from_numpy(self.batch_rows()).to(device), lengths, output_size=nnz
         )
         columns = torch.from_numpy(np.ascontiguousarray(self.indices)).to(device).long()
-        dense = torch.zeros((len(self), self.n_genes), dtype=torch.float32, device=device)
-        dense.index_put_((rows, columns), torch.from_numpy(np.ascontiguousarray(self.values)).to(device))
+        dense.index_put_((rows, columns), values.to(device))
         return dense
 
 

@@ -263,9 +263,14 @@ def epoch_batches(
         # Row sets of the (block-)shuffled split, each in a random order (ghost batches and BatchNorm see random
         # cells), read sorted; CSR until densified on the device, where the rows are put in that order.
         order = train_data.batch_order(settings.batch_size, rng, settings.shuffle_block_rows)
-        # Reused read buffers are safe: each batch is densified (copied) before the next is asked for.
+        # On a CPU every batch is written into one reused dense tensor (a new one per step costs its page faults,
+        # 2-3× the writes: benchmarks/train_step.py). Reused buffers are safe: the step is done with a batch, and
+        # each batch is densified (copied), before the next is asked for.
+        out = None
+        if device.type == "cpu":
+            out = torch.empty((settings.batch_size, train_data.n_genes), dtype=torch.float32)
         for batch in train_data.read_batches(order[start:], prefetch=settings.prefetch, reuse_buffers=True):
-            yield batch.to_dense(device), torch.from_numpy(batch.y).to(device)
+            yield batch.to_dense(device, out=out), torch.from_numpy(batch.y).to(device)
     else:
         # Deterministic per (seed, epoch), so a resumed epoch replays the same order and skips what was done.
         read = itertools.islice(
