@@ -91,6 +91,19 @@ def test_gpu_jobs_ask_for_gpus_and_cpu_jobs_do_not(tiny_workdir):
     assert re.search(r"--signal=TERM@\d+", train["slurm_extra"]), train
 
 
+def test_with_seeds_in_one_job_a_gpu_job_asks_for_the_time_of_all_its_seeds(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["training"]["seeds_in_one_job"] = True
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(dry_run(tmp_path))
+    seeds = len(config["training"]["seeds"])
+    for rule, entry in GPU_RULES.items():
+        planned = [res for name, res in jobs if name == rule]
+        assert len(planned) == 4, (rule, planned)  # 2 architectures × 2 losses, each job for both seeds
+        limit = config["resources"][entry]["runtime"] * seeds  # resources.<rule>.runtime is per model
+        assert all(res["runtime"] == str(limit) and res.get("gpu") == "1" for res in planned), (rule, planned)
+
+
 def test_profile_resolves_without_slurm_installed(tiny_workdir, tmp_path):
     # Only the venv and `which` on PATH: no sinfo, sacct or sbatch, as on the machine that runs the unit tests.
     tools = tmp_path / "bin"
