@@ -30,22 +30,28 @@ def files(tmp_path, decoding=True):
     )
 
 
-def test_every_split_is_predicted_the_validation_split_sets_the_decoder_and_both_decodings_are_scored(
-    toy, model, tmp_path
-):
-    store, hierarchy_dir = toy
-    out = files(tmp_path)
+def evaluate(model, hierarchy_dir, split_dirs, out, **kwargs):
+    """``evaluate_model`` of the toy model (linear, HCE, seed 0) scoring the test split, on the CPU."""
     evaluate_model(
         model,
         hierarchy_dir,
-        {"val": str(store / "val"), "test": str(store / "test")},
+        {split: str(path) for split, path in split_dirs.items()},
         ["test"],
         out,
         architecture="linear",
         loss="hce",
         seed=0,
         device=torch.device("cpu"),
+        **kwargs,
     )
+
+
+def test_every_split_is_predicted_the_validation_split_sets_the_decoder_and_both_decodings_are_scored(
+    toy, model, tmp_path
+):
+    store, hierarchy_dir = toy
+    out = files(tmp_path)
+    evaluate(model, hierarchy_dir, {"val": store / "val", "test": store / "test"}, out)
     val, test = (read_predictions(p) for p in out.predictions)
     assert len(val) == len(pd.read_parquet(store / "val" / "obs.parquet")) and len(test) == 150
     decoder = read_json(out.decoder)
@@ -66,18 +72,7 @@ def test_every_split_is_predicted_the_validation_split_sets_the_decoder_and_both
 def test_without_decoding_only_the_scored_splits_are_predicted_and_scored(toy, model, tmp_path):
     store, hierarchy_dir = toy
     out = files(tmp_path, decoding=False)
-    evaluate_model(
-        model,
-        hierarchy_dir,
-        {"test": str(store / "test")},
-        ["test"],
-        out,
-        architecture="linear",
-        loss="hce",
-        seed=0,
-        device=torch.device("cpu"),
-        save_probabilities=False,
-    )
+    evaluate(model, hierarchy_dir, {"test": store / "test"}, out, save_probabilities=False)
     assert "probs" not in read_predictions(out.predictions[0]).columns
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test.parquet", "test.tsv"]
 
@@ -85,15 +80,5 @@ def test_without_decoding_only_the_scored_splits_are_predicted_and_scored(toy, m
 def test_decoding_needs_the_validation_split_first(toy, model, tmp_path):
     store, hierarchy_dir = toy
     with pytest.raises(ValueError, match="'val' split first"):
-        evaluate_model(
-            model,
-            hierarchy_dir,
-            {"test": str(store / "test"), "val": str(store / "val")},
-            ["test"],
-            files(tmp_path),
-            architecture="linear",
-            loss="hce",
-            seed=0,
-            device=torch.device("cpu"),
-        )
+        evaluate(model, hierarchy_dir, {"test": store / "test", "val": store / "val"}, files(tmp_path))
     assert not any(tmp_path.iterdir())  # refused before anything was written
