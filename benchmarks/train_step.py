@@ -13,7 +13,8 @@ ways, interleaved round by round on the same model so that other jobs on the mac
 
 - loader-fed: ``hcebench.training.loop.epoch_batches``, as training reads: the store's minibatch order
   (``shuffle_block_rows`` rows per block, paper.yaml's 128), CSR rows read ``prefetch`` batches ahead by the
-  background thread (``SplitData.read_batches``), densified on the device; epoch after epoch;
+  background thread (``SplitData.read_batches``), densified on the device (on a CPU by that thread, into reused
+  tensors: ``cpu_batches``); epoch after epoch;
 - memory-fed: the first ``--memory-batches`` batches of that feed, already dense on the device, in turn.
 
 Cells/s are wall time over the timed steps, data waits included. On CUDA each step is also bracketed by CUDA
@@ -46,7 +47,7 @@ import numpy as np
 import torch
 import yaml
 from data_path import build, simulate
-from hcebench.data.store import X_FILES, SplitData, prefetched
+from hcebench.data.store import X_FILES, SplitData
 from hcebench.models import build_model, hyperparameters
 from hcebench.models.device import float32_matmul_precision
 from hcebench.training.loop import TrainSettings, epoch_batches, train_step
@@ -54,9 +55,8 @@ from hcebench.training.losses import make_loss
 from loss_cost import N_GENES, reachability
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The feeds timed side by side: the training loop's loader, batches in memory, and (CPU) the loader densifying in
-#: its prefetch thread.
-FEEDS = ("loader", "memory", "thread_densified")
+#: The feeds timed side by side: the training loop's loader and batches in memory.
+FEEDS = ("loader", "memory")
 #: scTab's augmentation bank holds 5,000 difference vectors (config/paper.yaml, augmentation.n_vectors).
 BANK_VECTORS = 5_000
 
@@ -138,24 +138,6 @@ def loader_feed(split: SplitData, settings: TrainSettings, device: torch.device)
         epoch += 1
 
 
-def thread_densified_feed(split: SplitData, settings: TrainSettings, device: torch.device):
-    """The loader-fed batches with densification moved into the prefetch thread (CPU only): what training would
-    gain on a CPU if ``epoch_batches`` densified in its thread instead of the step's."""
-    rng = np.random.default_rng(settings.seed)
-    while True:
-        order = split.batch_order(settings.batch_size, rng, settings.shuffle_block_rows)
-        # One reused buffer pair is safe: each batch is densified (copied) before the next is read.
-        read = split.read_batches(order, prefetch=0, reuse_buffers=True)
-        # A ring of reused dense tensors, as training's loop reuses one: one per batch alive at once (the step's,
-        # the queued ones, the one being written).
-        ring = [torch.empty((settings.batch_size, split.n_genes)) for _ in range(settings.prefetch + 2)]
-        dense = (
-            (b.to_dense(device, out=ring[i % len(ring)]), torch.from_numpy(b.y).to(device))
-            for i, b in enumerate(read)
-        )
-        yield from prefetched(dense, settings.prefetch)
-
-
 class Timed:
     """Cells, wall seconds, data-wait seconds and (on CUDA) GPU-busy seconds of the steps of one feed."""
 
@@ -211,7 +193,7 @@ def gpu_utilisation() -> str:
 
 
 def time_feeds(arch: str, loss: str, split: SplitData, r: torch.Tensor, args, device) -> dict[str, Timed]:
-    """Each feed's timed steps of ``arch`` trained with ``loss`` (``FEEDS``; thread_densified on CPU only)."""
+    """Each feed's timed steps of ``arch`` trained with ``loss`` (``FEEDS``)."""
     entries, training = paper_entries()
     entry = entries[arch]
     k = r.shape[0]
@@ -244,7 +226,7 @@ def time_feeds(arch: str, loss: str, split: SplitData, r: torch.Tensor, args, de
     def step(x, y):
         train_step(model, optimiser, loss_fn, x, y, settings, device, bank, aug_gen)
 
-    timed = {name: Timed() for name in FEEDS if name != "thread_densified" or device.type == "cpu"}
+    timed = {name: Timed() for name in FEEDS}
     steps = args.arch_steps.get(arch, args.steps)
     with float32_matmul_precision(settings.float32_matmul_precision):
         fed = loader_feed(split, settings, device)
@@ -254,7 +236,6 @@ def time_feeds(arch: str, loss: str, split: SplitData, r: torch.Tensor, args, de
         feeds = {
             "loader": fed,
             "memory": cycle([b for b in batches if len(b[1]) == args.batch_size] or batches),
-            "thread_densified": thread_densified_feed(split, settings, device),
         }
         for name in timed:
             run_steps(feeds[name], args.warmup, step, device, None)
@@ -363,7 +344,7 @@ def main() -> None:
     split_dir = store(args)
     split = open_split(split_dir, k)
 
-    ratios, threaded = {}, {}
+    ratios = {}
     for arch in args.archs.split(","):
         totals: dict[str, Timed] = {}
         for loss in args.losses.split(","):
@@ -374,11 +355,8 @@ def main() -> None:
                 total.seconds += t.seconds
             loader, memory = timed["loader"], timed["memory"]
             extra = ""
-            if "thread_densified" in timed:
-                t = timed["thread_densified"]
-                extra = f"; densified in the prefetch thread {t.rate():,.0f} cells/s, ratio {t.rate() / memory.rate():.3f}"
             if device.type == "cuda":
-                extra += (
+                extra = (
                     f"; GPU busy {100 * loader.gpu / loader.seconds:.0f} % loader-fed, "
                     f"{100 * memory.gpu / memory.seconds:.0f} % memory-fed (nvidia-smi {gpu_utilisation()})"
                 )
@@ -390,14 +368,8 @@ def main() -> None:
                 flush=True,
             )
         ratios[arch] = totals["loader"].rate() / totals["memory"].rate()
-        if "thread_densified" in totals:
-            threaded[arch] = totals["thread_densified"].rate() / totals["memory"].rate()
     del split
     cold_reads(split_dir, k, args)
-    if threaded:
-        print(
-            " ".join(f"thread_densified_vs_memory_fed_{arch}={ratio:.3f}" for arch, ratio in threaded.items())
-        )
     print(" ".join(f"loader_fed_vs_memory_fed_{arch}={ratio:.3f}" for arch, ratio in ratios.items()))
 
 

@@ -263,14 +263,12 @@ def epoch_batches(
         # Row sets of the (block-)shuffled split, each in a random order (ghost batches and BatchNorm see random
         # cells), read sorted; CSR until densified on the device, where the rows are put in that order.
         order = train_data.batch_order(settings.batch_size, rng, settings.shuffle_block_rows)
-        # On a CPU every batch is written into one reused dense tensor (a new one per step costs its page faults,
-        # 2-3× the writes: benchmarks/train_step.py). Reused buffers are safe: the step is done with a batch, and
-        # each batch is densified (copied), before the next is asked for.
-        out = None
         if device.type == "cpu":
-            out = torch.empty((settings.batch_size, train_data.n_genes), dtype=torch.float32)
+            yield from cpu_batches(train_data, order[start:], settings)
+            return
+        # Reused read buffers are safe: each batch is densified (copied) before the next is asked for.
         for batch in train_data.read_batches(order[start:], prefetch=settings.prefetch, reuse_buffers=True):
-            yield batch.to_dense(device, out=out), torch.from_numpy(batch.y).to(device)
+            yield batch.to_dense(device), torch.from_numpy(batch.y).to(device)
     else:
         # Deterministic per (seed, epoch), so a resumed epoch replays the same order and skips what was done.
         read = itertools.islice(
@@ -278,6 +276,30 @@ def epoch_batches(
         )
         for x, y in prefetched(read, settings.prefetch):
             yield torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+
+
+def cpu_batches(
+    train_data: SplitData, order: list[np.ndarray], settings: TrainSettings
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(x, y) of ``order``'s minibatches on a CPU: read and densified ``settings.prefetch`` batches ahead by the
+    background thread, each into one of a ring of reused dense tensors.
+
+    A new batch_size × genes tensor per step costs its page faults, 2-3× the writes; densifying in the thread lets
+    it overlap the step's single-threaded stretches (benchmarks/train_step.py: ``thread_densified``). The ring holds
+    one tensor per batch alive at once: the step's, the ``prefetch`` queued ones and the one being written; the
+    step is done with a batch before it asks for the next.
+    """
+    ring = [
+        torch.empty((settings.batch_size, train_data.n_genes), dtype=torch.float32)
+        for _ in range(settings.prefetch + 2)
+    ]
+    # One thread reads and densifies in turn, so a single reused CSR buffer pair is safe.
+    read = train_data.read_batches(order, prefetch=0, reuse_buffers=True)
+    dense = (
+        (batch.to_dense("cpu", out=ring[i % len(ring)]), torch.from_numpy(batch.y))
+        for i, batch in enumerate(read)
+    )
+    yield from prefetched(dense, settings.prefetch)
 
 
 def train_step(
