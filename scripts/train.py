@@ -18,6 +18,22 @@ log = start(snakemake)
 wc = snakemake.wildcards
 entry = dict(snakemake.params.entry)
 bank = np.load(snakemake.input.bank) if "bank" in snakemake.input.keys() else None
+# The census stream (training.data_source: tiledbsoma_ml) is the same for every seed of the job.
+stream = None
+if snakemake.params.stream is not None:
+    from hcebench.data.soma_stream import SomaStream
+
+    store = Path(snakemake.input.store)
+    meta = read_json(store / "meta.json")
+    genes = pd.read_parquet(store / "var.parquet")["feature_id"]
+    stream = SomaStream.for_split(
+        snakemake.params.stream["source"],
+        snakemake.input.cells,
+        meta["labels"],
+        genes,
+        target_sum=meta["target_sum"],
+        organism=snakemake.params.stream["organism"],
+    )
 for seed in snakemake.params.seeds:
     # A SIGTERM/SIGUSR1 (preemption, time limit) checkpoints and exits with status 75; rerun the job to resume.
     settings = TrainSettings.from_config(
@@ -28,21 +44,6 @@ for seed in snakemake.params.seeds:
         entry,
         loss_config=dict(snakemake.params.loss_settings),
     )
-    stream = None
-    if settings.data_source == "tiledbsoma_ml":
-        from hcebench.data.soma_stream import SomaStream
-
-        store = Path(snakemake.input.store)
-        meta = read_json(store / "meta.json")
-        genes = pd.read_parquet(store / "var.parquet")["feature_id"]
-        stream = SomaStream.for_split(
-            snakemake.params.stream["source"],
-            snakemake.input.cells,
-            meta["labels"],
-            genes,
-            target_sum=meta["target_sum"],
-            organism=snakemake.params.stream["organism"],
-        )
     model = layout.of_seed(snakemake.output.model, layout.MODEL, seed)[0]
     summary = train(
         snakemake.input.store,

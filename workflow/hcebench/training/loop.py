@@ -285,7 +285,7 @@ def cpu_batches(
     background thread, each into one of a ring of reused dense tensors.
 
     A new batch_size × genes tensor per step costs its page faults, 2-3× the writes; densifying in the thread lets
-    it overlap the step's single-threaded stretches (benchmarks/train_step.py: ``thread_densified``). The ring holds
+    it overlap the step's single-threaded stretches (benchmarks/train_step.py, docs/data.md). The ring holds
     one tensor per batch alive at once: the step's, the ``prefetch`` queued ones and the one being written; the
     step is done with a batch before it asks for the next.
     """
