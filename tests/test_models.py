@@ -45,6 +45,23 @@ def test_entmax15_beyond_the_partial_sort():
     torch.testing.assert_close(p, entmax_bisect(z, 1.5, n_iter=80))
 
 
+def test_entmax15_sorts_only_the_rows_beyond_the_partial_sort():
+    # A batch of sharp rows (support of a few) with two flat ones (support > 128) among them, along either axis:
+    # each row equals entmax of that row alone, so the flat rows no longer change how the sharp ones are solved.
+    gen = torch.Generator().manual_seed(2)
+    z = torch.randn(6, 1000, generator=gen, dtype=torch.float64) * 3
+    z[[1, 4]] *= 1e-3
+    p = entmax15(z)
+    support = (p > 0).sum(-1)
+    assert (support[[1, 4]] > 128).all() and (support[[0, 2, 3, 5]] < 128).all()
+    for row in range(6):
+        torch.testing.assert_close(p[row], entmax15(z[row : row + 1])[0], rtol=0, atol=0)
+    torch.testing.assert_close(p, entmax_bisect(z, 1.5, n_iter=80))
+    torch.testing.assert_close(entmax15(z.T.contiguous(), dim=0), p.T, rtol=0, atol=0)
+    # Batched over a leading dimension too (rows picked across two axes).
+    torch.testing.assert_close(entmax15(z.view(2, 3, 1000)), p.view(2, 3, 1000), rtol=0, atol=0)
+
+
 def test_entmax_limits_are_softmax_and_sparsemax(scores):
     torch.testing.assert_close(
         entmax_bisect(scores, 1.0001, n_iter=100), torch.softmax(scores, -1), atol=2e-3, rtol=0

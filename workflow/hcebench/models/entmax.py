@@ -45,16 +45,23 @@ _TOP_K = 128
 def _tau15(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
     """Threshold ``τ`` with ``Σ max(x - τ, 0)² = 1``, and the support size, along ``dim``.
 
-    Tries the largest ``_TOP_K`` entries first; the answer is exact whenever the support is smaller than
-    that (the first entry left out of the support lies inside the top-k, so the support test saw it), and
-    otherwise the full sort is used.
+    Tries the largest ``_TOP_K`` entries of every row first; a row's answer is exact when its support is smaller
+    than that (the first entry left out of the support lies inside the top-k, so the support test saw it). Only the
+    rows whose support reaches ``_TOP_K`` are then sorted in full: one wide mask in a batch (a trained TabNet has a
+    few in a thousand) no longer sorts the whole batch.
     """
     n = x.shape[dim]
-    if n > _TOP_K:
-        tau, support = _tau15_sorted(torch.topk(x, _TOP_K, dim=dim).values, dim)
-        if bool((support < _TOP_K).all()):
-            return tau, support
-    return _tau15_sorted(torch.sort(x, dim=dim, descending=True).values, dim)
+    if n <= _TOP_K:
+        return _tau15_sorted(torch.sort(x, dim=dim, descending=True).values, dim)
+    tau, support = _tau15_sorted(torch.topk(x, _TOP_K, dim=dim).values, dim)
+    wide = support.squeeze(dim) >= _TOP_K
+    if bool(wide.any()):
+        rows = x.movedim(dim, -1)[wide]
+        wide_tau, wide_support = _tau15_sorted(torch.sort(rows, dim=-1, descending=True).values, -1)
+        tau, support = tau.movedim(dim, -1).clone(), support.movedim(dim, -1).clone()
+        tau[wide], support[wide] = wide_tau, wide_support
+        tau, support = tau.movedim(-1, dim), support.movedim(-1, dim)
+    return tau, support
 
 
 def _tau15_sorted(srt: Tensor, dim: int) -> tuple[Tensor, Tensor]:
