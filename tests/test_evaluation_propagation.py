@@ -8,7 +8,14 @@ import pytest
 from dag_fixtures import A, B, D, E, five_node_dag
 from hcebench.evaluation import propagation
 from hcebench.evaluation.contract import check_predictions, contract_table
-from hcebench.evaluation.propagation import choose_threshold, decode_propagated, decode_table
+from hcebench.evaluation.propagation import (
+    ROUNDING,
+    LevelMaxima,
+    choose_threshold,
+    decode_propagated,
+    decode_table,
+    propagate,
+)
 from hcebench.hierarchy.labels import LabelHierarchy
 
 # Depths on the DAG: A 0, B 1, C 1, D 2 (under B), E 3 (under B and C, both under A).
@@ -88,6 +95,44 @@ def test_decoding_falls_back_to_the_root_with_most_mass():
     assert pred.tolist() == [2] and fell_back.tolist() == [False]  # X (.4) and Z (.6) reach it, Z the more
     pred, _ = decode_propagated(q, r.sum(axis=0) - 1, 0.3)
     assert pred.tolist() == [1]  # Y is deeper than X and Z
+
+
+def rule_decoding(q: np.ndarray, depth: np.ndarray, tau: float) -> tuple[list[int], list[bool]]:
+    """The decoding rule cell by cell, as the module states it: the deepest label with q >= tau, ties to the larger
+    q and then the lower index; with none, the root-most label with the largest q."""
+    preds, fell = [], []
+    for row in q:
+        candidates = [i for i in range(len(row)) if row[i] >= tau - ROUNDING]
+        fell.append(not candidates)
+        if not candidates:
+            candidates = [i for i in range(len(row)) if depth[i] == depth.min()]
+        preds.append(min(candidates, key=lambda i: (-depth[i], -row[i], i)))
+    return preds, fell
+
+
+def test_level_maxima_decode_every_tau_as_the_rule_does():
+    # Random propagated probabilities on a random forest, rounded so that ties in q and in depth are common.
+    rng = np.random.default_rng(3)
+    k = 12
+    parent = [-1, -1, *rng.integers(0, np.arange(2, k))]  # label i's parent comes before it: two roots
+    r = np.eye(k, dtype=bool)
+    for i in range(k):
+        j = parent[i]
+        while j >= 0:
+            r[j, i] = True
+            j = parent[j]
+    probs = np.round(rng.dirichlet(np.full(k, 0.3), size=300), 1).astype(np.float32)
+    q = propagate(probs, r)
+    depth = r.sum(axis=0) - 1
+    maxima = LevelMaxima(q, depth)
+    for tau in (0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0, 1.5):
+        pred, fell_back = maxima.decode(tau)
+        expected, expected_fell = rule_decoding(q, depth, tau)
+        assert pred.tolist() == expected, tau
+        assert fell_back.tolist() == expected_fell, tau
+        single, single_fell = decode_propagated(q, depth, tau)
+        assert np.array_equal(single, pred) and np.array_equal(single_fell, fell_back)
+    assert maxima.decode(1.5)[1].all() and not maxima.decode(0.05)[1].any()
 
 
 def test_a_flat_label_set_decodes_to_the_argmax_at_every_tau():

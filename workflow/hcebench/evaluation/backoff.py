@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hcebench.evaluation.propagation import decode_propagated, propagate
+from hcebench.evaluation.propagation import LevelMaxima, decode_propagated, propagate
 
 DEFAULT_TAUS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
@@ -41,10 +41,10 @@ def backoff_curve(probs, y_true, reachability, taus=DEFAULT_TAUS) -> pd.DataFram
     y = np.asarray(y_true, dtype=np.int64)
     depth = r.sum(axis=0) - 1
     top = depth.max() + 1 if depth.size else 1
-    q = propagate(probs, r)
+    maxima = LevelMaxima(propagate(probs, r), depth)
     rows = []
     for tau in taus:
-        pred, fell_back = decode_propagated(q, depth, tau)
+        pred, fell_back = maxima.decode(tau)
         b = np.where(fell_back, -1, pred)
         known = b >= 0
         finer = np.zeros(len(y), dtype=bool)

@@ -87,18 +87,42 @@ def decode_propagated(q: np.ndarray, depth: np.ndarray, tau: float) -> tuple[np.
     """Label index per cell from propagated probabilities ``q`` (cells × labels) at threshold ``tau``.
 
     ``depth`` is ``LabelHierarchy.depth()``. Returns the predictions and a mask of the cells that fell back
-    (no label reached ``tau``; module docstring).
+    (no label reached ``tau``; module docstring). For several ``τ`` over the same ``q``, build ``LevelMaxima`` once.
     """
-    q = np.asarray(q)
-    depth = np.asarray(depth).astype(np.int64)  # signed: -1 marks "no candidate" below
-    reached = q >= tau - ROUNDING
-    candidate_depth = np.where(reached, depth[None, :], -1).max(axis=1, initial=-1)
-    fell_back = candidate_depth < 0
-    target = np.where(fell_back, depth.min(), candidate_depth)
-    at_depth = depth[None, :] == target[:, None]
-    eligible = at_depth & (reached | fell_back[:, None])
-    pred = np.where(eligible, q, -np.inf).argmax(axis=1)  # argmax: the first index among equal q
-    return pred.astype(np.int64), fell_back
+    return LevelMaxima(q, depth).decode(tau)
+
+
+class LevelMaxima:
+    """Per cell and depth level, the largest ``q`` and its label (the lowest index among equals): the decoding at
+    any ``τ`` from these (cells × levels) arrays, without another pass over the (cells × labels) ``q``.
+
+    The decoding's answer is the best label of the deepest level whose best label reaches ``τ``: every label of
+    that level that reaches ``τ`` is a candidate, and the level's best is one of them whenever any is, so the
+    tie-breaks (larger ``q``, then lower index) pick it. With no level reached, the answer is the best label of
+    the shallowest level, the fallback.
+    """
+
+    def __init__(self, q: np.ndarray, depth: np.ndarray):
+        q = np.asarray(q)
+        depth = np.asarray(depth).astype(np.int64)
+        levels = np.unique(depth)
+        rows = np.arange(q.shape[0])
+        self.best = np.empty((q.shape[0], len(levels)), dtype=np.int64)
+        self.best_q = np.empty((q.shape[0], len(levels)), dtype=q.dtype)
+        for j, level in enumerate(levels):
+            labels = np.flatnonzero(depth == level)
+            at_level = q[:, labels]
+            top = at_level.argmax(axis=1)
+            self.best[:, j] = labels[top]
+            self.best_q[:, j] = at_level[rows, top]
+
+    def decode(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        """``decode_propagated`` at ``tau``: the predictions and the mask of cells that fell back."""
+        reached = self.best_q >= tau - ROUNDING
+        n_levels = reached.shape[1]
+        fell_back = ~reached.any(axis=1)
+        deepest = np.where(fell_back, 0, n_levels - 1 - reached[:, ::-1].argmax(axis=1))
+        return self.best[np.arange(len(deepest)), deepest], fell_back
 
 
 def choose_threshold(
@@ -138,10 +162,10 @@ def choose_threshold(
     preds = np.empty((len(grid), len(val_table)), dtype=index_type)
     n_fell_back = np.zeros(len(grid), dtype=np.int64)
     for start, probs in _probability_chunks(val_table, hierarchy):
-        q = propagate(probs, r)
+        maxima = LevelMaxima(propagate(probs, r), depth)
         stop = start + len(probs)
         for i, tau in enumerate(grid):
-            chunk_pred, fell_back = decode_propagated(q, depth, tau)
+            chunk_pred, fell_back = maxima.decode(tau)
             preds[i, start:stop] = chunk_pred
             n_fell_back[i] += int(fell_back.sum())
     rows = [
