@@ -20,7 +20,9 @@ ways, interleaved round by round on the same model so that other jobs on the mac
 Cells/s are wall time over the timed steps, data waits included. On CUDA each step is also bracketed by CUDA
 events: GPU busy is their summed time over the wall time (and nvidia-smi's utilisation where pynvml is installed).
 ``loader_fed_vs_memory_fed_<arch>`` is loader-fed over memory-fed cells/s over CE and HCE together; at ≥ 0.95
-the loader never starves the step.
+the loader never starves the step. On a CPU each architecture also prints the process CPU per step of both feeds:
+the difference is the loader thread's reading and densifying, which on cores the step already keeps busy bounds the
+ratio at step CPU / (step CPU + loader CPU) however early the batches arrive (the data wait tells the two apart).
 
 Then, per ``--cold-blocks`` value, one epoch of the store's loader (CSR batches, no model) read cold: every store
 file is fsynced and dropped from the page cache with ``posix_fadvise(POSIX_FADV_DONTNEED)`` first (mincore checks
@@ -139,10 +141,11 @@ def loader_feed(split: SplitData, settings: TrainSettings, device: torch.device)
 
 
 class Timed:
-    """Cells, wall seconds, data-wait seconds and (on CUDA) GPU-busy seconds of the steps of one feed."""
+    """Cells, wall seconds, process CPU seconds (every thread: the step's and the loader's), data-wait seconds and
+    (on CUDA) GPU-busy seconds of the steps of one feed."""
 
     def __init__(self):
-        self.cells, self.seconds, self.wait, self.gpu, self.steps = 0, 0.0, 0.0, 0.0, 0
+        self.cells, self.seconds, self.cpu, self.wait, self.gpu, self.steps = 0, 0.0, 0.0, 0.0, 0.0, 0
 
     def rate(self) -> float:
         return self.cells / self.seconds if self.seconds else float("nan")
@@ -154,7 +157,7 @@ def run_steps(feed, n: int, step, device: torch.device, into: Timed | None) -> N
     if cuda:
         torch.cuda.synchronize()
     events = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     wait = 0.0
     cells = 0
     for _ in range(n):
@@ -173,6 +176,7 @@ def run_steps(feed, n: int, step, device: torch.device, into: Timed | None) -> N
         torch.cuda.synchronize()
     if into is not None:
         into.seconds += time.perf_counter() - started
+        into.cpu += time.process_time() - cpu_started
         into.wait += wait
         into.cells += cells
         into.steps += n
@@ -246,6 +250,19 @@ def time_feeds(arch: str, loss: str, split: SplitData, r: torch.Tensor, args, de
         for feed in feeds.values():
             feed.close()  # stops the prefetch threads
     return timed
+
+
+def cpu_share(arch: str, loader: Timed, memory: Timed) -> str:
+    """What the loader's own CPU costs a CPU step: process CPU per step loader-fed minus memory-fed is the loader's
+    thread (reading and densifying). Where the memory-fed step already keeps every core busy, that CPU can only come
+    out of the step's, so loader-fed throughput is at most step CPU / (step CPU + loader CPU) of memory-fed."""
+    step_cpu = memory.cpu / memory.steps
+    loader_cpu = max(loader.cpu / loader.steps - step_cpu, 0.0)
+    return (
+        f"{arch:8s} CPU per step: memory-fed {1e3 * step_cpu:.0f} ms ({memory.cpu / memory.seconds:.2f} cores busy), "
+        f"the loader's thread {1e3 * loader_cpu:.0f} ms more; with the cores shared, loader-fed at most "
+        f"{step_cpu / (step_cpu + loader_cpu):.3f} of memory-fed"
+    )
 
 
 # -- cold reads ------------------------------------------------------------------------------------
@@ -353,6 +370,8 @@ def main() -> None:
                 total = totals.setdefault(name, Timed())
                 total.cells += t.cells
                 total.seconds += t.seconds
+                total.cpu += t.cpu
+                total.steps += t.steps
             loader, memory = timed["loader"], timed["memory"]
             extra = ""
             if device.type == "cuda":
@@ -368,6 +387,8 @@ def main() -> None:
                 flush=True,
             )
         ratios[arch] = totals["loader"].rate() / totals["memory"].rate()
+        if device.type == "cpu":
+            print(cpu_share(arch, totals["loader"], totals["memory"]), flush=True)
     del split
     cold_reads(split_dir, k, args)
     print(" ".join(f"loader_fed_vs_memory_fed_{arch}={ratio:.3f}" for arch, ratio in ratios.items()))

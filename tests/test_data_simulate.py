@@ -143,6 +143,28 @@ def test_same_seed_same_content_whatever_the_write_batching(tmp_path, tiny_censu
     assert manifest == manifest0
 
 
+def test_a_failed_write_stops_the_simulation_and_leaves_no_census(tmp_path, monkeypatch):
+    # Batches are written by a thread while the next is drawn: its failure must surface, and the half-written
+    # census must not appear where the rules look for it.
+    from hcebench.data.simulate import writer
+
+    written = []
+    real_write = writer.ReleaseWriter._write
+
+    def failing_write(self, *batch):
+        written.append(self.name)
+        if len(written) == 3:
+            raise OSError("disk full (simulated)")
+        return real_write(self, *batch)
+
+    monkeypatch.setattr(writer.ReleaseWriter, "_write", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        build_tiny_census(tmp_path / "census", write_batch_nnz=20_000)
+    assert len(written) >= 3
+    assert not (tmp_path / "census").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
 def test_other_seed_other_census(tmp_path, releases):
     other = build_tiny_census(tmp_path / "other", seed=12)
     obs, *_ = _read_release(other, TRAIN_RELEASE)
