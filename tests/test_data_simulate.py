@@ -144,24 +144,23 @@ def test_same_seed_same_content_whatever_the_write_batching(tmp_path, tiny_censu
 
 
 def test_a_failed_write_stops_the_simulation_and_leaves_no_census(tmp_path, monkeypatch):
-    # Batches are written by a thread while the next is drawn: its failure must surface, and the half-written
-    # census must not appear where the rules look for it.
+    # A write failing part-way (a full disk): the error surfaces and the half-written census does not appear where
+    # the rules look for it, nor does its temporary directory stay behind.
     from hcebench.data.simulate import writer
 
-    written = []
-    real_write = writer.ReleaseWriter._write
+    flushes = []
+    real_flush = writer.ReleaseWriter.flush
 
-    def failing_write(self, *batch):
-        written.append(self.name)
-        if len(written) == 3:
+    def failing_flush(self):
+        flushes.append(self.name)
+        if len(flushes) == 3:
             raise OSError("disk full (simulated)")
-        return real_write(self, *batch)
+        return real_flush(self)
 
-    monkeypatch.setattr(writer.ReleaseWriter, "_write", failing_write)
+    monkeypatch.setattr(writer.ReleaseWriter, "flush", failing_flush)
     with pytest.raises(OSError, match="disk full"):
         build_tiny_census(tmp_path / "census", write_batch_nnz=20_000)
-    assert len(written) >= 3
-    assert not (tmp_path / "census").exists()
+    assert len(flushes) == 3
     assert [p.name for p in tmp_path.iterdir()] == []
 
 

@@ -73,7 +73,7 @@ class SimulationConfig:
     newer_schema: bool = True
     # writing
     write_batch_nnz: int = (
-        5_000_000  # nonzeros per write batch: bounds memory (~16 B each; a release holds two batches)
+        5_000_000  # nonzeros buffered per release before a write: bounds memory (~16 B each)
     )
 
     def validate(self) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +171,7 @@ def write_dataframe(uri: Path, df: pd.DataFrame, schema: pa.Schema) -> None:
 
 
 class ReleaseWriter:
-    """Buffers one release's obs rows and counts and writes them in batches of bounded size, in a thread of its own
-    while the next batch is drawn; ``finish`` (or ``close``, after a failure) waits for the last write."""
+    """Buffers one release's obs rows and counts and writes them in batches of bounded size."""
 
     def __init__(
         self,
@@ -204,9 +202,6 @@ class ReleaseWriter:
         self._normalized: list[np.ndarray] = []
         self._buffered_nnz = 0
         self.seconds_writing = 0.0
-        # Batches are written in order by one thread while the next is drawn (``flush``).
-        self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{name}")
-        self._writing: Future | None = None
 
     def add(self, meta: pd.DataFrame, counts: np.ndarray, truth: np.ndarray) -> None:
         """Append cells: ``meta`` holds the obs columns bar joinid and count statistics."""
@@ -260,36 +255,19 @@ class ReleaseWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Hand the buffered cells to the writing thread and start a new buffer.
-
-        The thread writes one batch while the next is drawn (TileDB and Arrow release the GIL), so a release holds
-        at most two batches: the one buffering and the one being written. A failed write is raised here, at the
-        next flush, or by ``finish``.
-        """
-        if not self._obs:
-            return
-        batch = (self._obs, self._gt, self._coo, self._normalized)
-        self._obs, self._gt, self._coo, self._normalized, self._buffered_nnz = [], [], [], [], 0
-        self._wait_for_write()
-        self._writing = self._writer_thread.submit(self._write, *batch)
-
-    def _wait_for_write(self) -> None:
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            writing.result()
-
-    def _write(self, obs_frames, gt_frames, coo, normalized) -> None:
         import tiledbsoma as soma
 
+        if not self._obs:
+            return
         t0 = time.perf_counter()
         obs = pa.Table.from_pandas(
-            pd.concat(obs_frames, ignore_index=True), schema=OBS_SCHEMA, preserve_index=False
+            pd.concat(self._obs, ignore_index=True), schema=OBS_SCHEMA, preserve_index=False
         )
         # One handle per write: tiledbsoma 2.3 does not persist the enumeration values a second write
         # through the same handle adds, leaving dictionary indices that point past the stored values.
         with soma.DataFrame.open(self.obs_uri, "w") as out:
             out.write(obs, platform_config=_SORTED)
-        d0, d1, v = (np.concatenate(a) for a in zip(*coo, strict=True))
+        d0, d1, v = (np.concatenate(a) for a in zip(*self._coo, strict=True))
         with soma.SparseNDArray.open(self.X_uri, "w") as out:
             out.write(
                 pa.Table.from_pydict({"soma_dim_0": d0, "soma_dim_1": d1, "soma_data": v}),
@@ -299,24 +277,17 @@ class ReleaseWriter:
             with soma.SparseNDArray.open(self.normalized_uri, "w") as out:
                 out.write(
                     pa.Table.from_pydict(
-                        {"soma_dim_0": d0, "soma_dim_1": d1, "soma_data": np.concatenate(normalized)}
+                        {"soma_dim_0": d0, "soma_dim_1": d1, "soma_data": np.concatenate(self._normalized)}
                     ),
                     platform_config=_SORTED,
                 )
-        gt = pd.concat(gt_frames, ignore_index=True)
+        gt = pd.concat(self._gt, ignore_index=True)
         self.gt.write_table(pa.Table.from_pandas(gt, schema=GROUND_TRUTH_SCHEMA, preserve_index=False))
+        self._obs, self._gt, self._coo, self._normalized, self._buffered_nnz = [], [], [], [], 0
         self.seconds_writing += time.perf_counter() - t0
-
-    def close(self) -> None:
-        """Wait for the batch being written (its error, if any, is raised) and stop the writing thread."""
-        try:
-            self._wait_for_write()
-        finally:
-            self._writer_thread.shutdown(wait=True)
 
     def finish(self, plans: list[DatasetPlan], bio: Biology, release_date: str) -> dict[str, Any]:
         self.flush()
-        self.close()
         self.gt.close()
         info = self.path / "census_info"
         n = self.next_joinid
