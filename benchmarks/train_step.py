@@ -22,7 +22,8 @@ events: GPU busy is their summed time over the wall time (and nvidia-smi's utili
 ``loader_fed_vs_memory_fed_<arch>`` is loader-fed over memory-fed cells/s over CE and HCE together; at ≥ 0.95
 the loader never starves the step. On a CPU each architecture also prints the process CPU per step of both feeds:
 the difference is the loader thread's reading and densifying, which on cores the step already keeps busy bounds the
-ratio at step CPU / (step CPU + loader CPU) however early the batches arrive (the data wait tells the two apart).
+ratio at step CPU / (step CPU + loader CPU) however early the batches arrive (the data wait tells the two apart). It
+also prints the floor under any CPU densifying: one core writing the batch's bytes once, and the ratio that leaves.
 
 Then, per ``--cold-blocks`` value, one epoch of the store's loader (CSR batches, no model) read cold: every store
 file is fsynced and dropped from the page cache with ``posix_fadvise(POSIX_FADV_DONTNEED)`` first (mincore checks
@@ -252,16 +253,34 @@ def time_feeds(arch: str, loss: str, split: SplitData, r: torch.Tensor, args, de
     return timed
 
 
-def cpu_share(arch: str, loader: Timed, memory: Timed) -> str:
+def dense_write_seconds(batch_size: int, n_genes: int, repeats: int = 9) -> float:
+    """CPU seconds one core takes to write a float32 batch_size × n_genes batch once (zeros into a reused array; the
+    median of ``repeats``): the least any CPU densifying must spend. A cell holds ~10 % of the genes, whose values
+    land on ~75 % of the batch's 64-byte cache lines, so scattering the values alone into a zeroed batch costs as much
+    as writing all of it (measured: docs/data.md)."""
+    batch = np.ones((batch_size, n_genes), dtype=np.float32)  # touched: no page faults in the timed writes
+    seconds = []
+    for _ in range(repeats):
+        started = time.process_time()
+        batch.fill(0.0)  # numpy writes on the calling thread only
+        seconds.append(time.process_time() - started)
+    return statistics.median(seconds)
+
+
+def cpu_share(arch: str, loader: Timed, memory: Timed, write_s: float) -> str:
     """What the loader's own CPU costs a CPU step: process CPU per step loader-fed minus memory-fed is the loader's
     thread (reading and densifying). Where the memory-fed step already keeps every core busy, that CPU can only come
-    out of the step's, so loader-fed throughput is at most step CPU / (step CPU + loader CPU) of memory-fed."""
+    out of the step's, so loader-fed throughput is at most step CPU / (step CPU + loader CPU) of memory-fed; and,
+    with ``write_s`` (``dense_write_seconds``) the least a loader that densifies can spend, never above
+    step CPU / (step CPU + write_s)."""
     step_cpu = memory.cpu / memory.steps
     loader_cpu = max(loader.cpu / loader.steps - step_cpu, 0.0)
     return (
         f"{arch:8s} CPU per step: memory-fed {1e3 * step_cpu:.0f} ms ({memory.cpu / memory.seconds:.2f} cores busy), "
         f"the loader's thread {1e3 * loader_cpu:.0f} ms more; with the cores shared, loader-fed at most "
-        f"{step_cpu / (step_cpu + loader_cpu):.3f} of memory-fed"
+        f"{step_cpu / (step_cpu + loader_cpu):.3f} of memory-fed; writing the dense batch alone takes one core "
+        f"{1e3 * write_s:.0f} ms, so no loader that densifies on these cores gets above "
+        f"{step_cpu / (step_cpu + write_s):.3f}"
     )
 
 
@@ -362,6 +381,7 @@ def main() -> None:
     split = open_split(split_dir, k)
 
     ratios = {}
+    write_s = dense_write_seconds(args.batch_size, N_GENES) if device.type == "cpu" else 0.0
     for arch in args.archs.split(","):
         totals: dict[str, Timed] = {}
         for loss in args.losses.split(","):
@@ -388,7 +408,7 @@ def main() -> None:
             )
         ratios[arch] = totals["loader"].rate() / totals["memory"].rate()
         if device.type == "cpu":
-            print(cpu_share(arch, totals["loader"], totals["memory"]), flush=True)
+            print(cpu_share(arch, totals["loader"], totals["memory"], write_s), flush=True)
     del split
     cold_reads(split_dir, k, args)
     print(" ".join(f"loader_fed_vs_memory_fed_{arch}={ratio:.3f}" for arch, ratio in ratios.items()))
