@@ -235,11 +235,13 @@ def time_tiledbsoma_ml(uri: Path, batch: int, **settings) -> float:
 
 
 def time_ceiling(split_dir: Path, n_cells: int) -> float:
+    from hcebench.data.store import split_files
+
     buf = bytearray(8 << 20)  # allocated outside the timer: the ceiling is the read alone
     started, n = time.perf_counter(), 0
     while time.perf_counter() - started < MIN_SECONDS:
-        for name in ("X.data.f32", "X.indices.i32"):
-            with open(split_dir / name, "rb", buffering=0) as f:
+        for role in ("data", "indices"):
+            with open(split_files(split_dir)[role], "rb", buffering=0) as f:
                 while f.readinto(buf):
                     pass
         n += n_cells
@@ -282,6 +284,8 @@ def main() -> None:
     for line in environment():
         print(line, flush=True)
 
+    from hcebench.data.store import SplitData, split_files
+
     builds, default_builds = {}, {}
     for size in sizes:
         census = root / f"census_{size}" / "2023-05-15"
@@ -296,7 +300,7 @@ def main() -> None:
         shutil.rmtree(root / f"store_{size}", ignore_errors=True)
         result = build(census, root / f"store_{size}", args.chunk_size)
         builds[size] = (census, result)
-        nnz = (root / f"store_{size}" / "X.data.f32").stat().st_size / 4 / result["cells"]
+        nnz = split_files(root / f"store_{size}")["data"].stat().st_size / 4 / result["cells"]
         print(
             f"size {size:>7}: {result['cells']} cells {simulated}; store build "
             f"{rate(result['cells'], result['seconds']):,.0f} cells/s, peak RSS {result['peak_rss_mb']:,.0f} MB "
@@ -319,8 +323,6 @@ def main() -> None:
     if args.compare_defaults:
         ran_with = default_builds[min(sizes)]["settings"]
         print("build TileDB settings (defaults): " + ", ".join(f"{k}={v}" for k, v in ran_with.items()))
-
-    from hcebench.data.store import SplitData
 
     largest = max(sizes)
     census, result = builds[largest]

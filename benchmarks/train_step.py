@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import yaml
 from data_path import build, simulate
-from hcebench.data.store import X_FILES, SplitData
+from hcebench.data.store import SplitData, split_files
 from hcebench.models import build_model, hyperparameters
 from hcebench.models.device import float32_matmul_precision
 from hcebench.training.loop import TrainSettings, epoch_batches, train_step
@@ -66,7 +66,7 @@ BANK_VECTORS = 5_000
 
 # -- the store and the page cache ------------------------------------------------------------------
 def store_files(split_dir: Path) -> list[Path]:
-    return [split_dir / name for name, _ in X_FILES.values()] + [split_dir / "obs.parquet"]
+    return list(split_files(split_dir).values())
 
 
 def drop_from_page_cache(paths: list[Path]) -> None:
@@ -109,7 +109,7 @@ def store(args) -> Path:
     """The permuted store split of ``--cells`` simulated cells (built, or reused with ``--reuse``)."""
     root = Path(args.workdir or tempfile.mkdtemp(prefix="hcebench-train-step-"))
     split_dir = root / f"store_{args.cells}"
-    if args.reuse and (split_dir / "obs.parquet").exists():
+    if args.reuse and split_files(split_dir)["obs"].exists():
         print(f"store {split_dir} (reused)", flush=True)
         return split_dir
     census = root / f"census_{args.cells}" / "2023-05-15"

@@ -5,24 +5,20 @@ import sys
 # The library, also in a conda env without it installed.
 sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
-from pathlib import Path  # noqa: E402
-
 import numpy as np  # noqa: E402
 from hcebench.data.augmentation import build_bank  # noqa: E402
-from hcebench.data.store import SplitData  # noqa: E402
-from hcebench.io import atomic_path, read_json  # noqa: E402
+from hcebench.data.store import Store  # noqa: E402
+from hcebench.io import atomic_path  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 log = start(snakemake)
-store = Path(snakemake.input.store)
-shipped = store / "augmentations.npy"  # a store imported from scTab carries scTab's own bank
-if shipped.exists():
-    bank = np.load(shipped)
-    log.info("using the bank shipped with the store (%s)", shipped)
+store = Store(snakemake.input.store)
+bank = store.shipped_bank  # a store imported from scTab carries scTab's own bank
+if bank is not None:
+    log.info("using the bank shipped with the store (%s)", store.dir)
 else:
-    meta = read_json(store / "meta.json")
-    train = SplitData.open(store / "train", meta["n_genes"], meta["labels"])
+    train = store.split("train", store.labels)
     # Only the subsampled rows are read, in chunks from the memory map: a store larger than RAM works.
     # params.settings is the config's `augmentation:` block, build_bank's keyword arguments.
     # k-means would take every core of the node: hold it to the threads the rule was given.

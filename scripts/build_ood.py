@@ -5,22 +5,19 @@ import sys
 # The library, also in a conda env without it installed.
 sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
 from hcebench.data.ood import build_ood_set  # noqa: E402
+from hcebench.data.store import Store  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
-from hcebench.io import read_json  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
-store = Path(snakemake.input.store)
+store = Store(snakemake.input.store)
 p = snakemake.params
 meta = build_ood_set(
     p.train_source,
     p.ood_source,
-    read_json(store / "meta.json")["labels"],
-    pd.read_parquet(store / "var.parquet"),
+    store.labels,
+    store.genes,
     p.settings,
     snakemake.output[0],
     ontology=load_ontology(snakemake.input.obo),

@@ -11,8 +11,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from pathlib import Path  # noqa: E402
 
-import pandas as pd  # noqa: E402
 from hcebench import layout  # noqa: E402
+from hcebench.data.store import Store  # noqa: E402
 from hcebench.evaluation.contract import predictions_metadata, write_predictions  # noqa: E402
 from hcebench.evaluation.scoring import score_predictions  # noqa: E402
 from hcebench.external.controls import control_table  # noqa: E402
@@ -24,14 +24,12 @@ wc = snakemake.wildcards
 method = wc.arch.removeprefix(layout.CONTROL_PREFIX)
 seed = int(wc.seed)
 hierarchy = LabelHierarchy.load(snakemake.input.hierarchy)
-train_labels = pd.read_parquet(Path(snakemake.input.store) / "train" / "obs.parquet", columns=["label"])[
-    "label"
-]
+train_labels = Store(snakemake.input.store).obs("train", columns=["label"])["label"]
 out = snakemake.output
 for path, metrics, (split, directory) in zip(
     out.predictions, out.metrics, snakemake.params.split_dirs.items(), strict=True
 ):
-    obs = pd.read_parquet(Path(directory) / "obs.parquet")
+    obs = Store.holding(directory).obs(split)
     table = control_table(method, obs, train_labels, hierarchy, seed)
     meta = predictions_metadata(
         hierarchy, directory, architecture=wc.arch, loss=layout.NO_LOSS, seed=seed, split=split

@@ -8,9 +8,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from hcebench import layout  # noqa: E402
-from hcebench.io import read_json  # noqa: E402
+from hcebench.data.store import Store  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 from hcebench.training.loop import TrainSettings, train  # noqa: E402
 
@@ -23,15 +22,13 @@ stream = None
 if snakemake.params.stream is not None:
     from hcebench.data.soma_stream import SomaStream
 
-    store = Path(snakemake.input.store)
-    meta = read_json(store / "meta.json")
-    genes = pd.read_parquet(store / "var.parquet")["feature_id"]
+    store = Store(snakemake.input.store)
     stream = SomaStream.for_split(
         snakemake.params.stream["source"],
         snakemake.input.cells,
-        meta["labels"],
-        genes,
-        target_sum=meta["target_sum"],
+        store.labels,
+        store.genes["feature_id"],
+        target_sum=store.meta["target_sum"],
         organism=snakemake.params.stream["organism"],
     )
 for seed in snakemake.params.seeds:

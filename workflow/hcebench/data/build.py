@@ -5,12 +5,12 @@ permuted cell order (``hcebench.data.selection.store_order``); the OOD set uses 
 soma_joinid order. The census is always read in soma_joinid-sorted chunks of ``census.chunk_size`` cells
 (contiguous reads); a permuted order is reached by an external shuffle through on-disk buckets, so memory is
 bounded by one chunk per process whatever the number of cells. ``write_split`` can spread contiguous cell ranges
-over worker processes, byte for byte the split one process writes. The store format itself (``SplitWriter``,
-``SplitData``) is ``hcebench.data.store``.
+over worker processes, byte for byte the split one process writes. The store's files are ``hcebench.data.store``'s
+(``StoreWriter``, ``SplitWriter``).
 
 Every chunk of counts is checked as it is read (``hcebench.data.checks.CountChecks``): a NaN, infinite, negative or
 fractional raw count is an error naming its dataset, and all-zero cells are tallied per dataset, reported in
-``meta.json["data_checks"]`` and an error past ``filters.max_zero_cell_fraction``. Long reads and writes log their
+the store's meta (``data_checks``) and an error past ``filters.max_zero_cell_fraction``. Long reads and writes log their
 progress every minute (``hcebench.progress``).
 """
 
@@ -35,8 +35,8 @@ from hcebench import errors
 from hcebench.data.census import census_release, iter_counts, open_census, read_var
 from hcebench.data.checks import CountChecks
 from hcebench.data.selection import balanced_class_weights, max_fraction, store_order
-from hcebench.data.store import SplitWriter, normalise
-from hcebench.io import atomic_path, write_json
+from hcebench.data.store import SplitWriter, StoreWriter, normalise
+from hcebench.io import atomic_path
 from hcebench.layout import STORE_SPLITS
 from hcebench.progress import Progress
 
@@ -553,6 +553,7 @@ def build_training_store(
         open_census(source, chunk_size=census_cfg["chunk_size"]) as census,
         atomic_path(directory, is_dir=True) as tmp,
     ):
+        store = StoreWriter(tmp)
         release = census_release(source, census)
         checks = census_count_checks(release)
         var = read_var(census, organism=census_cfg["organism"])
@@ -566,7 +567,7 @@ def build_training_store(
         joinid_of = var.set_index("feature_id")["soma_joinid"]
         var_joinids = joinid_of.loc[genes["feature_id"]].to_numpy(np.int64)
         columns = np.arange(len(genes))
-        genes.to_parquet(tmp / "var.parquet", index=False)
+        store.write_genes(genes)
         counts = {}
         label_index = {t: i for i, t in enumerate(labels)}
         keep = [c for c in cells.columns if c != "is_primary_data"]
@@ -580,7 +581,7 @@ def build_training_store(
                 var_joinids,
                 columns,
                 len(genes),
-                tmp / split,
+                store.split_dir(split),
                 target_sum=config["normalisation"]["target_sum"],
                 chunk_size=census_cfg["chunk_size"],
                 organism=census_cfg["organism"],
@@ -590,7 +591,7 @@ def build_training_store(
         data_checks = checks.zero_cell_report(max_zero_cells)
         train_y = cells.loc[cells["split"] == "train", "label"].map(label_index).to_numpy(np.int64)
         weights = balanced_class_weights(train_y, len(labels))
-        np.save(tmp / "class_weights.npy", weights)
+        store.write_class_weights(weights)
         meta = {
             "census_release": release,
             "n_genes": int(len(genes)),
@@ -609,5 +610,5 @@ def build_training_store(
             # Raw counts checked as read (hcebench.data.checks): all-zero cells per dataset, and the limit.
             "data_checks": data_checks,
         }
-        write_json(tmp / "meta.json", meta)
+        store.write_meta(meta)
     return meta

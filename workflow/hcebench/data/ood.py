@@ -2,7 +2,7 @@
 
 OOD datasets are those in the newer release's ``census_info/datasets`` whose ``dataset_id`` the training
 release lacks. Their cells pass the same primary-data and assay filters; cells whose label is in the
-training label set form the ``ood`` split; the rest are counted per label in ``meta.json`` (``unseen_labels``)
+training label set form the ``ood`` split; the rest are counted per label in the set's meta (``unseen_labels``)
 and, when a Cell Ontology is given, written as a second split, ``ood_novel``: each such cell is relabelled with
 its *nearest trained ancestor*, the deepest training label that is an is_a ancestor of its own label (depth =
 number of is_a ancestors in the full Cell Ontology; ties go to the lower term id), so the hierarchy-corrected
@@ -11,22 +11,21 @@ label is kept in ``novel_label`` / ``novel_label_name``. Cells whose label has n
 term of the ontology release, cannot be scored; they are counted (``novel.n_cells_dropped``) and left out.
 Genes are aligned by ``feature_id`` to the training store's order; genes the newer release does not
 measure stay zero, and their fraction is recorded (``missing_gene_fraction``). This holds also when the store's
-genes were matched by symbol (``genes.match: feature_name``, as scTab did): the store's var.parquet keeps one
+genes were matched by symbol (``genes.match: feature_name``, as scTab did): the store's genes keep one
 feature_id per column, and an id is one gene in both releases, whereas a symbol need not be (the HCE evaluation
 code looked OOD genes up by symbol, so every column of a symbol with several ids read the same, first, gene).
-``meta.json["gene_alignment"]`` records what a symbol lookup would do differently (``name_alignment_check``).
+The meta's ``gene_alignment`` records what a symbol lookup would do differently (``name_alignment_check``).
 
 Data checks (``hcebench.data.checks``), as for the training store: raw counts must be non-negative integers (an
-error names the dataset), and all-zero cells are counted per dataset (``meta.json["data_checks"]``), an error past
+error names the dataset), and all-zero cells are counted per dataset (the meta's ``data_checks``), an error past
 ``filters.max_zero_cell_fraction``. With an ontology, cells whose label it lacks or marks obsolete are counted
-before any count is read (``meta.json["labels_outside_ontology"]``), an error past
+before any count is read (the meta's ``labels_outside_ontology``), an error past
 ``filters.max_unknown_label_fraction``.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,8 +34,8 @@ from hcebench.data.build import census_count_checks, write_split, write_split_fr
 from hcebench.data.census import census_release, open_census, read_datasets, read_obs, read_var
 from hcebench.data.checks import CountChecks, check_labels_in_ontology
 from hcebench.data.selection import OBS_COLUMNS, max_fraction, obs_value_filter, tech_sample
-from hcebench.data.store import SplitWriter
-from hcebench.io import atomic_path, write_json
+from hcebench.data.store import StoreWriter
+from hcebench.io import atomic_path
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
 
 
@@ -111,6 +110,7 @@ def build_ood_set(
         open_census(ood_source, chunk_size=census_cfg["chunk_size"]) as census,
         atomic_path(directory, is_dir=True) as tmp,
     ):
+        store = StoreWriter(tmp)
         ood_release = census_release(ood_source, census)
         added = new_datasets(train_datasets, read_datasets(census))
         if added.empty:
@@ -142,7 +142,7 @@ def build_ood_set(
         obs["label_index"] = obs["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
         ood_var = read_var(census, organism=organism)
         var_joinids, columns, missing = align_genes(store_genes["feature_id"], ood_var)
-        store_genes.to_parquet(tmp / "var.parquet", index=False)
+        store.write_genes(store_genes)
         n = write_split(
             ood_source,
             census,
@@ -150,7 +150,7 @@ def build_ood_set(
             var_joinids,
             columns,
             len(store_genes),
-            tmp / OOD_SPLIT,
+            store.split_dir(OOD_SPLIT),
             target_sum=config["normalisation"]["target_sum"],
             chunk_size=census_cfg["chunk_size"],
             organism=organism,
@@ -167,7 +167,7 @@ def build_ood_set(
                 var_joinids,
                 columns,
                 len(store_genes),
-                tmp / NOVEL_SPLIT,
+                store,
                 config,
                 checks,
             )
@@ -193,7 +193,7 @@ def build_ood_set(
         }
         if novel_meta is not None:
             meta["novel"] = novel_meta
-        write_json(tmp / "meta.json", meta)
+        store.write_meta(meta)
     return meta
 
 
@@ -205,11 +205,11 @@ def _write_novel(
     var_joinids,
     columns,
     n_genes,
-    directory,
+    store: StoreWriter,
     config,
     checks: CountChecks,
 ) -> dict:
-    """Write the ``ood_novel`` split; return its counts (scored, dropped, per novel label)."""
+    """Write the ``ood_novel`` split into ``store``; return its counts (scored, dropped, per novel label)."""
     ancestor = nearest_trained_ancestors(sorted(novel["label"].unique()), labels, ontology)
     novel = novel.assign(novel_label=novel["label"], novel_label_name=novel["cell_type"].astype(str))
     novel["label"] = novel["novel_label"].map(ancestor)
@@ -229,7 +229,7 @@ def _write_novel(
             var_joinids,
             columns,
             n_genes,
-            directory,
+            store.split_dir(NOVEL_SPLIT),
             target_sum=config["normalisation"]["target_sum"],
             chunk_size=config["census"]["chunk_size"],
             organism=config["census"]["organism"],
@@ -237,8 +237,7 @@ def _write_novel(
         )
     else:
         # An empty split keeps the obs columns, so predicting and scoring it yield empty tables, not errors.
-        n = SplitWriter(directory, n_genes).close()
-        kept.to_parquet(Path(directory) / "obs.parquet", index=False)
+        n = store.split_writer(NOVEL_SPLIT, n_genes).close(empty_obs=kept)
     return {
         "n_cells": int(len(novel)),
         "n_cells_scored": int(n),

@@ -20,7 +20,7 @@ against the Cell Ontology closure and the disagreements are recorded.
 
 Every batch of ``X`` is checked as it is read (``hcebench.data.checks``): NaN, infinite or negative values, and with
 ``x_values="counts"`` fractional ones, are an error naming the dataset (from the tech_sample) and the count; all-zero
-cells are counted per dataset (``meta.json["data_checks"]``), an error past ``max_zero_cell_fraction``.
+cells are counted per dataset (the store meta's ``data_checks``), an error past ``max_zero_cell_fraction``.
 """
 
 from __future__ import annotations
@@ -35,11 +35,19 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from hcebench.data.checks import CountChecks
-from hcebench.data.store import SplitWriter, normalise
+from hcebench.data.store import Store, StoreWriter, normalise
 from hcebench.errors import ScTabStoreError
 from hcebench.hierarchy.ontology import Ontology
-from hcebench.io import atomic_path, write_json
+from hcebench.io import atomic_path
 from hcebench.layout import STORE_SPLITS
+
+#: The files of scTab's own merlin store this module reads (scTab's format, not hcebench's: ``hcebench.data.store``).
+SCTAB_FILES = {
+    "genes": "var.parquet",
+    "class_weights": "class_weights.npy",
+    "child_matrix": "cell_type_hierarchy/child_matrix.npy",
+    "bank": "augmentations.npy",
+}
 
 #: scTab obs column -> hcebench obs column (strata the scoring reads).
 OBS_MAP = {"assay_sc": "assay", "disease": "disease", "organ": "tissue", "tech_sample": "tech_sample"}
@@ -61,14 +69,14 @@ def read_lookup(store: Path, column: str) -> np.ndarray:
 
 def read_genes(store: Path) -> pd.DataFrame:
     """The store's genes in ``X`` order as (feature_id, feature_name)."""
-    var = pd.read_parquet(store / "var.parquet")
+    var = pd.read_parquet(store / SCTAB_FILES["genes"])
     if "feature_id" in var.columns:
         ids = var["feature_id"].astype(str)
     elif var.index.astype(str).str.startswith("ENS").all():
         ids = pd.Series(var.index.astype(str))
     else:
         raise ScTabStoreError(
-            f"{store / 'var.parquet'} has neither a feature_id column nor Ensembl ids as index"
+            f"{store / SCTAB_FILES['genes']} has neither a feature_id column nor Ensembl ids as index"
         )
     names = var["feature_name"] if "feature_name" in var.columns else var.get("gene_names", ids)
     return pd.DataFrame(
@@ -97,7 +105,12 @@ def import_sctab_store(
     import fails (module docstring).
     """
     src = Path(source)
-    for required in ("var.parquet", "class_weights.npy", "cell_type_hierarchy/child_matrix.npy", "train"):
+    for required in (
+        SCTAB_FILES["genes"],
+        SCTAB_FILES["class_weights"],
+        SCTAB_FILES["child_matrix"],
+        "train",
+    ):
         if not (src / required).exists():
             raise ScTabStoreError(f"{src / required} is missing: is {src} scTab's merlin store?")
     if x_values not in ("normalised", "counts"):
@@ -105,8 +118,8 @@ def import_sctab_store(
     genes = read_genes(src)
     type_names = read_lookup(src, "cell_type")
     labels = [ontology.id_of(name) for name in type_names]
-    weights = np.load(src / "class_weights.npy").astype(np.float32)
-    child = np.load(src / "cell_type_hierarchy" / "child_matrix.npy")
+    weights = np.load(src / SCTAB_FILES["class_weights"]).astype(np.float32)
+    child = np.load(src / SCTAB_FILES["child_matrix"])
     if weights.shape != (len(labels),) or child.shape != (len(labels), len(labels)):
         raise ScTabStoreError(
             f"{src}: class_weights {weights.shape} / child_matrix {child.shape} do not match "
@@ -126,12 +139,13 @@ def import_sctab_store(
     )
     counts = {}
     with atomic_path(directory, is_dir=True) as tmp:
-        genes.to_parquet(tmp / "var.parquet", index=False)
+        store = StoreWriter(tmp)
+        store.write_genes(genes)
         for split in STORE_SPLITS:
             parts = sorted((src / split).glob("*.parquet")) if (src / split).is_dir() else []
             if not parts:
                 raise ScTabStoreError(f"{src / split} holds no parquet parts")
-            writer = SplitWriter(tmp / split, len(genes))
+            writer = store.split_writer(split, len(genes))
             for part in parts:
                 checks.what = f"scTab store {part}"
                 for batch in pq.ParquetFile(part).iter_batches(batch_size=batch_rows):
@@ -141,9 +155,9 @@ def import_sctab_store(
             counts[split] = writer.close()
         checks.what = f"scTab store {src}"
         data_checks = checks.zero_cell_report(max_zero_cell_fraction)
-        np.save(tmp / "class_weights.npy", weights)
-        if (src / "augmentations.npy").exists():
-            np.save(tmp / "augmentations.npy", np.load(src / "augmentations.npy").astype(np.float32))
+        store.write_class_weights(weights)
+        if (src / SCTAB_FILES["bank"]).exists():
+            store.write_shipped_bank(np.load(src / SCTAB_FILES["bank"]).astype(np.float32))
         closure = ontology.closure(labels).reachability.astype(bool)
         sctab = child.astype(bool) | np.eye(len(labels), dtype=bool)
         disagree = np.argwhere(closure != sctab)
@@ -169,7 +183,7 @@ def import_sctab_store(
             # X checked as read (hcebench.data.checks): all-zero cells per dataset, and the limit.
             "data_checks": data_checks,
         }
-        write_json(tmp / "meta.json", meta)
+        store.write_meta(meta)
     return meta
 
 
@@ -177,7 +191,9 @@ def _convert_batch(batch: pa.RecordBatch, n_genes: int, labels: list[str], looku
     column = batch.column("X")
     values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     if values.size != batch.num_rows * n_genes:
-        raise ScTabStoreError(f"{part}: X rows do not all hold {n_genes} values (var.parquet's gene count)")
+        raise ScTabStoreError(
+            f"{part}: X rows do not all hold {n_genes} values (the gene count of {SCTAB_FILES['genes']})"
+        )
     x = sp.csr_matrix(values.reshape(batch.num_rows, n_genes))
     table = batch.drop_columns(["X"]).to_pandas()
     id_column = "id" if "id" in table.columns else "idx"
@@ -199,11 +215,8 @@ def _convert_batch(batch: pa.RecordBatch, n_genes: int, labels: list[str], looku
 
 def selection_from_store(directory: str | os.PathLike, meta: dict) -> tuple[pd.DataFrame, dict]:
     """The selection files (cells with their split, and a report) that an imported store stands for."""
-    directory = Path(directory)
-    frames = []
-    for split in STORE_SPLITS:
-        obs = pd.read_parquet(directory / split / "obs.parquet")
-        frames.append(obs.assign(split=split))
+    store = Store(directory)
+    frames = [store.obs(split).assign(split=split) for split in STORE_SPLITS]
     cells = pd.concat(frames, ignore_index=True)
     report = {
         "source": meta["source"],

@@ -20,15 +20,15 @@ import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hcebench.data.store import Store
 from hcebench.errors import PredictionsError
-from hcebench.io import atomic_path, read_json
+from hcebench.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ def predictions_metadata(
 ) -> dict[str, object]:
     """The provenance ``write_predictions`` stores for a file of ``split``: the run, the label set of
     ``hierarchy`` (a ``hcebench.hierarchy.labels.LabelHierarchy``) with its reachability hash, and the census
-    release of the store or OOD set holding ``split_dir`` (its ``meta.json``)."""
-    data_meta = read_json(Path(split_dir).parent / "meta.json")
+    release of the store or OOD set holding ``split_dir``."""
+    store = Store.holding(split_dir)
     return {
         "architecture": architecture,
         "loss": loss,
@@ -126,7 +126,7 @@ def predictions_metadata(
         "split": split,
         "labels": ",".join(hierarchy.term_ids),
         "reachability_hash": hierarchy.content_hash,
-        "census_release": data_meta.get("ood_release", data_meta.get("census_release")),
+        "census_release": store.release,
     }
 
 
@@ -176,7 +176,7 @@ def scored_table(
     *,
     label_names: Mapping[str, str] | None = None,
     source: object = "predictions",
-    split_source: object = "the split's obs.parquet",
+    split_source: object = "the split's obs",
     labels_source: object = "hierarchy/labels.tsv",
 ) -> pd.DataFrame:
     """The table scoring uses: every cell of the split, in the split's order, with the method's prediction.

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from hcebench.data.store import SplitData
+from hcebench.data.store import SplitData, Store
 from hcebench.errors import CheckpointError
 from hcebench.evaluation.contract import contract_table
 from hcebench.models import build_model
@@ -92,13 +92,13 @@ def predict_loaded(
     """``predict_split`` with a model ``load_model`` already built on ``device``: a job predicting several splits
     reads and rebuilds its checkpoint once. ``checkpoint_path`` only names the file in errors."""
     split_dir = Path(split_dir)
-    genes = pd.read_parquet(split_dir.parent / "var.parquet")["feature_id"].tolist()
-    if genes != ckpt["genes"]:
+    store = Store.holding(split_dir)
+    if store.gene_ids != ckpt["genes"]:
         raise ValueError(
-            f"{split_dir.parent}/var.parquet lists other genes (or another order) than {checkpoint_path} was "
+            f"{store.genes_source} lists other genes (or another order) than {checkpoint_path} was "
             "trained on; rebuild the set from the same training store"
         )
-    data = SplitData.open(split_dir, len(genes), ckpt["labels"])
+    data = store.split(split_dir.name, ckpt["labels"])
     trained = ckpt.get("settings") or {}
     progress = Progress(len(data), f"predict {split_dir.name} with {ckpt['architecture']}", log)
     reporting = ReportingSplit(data, progress)

@@ -14,25 +14,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from hcebench.data.store import SplitData
+from hcebench.data.store import Store
 from hcebench.evaluation.contract import open_predictions, scored_table
 from hcebench.evaluation.metrics import metrics_table
 from hcebench.hierarchy.labels import LabelHierarchy
-from hcebench.io import atomic_path, read_json
+from hcebench.io import atomic_path
 from hcebench.layout import ID_COLUMNS, split_home
 
 
 def read_split_obs(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
     """The obs of ``split`` in ``data_dir`` (the store or the OOD set, whose ``<split>/`` holds it): the cells a
     predictions file of that split must cover, with their truth (``label``) and strata."""
-    data_dir = Path(data_dir)
-    if not (data_dir / split).is_dir():
+    store = Store(data_dir)
+    if not store.has_split(split):
         raise FileNotFoundError(
-            f"{data_dir} holds no split {split!r} ({data_dir / split} is missing): split {split!r} lives in the "
-            f"run's {split_home(split)}/ directory (hcebench.layout.split_home); pass that as data_dir"
+            f"{data_dir} holds no split {split!r} ({store.split_dir(split)} is missing): split {split!r} lives in "
+            f"the run's {split_home(split)}/ directory (hcebench.layout.split_home); pass that as data_dir"
         )
-    n_genes = len(pd.read_parquet(data_dir / "var.parquet", columns=["feature_id"]))
-    return SplitData.open(data_dir / split, n_genes).obs
+    return store.obs(split)
 
 
 def score_predictions(
@@ -56,15 +55,15 @@ def score_predictions(
         hierarchy.term_ids,
         label_names=dict(zip(hierarchy.term_ids, hierarchy.names, strict=True)),
         source=f"predictions file {predictions} (split {split!r})",
-        split_source=Path(data_dir) / split / "obs.parquet",
+        split_source=Store(data_dir).obs_source(split),
         labels_source=Path(hierarchy_dir) / "labels.tsv",
     )
     table = metrics_table(table, hierarchy)
-    data_meta = read_json(Path(data_dir) / "meta.json")
+    store = Store(data_dir)
     ident = {"architecture": architecture, "loss": loss, "seed": seed, "split": split}
     provenance = {
-        "train_release": data_meta.get("train_release", data_meta.get("census_release")),
-        "ood_release": data_meta.get("ood_release", ""),
+        "train_release": store.train_release,
+        "ood_release": store.ood_release,
         "cl_release": hierarchy.release,
         "reachability_hash": hierarchy.content_hash,
     }

@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hcebench.data.store import SplitData
+from hcebench.data.store import SplitData, Store
 from hcebench.evaluation.contract import contract_table
-from hcebench.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +78,9 @@ def train_celltypist(store: str | os.PathLike, settings: CellTypistSettings):
     """Fit CellTypist on the store's training split; returns the ``celltypist.models.Model``."""
     import celltypist
 
-    store = Path(store)
-    meta = read_json(store / "meta.json")
-    genes = pd.read_parquet(store / "var.parquet")["feature_id"].astype(str).tolist()
-    train = SplitData.open(store / "train", meta["n_genes"], meta["labels"])
+    store = Store(store)
+    genes = store.gene_ids
+    train = store.split("train", store.labels)
     rng = np.random.default_rng(settings.seed)
     rows = subsample(train.y, settings.max_cells, rng)
     adata = _anndata(train, rows, genes)
@@ -123,8 +121,9 @@ def predict_celltypist(
     import celltypist
 
     split_dir = Path(split_dir)
-    genes = pd.read_parquet(split_dir.parent / "var.parquet")["feature_id"].astype(str).tolist()
-    data = SplitData.open(split_dir, len(genes), labels)
+    store = Store.holding(split_dir)
+    genes = store.gene_ids
+    data = store.split(split_dir.name, labels)
     column = {t: i for i, t in enumerate(labels)}
     probs = np.zeros((len(data), len(labels)), dtype=np.float64)
     for start in range(0, len(data), chunk_size):  # bounds the dense matrices CellTypist builds

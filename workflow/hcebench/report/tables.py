@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from hcebench.data.store import Store
 from hcebench.evaluation.connectivity import connectivity_table, spearman_with_ci
 from hcebench.hierarchy.labels import LabelHierarchy
-from hcebench.io import atomic_path, read_json
+from hcebench.io import atomic_path
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT, PREDICTIONS, run_of
 from hcebench.provenance import as_table, collect, stamp
 from hcebench.report import figures
@@ -34,7 +35,7 @@ def write_tsv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def run_provenance(hierarchy: LabelHierarchy, ood_dir: str | os.PathLike, config: dict) -> dict[str, object]:
-    meta = read_json(Path(ood_dir) / "meta.json")
+    meta = Store(ood_dir).meta
     return collect(
         train_release=meta.get("train_release", config["census"]["train_release"]),
         ood_release=meta.get("ood_release", config["census"]["ood_release"]),
@@ -48,7 +49,7 @@ def run_provenance(hierarchy: LabelHierarchy, ood_dir: str | os.PathLike, config
 
 def training_counts(store_dir: str | os.PathLike) -> dict[str, int]:
     """Training cells per label, from the training split's obs."""
-    obs = pd.read_parquet(Path(store_dir) / "train" / "obs.parquet", columns=["label"])
+    obs = Store(store_dir).obs("train", columns=["label"])
     return {str(k): int(v) for k, v in obs["label"].value_counts().items()}
 
 
@@ -131,9 +132,9 @@ def prediction_analyses(
     (``hierarchical, backoff, calibration, novel`` tables and ``*_fig`` figures) to paths."""
     hierarchy = LabelHierarchy.load(hierarchy_dir)
     prov = run_provenance(hierarchy, ood_dir, config)
-    meta = read_json(Path(ood_dir) / "meta.json")
-    novel_obs_path = Path(ood_dir) / NOVEL_SPLIT / "obs.parquet"
-    novel_obs = pd.read_parquet(novel_obs_path) if novel_obs_path.exists() else None
+    ood = Store(ood_dir)
+    meta = ood.meta
+    novel_obs = ood.obs(NOVEL_SPLIT) if ood.has_split(NOVEL_SPLIT) else None
     res = analyse_predictions(prediction_runs(predictions), hierarchy, novel_obs=novel_obs, n_boot=n_boot)
     note = ""
     if res.missing_probs:

@@ -51,11 +51,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hcebench.data.store import SplitData, prefetched
+from hcebench.data.store import SplitData, Store, prefetched
 from hcebench.errors import TrainingError
 from hcebench.evaluation.metrics import f1_summary
 from hcebench.hierarchy.labels import LabelHierarchy
-from hcebench.io import atomic_path, read_json, write_json
+from hcebench.io import atomic_path, write_json
 from hcebench.models import build_model, hyperparameters, logits_and_aux
 from hcebench.models.device import autocast, float32_matmul_precision, predict_outputs, resolve_device
 from hcebench.progress import Progress
@@ -157,16 +157,14 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def load_training_data(store: Path, hierarchy_dir: Path) -> tuple[dict, LabelHierarchy, SplitData, SplitData]:
-    meta = read_json(store / "meta.json")
+def load_training_data(store: Store, hierarchy_dir: Path) -> tuple[LabelHierarchy, SplitData, SplitData]:
+    """The label hierarchy (checked against the store's label order) and the train and validation splits."""
     hierarchy = LabelHierarchy.load(hierarchy_dir)
-    if list(hierarchy.term_ids) != meta["labels"]:
+    if list(hierarchy.term_ids) != store.labels:
         raise ValueError(
-            f"label order of {hierarchy_dir} differs from {store}/meta.json; rebuild both from the same selection"
+            f"label order of {hierarchy_dir} differs from {store.meta_source}; rebuild both from the same selection"
         )
-    train = SplitData.open(store / "train", meta["n_genes"], meta["labels"])
-    val = SplitData.open(store / "val", meta["n_genes"], meta["labels"])
-    return meta, hierarchy, train, val
+    return hierarchy, store.split("train", store.labels), store.split("val", store.labels)
 
 
 def augmentation_bank(
@@ -414,25 +412,25 @@ def train(
     status ``EXIT_INTERRUPTED``).
     """
     cpu_started = time.process_time()
-    store, hierarchy_dir, out_dir = Path(store), Path(hierarchy_dir), Path(out_dir)
+    store, hierarchy_dir, out_dir = Store(store), Path(hierarchy_dir), Path(out_dir)
 
     # Set up: data, model, loss and optimiser. Three generators, each seeded from settings.seed: numpy's `rng`
     # shuffles the training set, torch's global one initialises weights and draws dropout, `aug_gen` augments.
     torch.set_num_threads(settings.threads)
     rng = seed_everything(settings.seed)
     device = resolve_device(settings.device)
-    meta, hierarchy, train_data, val_data = load_training_data(store, hierarchy_dir)
+    hierarchy, train_data, val_data = load_training_data(store, hierarchy_dir)
     if (settings.data_source == "tiledbsoma_ml") != (stream is not None):
         raise ValueError(
             f"training.data_source is {settings.data_source!r} but a stream was "
             f"{'not ' if stream is None else ''}given; the train script builds it from the census"
         )
-    bank = augmentation_bank(bank, entry, architecture, meta["n_genes"])
+    bank = augmentation_bank(bank, entry, architecture, store.n_genes)
     bank_t = None if bank is None else torch.from_numpy(bank).to(device)
     aug_gen = torch.Generator().manual_seed(settings.seed)
     hp = hyperparameters(architecture, entry)
-    model = build_model(architecture, entry, meta["n_genes"], hierarchy.k).to(device)
-    weights = torch.from_numpy(np.load(store / "class_weights.npy"))
+    model = build_model(architecture, entry, store.n_genes, hierarchy.k).to(device)
+    weights = torch.from_numpy(store.class_weights)
     reach = torch.from_numpy(hierarchy.reachability.astype(np.float32))
     loss_fn = make_loss(settings.loss, reach, weights, settings.hce_form, settings.loss_settings).to(device)
     # logged unweighted (on hierarchy-corrected targets), whatever the loss
@@ -446,7 +444,7 @@ def train(
         "entry": entry,
         "settings": settings.fingerprint(),
         "reachability_hash": hierarchy.content_hash,
-        "n_cells": meta.get("n_cells"),
+        "n_cells": store.meta.get("n_cells"),
         "bank": None if bank is None else hashlib.sha1(bank.tobytes()).hexdigest(),
     }
     ckpt_path = out_dir / CHECKPOINT
@@ -522,7 +520,7 @@ def train(
         architecture=architecture,
         entry=entry,
         hierarchy=hierarchy,
-        genes=pd.read_parquet(store / "var.parquet")["feature_id"].tolist(),
+        genes=store.gene_ids,
         settings=asdict(settings),
         best_epoch=state.best_epoch,
     )

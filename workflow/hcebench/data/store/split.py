@@ -1,13 +1,11 @@
-"""The on-disk expression store: normalised CSR per split, obs as parquet, read back as minibatches.
+"""One split of a store on disk: normalised CSR and obs, written in chunks (``SplitWriter``) and read back
+(``SplitData``) as minibatches.
 
-Layout of a store directory (training store or OOD set)::
+Files of a split directory (the whole store's layout is ``hcebench.data.store``)::
 
-    meta.json           genes, labels, cell counts, provenance
-    var.parquet         feature_id, feature_name — the column order of every X
-    class_weights.npy   training store only: balanced weights in label order
-    <split>/obs.parquet one row per cell, row i of X
-    <split>/X.data.f32  CSR values: log1p(counts / row_sum · target_sum), float32
-    <split>/X.indices.i32, <split>/X.indptr.i64
+    obs.parquet     one row per cell, row i of X
+    X.data.f32      CSR values: log1p(counts / row_sum · target_sum), float32
+    X.indices.i32, X.indptr.i64
 
 Values are stored already normalised and sparse, so a minibatch costs a row gather, no arithmetic; raw
 little-endian arrays are memory-mapped, so a split larger than RAM trains from the page cache. Batches stay
@@ -19,12 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,16 +26,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-if TYPE_CHECKING:
-    import torch
+from hcebench.data.store.batches import BufferRing, SparseBatch, prefetched
 
 log = logging.getLogger(__name__)
 
+#: A split's obs table: one row per cell, row i of X.
+OBS_FILE = "obs.parquet"
 X_FILES = {
     "data": ("X.data.f32", np.float32),
     "indices": ("X.indices.i32", np.int32),
     "indptr": ("X.indptr.i64", np.int64),
 }
+
+
+def split_files(directory: str | os.PathLike) -> dict[str, Path]:
+    """A split directory's files by role: X's ``data``, ``indices`` and ``indptr`` arrays, and ``obs``."""
+    directory = Path(directory)
+    return {**{key: directory / name for key, (name, _) in X_FILES.items()}, "obs": directory / OBS_FILE}
 
 
 def normalise(counts: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
@@ -87,14 +88,17 @@ class SplitWriter:
         table = pa.Table.from_pandas(obs.reset_index(drop=True), schema=self._schema, preserve_index=False)
         if self._obs_writer is None:
             self._schema = table.schema
-            self._obs_writer = pq.ParquetWriter(self.dir / "obs.parquet", self._schema)
+            self._obs_writer = pq.ParquetWriter(self.dir / OBS_FILE, self._schema)
         self._obs_writer.write_table(table)
 
-    def close(self) -> int:
+    def close(self, empty_obs: pd.DataFrame | None = None) -> int:
+        """Finish the files; return the number of cells. A split that received no chunk writes ``empty_obs`` (a
+        table with no rows but the split's columns) as its obs, so predicting and scoring it give empty tables."""
         for f in self._files.values():
             f.close()
         if self._obs_writer is None:
-            pd.DataFrame().to_parquet(self.dir / "obs.parquet", index=False)
+            empty = pd.DataFrame() if empty_obs is None else empty_obs.iloc[:0]
+            empty.to_parquet(self.dir / OBS_FILE, index=False)
         else:
             self._obs_writer.close()
         return self._n
@@ -121,7 +125,7 @@ class SplitData:
                 np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
             )
         self.data, self.indices, self.indptr = arrays["data"], arrays["indices"], arrays["indptr"]
-        self.obs = pd.read_parquet(self.dir / "obs.parquet")
+        self.obs = pd.read_parquet(self.dir / OBS_FILE)
         if len(self.indptr) != len(self.obs) + 1:
             raise ValueError(
                 f"{self.dir}: {len(self.indptr) - 1} rows of X but {len(self.obs)} obs rows; rebuild the store"
@@ -133,15 +137,39 @@ class SplitData:
                     f"{self.dir / X_FILES[key][0]} holds {len(arrays[key]):,} values but the row offsets end at "
                     f"{nnz:,}: the file was cut short or overwritten; delete {self.dir.parent} to rebuild"
                 )
-        self.y = np.full(len(self.obs), -1, dtype=np.int64)
-        if labels is not None and "label" in self.obs:
-            index = {t: i for i, t in enumerate(labels)}
-            self.y = self.obs["label"].map(index).fillna(-1).to_numpy(np.int64)
+        self.y = self.label_indices(labels)
         self._x: sp.csr_matrix | None = None
 
     @classmethod
     def open(cls, directory: str | os.PathLike, n_genes: int, labels: list[str] | None = None) -> SplitData:
         return cls(directory, n_genes, labels)
+
+    def label_indices(self, labels: list[str] | None) -> np.ndarray:
+        """Each cell's label index: the ``label_index`` the store wrote when obs has it, else ``labels``' position
+        of its ``label`` (a split written by hand); -1 where neither gives one. With both, the stored indices are
+        checked against ``labels`` (one row per distinct label), so another label order is an error, not a
+        silent relabelling."""
+        obs = self.obs
+        if "label_index" in obs:
+            y = obs["label_index"].to_numpy(np.int64)
+            if labels is not None and "label" in obs and len(obs):
+                pairs = obs[["label", "label_index"]].drop_duplicates()
+                wrong = [
+                    (t, int(i))
+                    for t, i in zip(pairs["label"], pairs["label_index"], strict=True)
+                    if not (0 <= i < len(labels) and labels[i] == t)
+                ]
+                if wrong:
+                    raise ValueError(
+                        f"{self.dir / OBS_FILE}: label_index disagrees with the label order given for "
+                        f"{len(wrong)} label(s), e.g. {wrong[0][0]!r} stored as {wrong[0][1]}; the split was "
+                        "written with another label set: rebuild it from the same selection"
+                    )
+            return y
+        if labels is not None and "label" in obs:
+            index = {t: i for i, t in enumerate(labels)}
+            return obs["label"].map(index).fillna(-1).to_numpy(np.int64)
+        return np.full(len(obs), -1, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -269,134 +297,3 @@ class SplitData:
         batches = self.batch_order(batch_size, rng, block_rows)
         dense = ((b.to_numpy(), b.y) for b in (self.sparse_rows(rows) for rows in batches))
         yield from prefetched(dense, prefetch)
-
-
-class BufferRing:
-    """``size`` reusable (values, indices) array pairs, handed out in turn; a pair grows when a batch needs more."""
-
-    def __init__(self, size: int):
-        self.slots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * max(size, 1)
-        self.turn = 0
-
-    def take(self, nnz: int) -> tuple[np.ndarray, np.ndarray]:
-        slot = self.turn % len(self.slots)
-        self.turn += 1
-        pair = self.slots[slot]
-        if pair is None or len(pair[0]) < nnz:
-            capacity = nnz + nnz // 4 + 1  # headroom, so batches of slightly varying size do not reallocate
-            pair = self.slots[slot] = (np.empty(capacity, np.float32), np.empty(capacity, np.int32))
-        return pair[0][:nnz], pair[1][:nnz]
-
-
-@dataclass
-class SparseBatch:
-    """A CSR minibatch: densify it where the model runs (``to_dense``) to move 5–10× fewer bytes.
-
-    The CSR arrays hold the rows as read (ascending in the split). ``order``, when set, puts them in the batch's
-    order: batch row ``i`` is stored row ``order[i]``; ``y`` and every dense or scipy form are in the batch's order.
-    """
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    values: np.ndarray
-    y: np.ndarray
-    n_genes: int
-    order: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.indptr) - 1
-
-    def batch_rows(self) -> np.ndarray:
-        """The batch row of each stored row (the inverse of ``order``)."""
-        rows = np.arange(len(self))
-        if self.order is not None:
-            rows[self.order] = np.arange(len(self))
-        return rows
-
-    def to_numpy(self) -> np.ndarray:
-        out = np.zeros((len(self), self.n_genes), dtype=np.float32)
-        out[np.repeat(self.batch_rows(), np.diff(self.indptr)), self.indices] = self.values
-        return out
-
-    def to_scipy(self) -> sp.csr_matrix:
-        m = sp.csr_matrix((self.values, self.indices, self.indptr), shape=(len(self), self.n_genes))
-        return m if self.order is None else m[self.order]
-
-    def to_dense(self, device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
-        """Dense float32 tensor on ``device``, rows in the batch's order.
-
-        Only the CSR arrays cross to the device (column indices as int32), where each value is written into its
-        (batch row, column) of a zero tensor: the batch's order costs nothing. A store's rows hold each column at
-        most once, so the writes never collide. On a CPU each value's flat position is computed in numpy and
-        written with one ``index_copy_``: ~2.5× faster than ``index_put_`` with a row and a column index tensor,
-        which is itself ~2× faster than torch's CSR ``to_dense`` (2,048 cells × 4,000 values of 19,331 genes:
-        ~50 against ~120 ms on this project's 2 cores).
-
-        ``out``: a float32 (rows ≥ batch, genes) tensor on ``device`` to write into (zeroed first) instead of a new
-        one; the batch is its first rows, a view. On a CPU a new batch-sized tensor each step costs its page faults,
-        2-3× the writes themselves; the caller must be done with the last batch written there.
-        """
-        import torch
-
-        if out is None:
-            dense = torch.zeros((len(self), self.n_genes), dtype=torch.float32, device=device)
-        else:
-            if out.dtype != torch.float32 or out.shape[0] < len(self) or out.shape[1:] != (self.n_genes,):
-                raise ValueError(
-                    f"to_dense: out is {out.dtype} {tuple(out.shape)}, a batch of {len(self)} cells × "
-                    f"{self.n_genes} genes needs float32 (≥ {len(self)}, {self.n_genes})"
-                )
-            dense = out[: len(self)]
-            dense.zero_()
-        values = torch.from_numpy(np.ascontiguousarray(self.values))
-        if dense.device.type == "cpu":
-            starts = self.batch_rows().astype(np.int64) * self.n_genes
-            flat = np.repeat(starts, np.diff(self.indptr)) + self.indices
-            dense.view(-1).index_copy_(0, torch.from_numpy(flat), values)
-            return dense
-        nnz = int(self.indptr[-1])
-        lengths = torch.from_numpy(np.diff(self.indptr)).to(device)
-        rows = torch.repeat_interleave(
-            torch.from_numpy(self.batch_rows()).to(device), lengths, output_size=nnz
-        )
-        columns = torch.from_numpy(np.ascontiguousarray(self.indices)).to(device).long()
-        dense.index_put_((rows, columns), values.to(device))
-        return dense
-
-
-def prefetched(items: Iterator, depth: int) -> Iterator:
-    """Run ``items`` ``depth`` steps ahead in a background thread (numpy gathers release the GIL)."""
-    if depth <= 0:
-        yield from items
-        return
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                q.put(item)
-            q.put(done)
-        except BaseException as err:  # hand the error to the consumer
-            q.put(err)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.01)
