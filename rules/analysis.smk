@@ -27,7 +27,7 @@ rule paper_analyses:
     log:
         f"{LOGS}/paper_analyses.log",
     params:
-        settings=provenance_settings(),
+        settings=AnalysisSettings.from_config(config).params(),
     threads: 1
     resources:
         mem_mb=2000,
@@ -56,7 +56,7 @@ rule prediction_analyses:
         f"{LOGS}/prediction_analyses.log",
     params:
         n_boot=1000,
-        settings=provenance_settings(),
+        settings=AnalysisSettings.from_config(config).params(),
     threads: 1
     resources:
         mem_mb=8000,

@@ -19,9 +19,8 @@ rule audit_ood:
     params:
         train_source=census_source("train"),
         ood_source=census_source("ood"),
-        organism=CENSUS["organism"],
-        # The OOD set's cell filters, which the label-rule comparison applies.
-        filters={key: config["filters"][key] for key in ("is_primary_data", "assays")},
+        # The organism, and the OOD set's cell filters, which the label-rule comparison applies.
+        settings=AuditSettings.from_config(config).params(),
     threads: 1
     resources:
         mem_mb=config["resources"]["data"]["mem_mb"],

@@ -14,9 +14,8 @@ rule celltypist:
     log:
         f"{LOGS}/celltypist/seed{{seed}}.log",
     params:
-        settings={k: v for k, v in CELLTYPIST.items() if k not in ("enabled", "seeds", "mem_mb", "runtime")},
+        settings=CellTypistSettings.from_config(config).params(),
         split_dirs=split_dirs(SPLITS),
-        save_probabilities=config["evaluation"]["save_probabilities"],
     threads: 1
     resources:
         mem_mb=CELLTYPIST["mem_mb"],

@@ -4,21 +4,30 @@
 import re
 from pathlib import Path
 
-from hcebench import layout
+from hcebench import axes, layout
 from hcebench.hierarchy.ontology import resolve_source as resolve_ontology_source
 from hcebench.models import architecture_losses
+from hcebench.settings import (
+    AnalysisSettings,
+    AuditSettings,
+    BankSettings,
+    CellTypistSettings,
+    EvaluationSettings,
+    SelectionSettings,
+)
 from hcebench.sweep import point_config
 
 RESULTS = f"results/{config['run']}"
 LOGS = f"{RESULTS}/{layout.LOG_DIR}"
 CENSUS = config["census"]
 ARCHITECTURES = list(config["architectures"])
-LOSSES = config["training"]["losses"]
 SEEDS = config["training"]["seeds"]
 SPLITS = config["evaluation"]["splits"]
 # Each architecture's losses: its entry's `losses`, else training.losses.
 ARCH_LOSSES = {arch: architecture_losses(config, arch) for arch in ARCHITECTURES}
 DECODING = config["evaluation"]["propagation_decoding"]
+# The loss label of a trained loss's models decoded by propagation: the {loss} wildcard with the decoder's suffix.
+PROPAGATED = axes.loss_label("{loss}", axes.PROPAGATION.name)
 # One job per model predicts every split; the OOD set's novel-type split joins whenever "ood" is evaluated, and
 # the validation split (for the decoder's threshold) when models are also decoded by propagation.
 PREDICTED_SPLITS = layout.predicted_splits(SPLITS, decoding=DECODING)
@@ -38,7 +47,9 @@ ENV = "../envs/hcebench.yaml"
 
 wildcard_constraints:
     arch="[A-Za-z0-9_]+",
-    loss="|".join([*layout.LOSSES, *map(layout.decoded, layout.LOSSES), layout.NO_LOSS]),
+    loss="|".join(
+        [axes.loss_label(loss, decoder) for loss in axes.LOSSES for decoder in axes.DECODERS] + [axes.NO_LOSS.name]
+    ),
     seed=r"\d+",
     split="|".join(layout.PREDICTION_SPLITS),
 
@@ -89,16 +100,6 @@ def census_settings():
     return {key: CENSUS[key] for key in ("organism", "chunk_size", "build_workers")}
 
 
-def provenance_settings():
-    """The config keys the analysis jobs record as provenance and read (focus architecture)."""
-    return {
-        "census": {key: CENSUS[key] for key in ("train_release", "ood_release")},
-        "training": {key: config["training"][key] for key in ("seeds", "losses")},
-        "architectures": {name: {} for name in ARCHITECTURES},
-        "evaluation": {"focus_architecture": config["evaluation"]["focus_architecture"]},
-    }
-
-
 def split_dirs(splits):
     """{split: directory} of each split, in the training store or the OOD set."""
     return {s: f"{RESULTS}/{layout.split_home(s)}/{s}" for s in splits}
@@ -111,10 +112,11 @@ def split_data(wc):
 
 def grid(path, decoded=False, **fields):
     """Every trained architecture × its losses × seed, for a layout path; with ``decoded``, the same models decoded
-    by propagation (loss ``<loss>_prop``) too, when evaluation.propagation_decoding is on."""
+    by propagation (loss label ``<loss>_prop``, hcebench.axes) too, when evaluation.propagation_decoding is on."""
     losses = {arch: list(ARCH_LOSSES[arch]) for arch in ARCHITECTURES}
     if decoded and DECODING:
-        losses = {arch: [*names, *map(layout.decoded, names)] for arch, names in losses.items()}
+        # Every loss decoded by argmax first, then every loss decoded by propagation.
+        losses = {arch: [axes.loss_label(n, d) for d in axes.DECODERS for n in names] for arch, names in losses.items()}
     return [
         file
         for arch in ARCHITECTURES
@@ -142,10 +144,11 @@ def job_runtime(minutes):
 def external_runs():
     """(architecture, loss, seed) of every external method that is enabled: CellTypist (CE, its own seeds) and the
     controls (loss "none"; the random labels once per training seed, the deterministic ones once)."""
-    runs = [("celltypist", "ce", seed) for seed in CELLTYPIST_SEEDS] if CELLTYPIST["enabled"] else []
+    celltypist = axes.EXTERNAL_METHODS["celltypist"]
+    runs = [(celltypist.name, celltypist.loss, seed) for seed in CELLTYPIST_SEEDS] if CELLTYPIST["enabled"] else []
     for control in CONTROLS:
-        seeds = SEEDS if control == "random" else SEEDS[:1]
-        runs += [(layout.control_architecture(control), layout.NO_LOSS, seed) for seed in seeds]
+        seeds = SEEDS if axes.CONTROLS[control].per_seed else SEEDS[:1]
+        runs += [(axes.CONTROLS[control].architecture, axes.NO_LOSS.name, seed) for seed in seeds]
     return runs
 
 
@@ -172,7 +175,7 @@ def cached_artifacts():
     files = grid(layout.MODEL) + grid(layout.PREDICTIONS, split=PREDICTED_SPLITS) + analysed_predictions()
     if DECODING:
         files += [
-            result(layout.DECODER, arch=arch, loss=layout.decoded(loss), seed=seed)
+            result(layout.DECODER, arch=arch, loss=axes.loss_label(loss, axes.PROPAGATION.name), seed=seed)
             for arch in ARCHITECTURES
             for loss in ARCH_LOSSES[arch]
             for seed in SEEDS

@@ -13,19 +13,17 @@ rule evaluate:
     output:
         predictions=per_job(result(layout.PREDICTIONS), split=PREDICTED_SPLITS),
         metrics=per_job(result(layout.METRICS), split=SPLITS),
-        decoded=per_job(result(layout.PREDICTIONS, loss="{loss}_prop"), split=DECODED_SPLITS) if DECODING else [],
-        decoded_metrics=per_job(result(layout.METRICS, loss="{loss}_prop"), split=SPLITS) if DECODING else [],
-        decoder=per_job(result(layout.DECODER, loss="{loss}_prop")) if DECODING else [],
+        decoded=per_job(result(layout.PREDICTIONS, loss=PROPAGATED), split=DECODED_SPLITS) if DECODING else [],
+        decoded_metrics=per_job(result(layout.METRICS, loss=PROPAGATED), split=SPLITS) if DECODING else [],
+        decoder=per_job(result(layout.DECODER, loss=PROPAGATED)) if DECODING else [],
     log:
         f"{LOGS}/evaluate/{JOB_NAME}.log",
     wildcard_constraints:
         arch="|".join(ARCHITECTURES),
-        loss="|".join(layout.LOSSES),
+        loss="|".join(axes.LOSSES),
     params:
         split_dirs=split_dirs(PREDICTED_SPLITS),
-        scored=SPLITS,
-        save_probabilities=config["evaluation"]["save_probabilities"],
-        device=config["training"]["device"],
+        settings=EvaluationSettings.from_config(config).params(),
         seeds=job_seeds,
     threads: 1
     resources:
@@ -52,7 +50,7 @@ rule score:
     wildcard_constraints:
         # Any architecture name but the trained ones and the controls, whose jobs score their own predictions.
         # (the look-ahead ends at the "/" after the name: a wildcard's regex sits inside the whole path's).
-        arch=rf"(?!(?:{'|'.join(ARCHITECTURES)}|{layout.CONTROL_PREFIX}\w+)/)[A-Za-z0-9_]+",
+        arch=rf"(?!(?:{'|'.join(ARCHITECTURES)}|{axes.CONTROL_PREFIX}\w+)/)[A-Za-z0-9_]+",
     params:
         split_homes={split: layout.split_home(split) for split in SPLITS},
     threads: 1
@@ -73,12 +71,12 @@ rule controls:
         hierarchy=result(layout.HIERARCHY_DIR),
         ood=result(layout.OOD_DIR),
     output:
-        predictions=expand(result(layout.PREDICTIONS, loss=layout.NO_LOSS), split=SPLITS, allow_missing=True),
-        metrics=expand(result(layout.METRICS, loss=layout.NO_LOSS), split=SPLITS, allow_missing=True),
+        predictions=expand(result(layout.PREDICTIONS, loss=axes.NO_LOSS.name), split=SPLITS, allow_missing=True),
+        metrics=expand(result(layout.METRICS, loss=axes.NO_LOSS.name), split=SPLITS, allow_missing=True),
     log:
         f"{LOGS}/controls/{{arch}}_seed{{seed}}.log",
     wildcard_constraints:
-        arch="|".join(layout.control_architecture(c) for c in layout.CONTROLS),
+        arch="|".join(c.architecture for c in axes.CONTROLS.values()),
     params:
         split_dirs=split_dirs(SPLITS),
     threads: 1

@@ -42,8 +42,7 @@ else:
             f"{LOGS}/select_cells.log",
         params:
             source=census_source("train"),
-            # What hcebench.data.selection reads: the filters, the split, the organism.
-            settings={"filters": config["filters"], "split": config["split"], "census": census_settings()},
+            settings=SelectionSettings.from_config(config).params(),
         threads: 1
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],
@@ -117,7 +116,7 @@ rule augmentation_bank:
     log:
         f"{LOGS}/augmentation_bank.log",
     params:
-        settings=config["augmentation"],
+        settings=BankSettings.from_config(config).params(),
     # Ahead of every other ready job: the augmenting architectures' training, the longest jobs, waits for it.
     priority: 2
     threads: 1

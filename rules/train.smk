@@ -14,7 +14,7 @@ rule train:
         f"{LOGS}/train/{JOB_NAME}.log",
     wildcard_constraints:
         arch="|".join(ARCHITECTURES),
-        loss="|".join(layout.LOSSES),
+        loss="|".join(axes.LOSSES),
     params:
         # The entry without its loss list, so adding a loss to an architecture does not rerun its other losses.
         entry=lambda wc: {k: v for k, v in config["architectures"][wc.arch].items() if k != "losses"},

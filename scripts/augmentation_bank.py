@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 from hcebench.data.augmentation import build_bank  # noqa: E402
 from hcebench.data.store import Store  # noqa: E402
 from hcebench.io import atomic_path  # noqa: E402
+from hcebench.settings import BankSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
@@ -20,14 +21,13 @@ if bank is not None:
 else:
     train = store.split("train", store.labels)
     # Only the subsampled rows are read, in chunks from the memory map: a store larger than RAM works.
-    # params.settings is the config's `augmentation:` block, build_bank's keyword arguments.
     # k-means would take every core of the node: hold it to the threads the rule was given.
     with threadpool_limits(limits=snakemake.threads):
         bank = build_bank(
             train,
             train.obs["label"].to_numpy(),
             train.obs["tech_sample"].to_numpy(),
-            **snakemake.params.settings,
+            BankSettings.from_params(snakemake.params.settings),
         )
 with atomic_path(snakemake.output[0]) as tmp:
     np.save(tmp, bank.astype(np.float32))

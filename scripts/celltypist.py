@@ -8,18 +8,18 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 import pickle  # noqa: E402
 
 from hcebench.evaluation.contract import predictions_metadata, write_predictions  # noqa: E402
-from hcebench.external.celltypist import CellTypistSettings, predict_celltypist, train_celltypist  # noqa: E402
+from hcebench.external.celltypist import predict_celltypist, train_celltypist  # noqa: E402
 from hcebench.hierarchy.labels import LabelHierarchy  # noqa: E402
 from hcebench.io import atomic_path  # noqa: E402
+from hcebench.settings import CellTypistSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 seed = int(snakemake.wildcards.seed)
 hierarchy = LabelHierarchy.load(snakemake.input.hierarchy)
 names = dict(zip(hierarchy.term_ids, hierarchy.names, strict=True))
-model = train_celltypist(
-    snakemake.input.store, CellTypistSettings.from_config(snakemake.params.settings, seed)
-)
+settings = CellTypistSettings.from_params(snakemake.params.settings)
+model = train_celltypist(snakemake.input.store, settings, seed)
 with atomic_path(snakemake.output.model) as tmp, open(tmp, "wb") as f:
     pickle.dump(model, f)
 for path, (split, directory) in zip(
@@ -30,7 +30,7 @@ for path, (split, directory) in zip(
         directory,
         list(hierarchy.term_ids),
         names,
-        save_probabilities=snakemake.params.save_probabilities,
+        save_probabilities=settings.save_probabilities,
     )
     meta = predictions_metadata(
         hierarchy, directory, architecture="celltypist", loss="ce", seed=seed, split=split

@@ -11,7 +11,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from pathlib import Path  # noqa: E402
 
-from hcebench import layout  # noqa: E402
+from hcebench.axes import NO_LOSS, control_of  # noqa: E402
 from hcebench.data.store import Store  # noqa: E402
 from hcebench.evaluation.contract import predictions_metadata, write_predictions  # noqa: E402
 from hcebench.evaluation.scoring import score_predictions  # noqa: E402
@@ -21,7 +21,7 @@ from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 wc = snakemake.wildcards
-method = wc.arch.removeprefix(layout.CONTROL_PREFIX)
+method = control_of(wc.arch).name
 seed = int(wc.seed)
 hierarchy = LabelHierarchy.load(snakemake.input.hierarchy)
 train_labels = Store(snakemake.input.store).obs("train", columns=["label"])["label"]
@@ -32,7 +32,7 @@ for path, metrics, (split, directory) in zip(
     obs = Store.holding(directory).obs(split)
     table = control_table(method, obs, train_labels, hierarchy, seed)
     meta = predictions_metadata(
-        hierarchy, directory, architecture=wc.arch, loss=layout.NO_LOSS, seed=seed, split=split
+        hierarchy, directory, architecture=wc.arch, loss=NO_LOSS.name, seed=seed, split=split
     )
     meta["method"] = f"control: {method} (hcebench.external.controls)"
     write_predictions(table, path, meta)
@@ -41,7 +41,7 @@ for path, metrics, (split, directory) in zip(
         snakemake.input.hierarchy,
         Path(directory).parent,
         architecture=wc.arch,
-        loss=layout.NO_LOSS,
+        loss=NO_LOSS.name,
         seed=seed,
         split=split,
         output=metrics,

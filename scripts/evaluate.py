@@ -9,11 +9,13 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 from hcebench import layout  # noqa: E402
 from hcebench.evaluation.model_evaluation import EvaluationFiles, evaluate_model  # noqa: E402
 from hcebench.models.device import resolve_device  # noqa: E402
+from hcebench.settings import EvaluationSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 wc, out, params = snakemake.wildcards, snakemake.output, snakemake.params
-device = resolve_device(params.device)
+settings = EvaluationSettings.from_params(params.settings)
+device = resolve_device(settings.device)
 for seed in params.seeds:
     files = EvaluationFiles(
         predictions=layout.of_seed(out.predictions, layout.PREDICTIONS, seed),
@@ -28,11 +30,11 @@ for seed in params.seeds:
         model,
         snakemake.input.hierarchy,
         params.split_dirs,
-        list(params.scored),
+        list(settings.scored),
         files,
         architecture=wc.arch,
         loss=wc.loss,
         seed=seed,
         device=device,
-        save_probabilities=params.save_probabilities,
+        save_probabilities=settings.save_probabilities,
     )

@@ -6,6 +6,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from hcebench.report.tables import paper_analyses  # noqa: E402
+from hcebench.settings import AnalysisSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
@@ -15,7 +16,7 @@ done = paper_analyses(
     hierarchy_dir=i.hierarchy,
     store_dir=i.store,
     ood_dir=i.ood,
-    config=snakemake.params.settings,
+    settings=AnalysisSettings.from_params(snakemake.params.settings),
     out=dict(snakemake.output.items()),
 )
 log.info("%d cell types; connectivity vs ΔF1: %s", done["n_types"], done["connectivity_spearman"])

@@ -6,6 +6,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from hcebench.report.tables import prediction_analyses  # noqa: E402
+from hcebench.settings import AnalysisSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
@@ -14,7 +15,7 @@ done = prediction_analyses(
     predictions=list(i.predictions),
     hierarchy_dir=i.hierarchy,
     ood_dir=i.ood,
-    config=snakemake.params.settings,
+    settings=AnalysisSettings.from_params(snakemake.params.settings),
     out=dict(snakemake.output.items()),
     n_boot=snakemake.params.n_boot,
 )

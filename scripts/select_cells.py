@@ -8,12 +8,15 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 from hcebench.data.selection import select_from_census  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.io import atomic_path, write_json  # noqa: E402
+from hcebench.settings import SelectionSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 out = snakemake.output
 selection = select_from_census(
-    snakemake.params.source, snakemake.params.settings, load_ontology(snakemake.input.obo)
+    snakemake.params.source,
+    SelectionSettings.from_params(snakemake.params.settings),
+    load_ontology(snakemake.input.obo),
 )
 with atomic_path(out.cells) as tmp:
     selection.cells.to_parquet(tmp, index=False)

@@ -1,6 +1,7 @@
 """The OOD leakage audit on the tiny simulated census, and on a hand-built case."""
 
 import pandas as pd
+from hcebench.config import schema_defaults
 from hcebench.data.audit import (
     LABEL_RULE_COLUMNS,
     audit_label_rules,
@@ -10,6 +11,7 @@ from hcebench.data.audit import (
 )
 from hcebench.data.census import open_census, read_obs
 from hcebench.data.selection import obs_value_filter
+from hcebench.settings import Filters
 from sim_fixtures import bundled_ontology
 
 
@@ -102,7 +104,13 @@ def test_training_label_names_prefer_the_census_name():
 def test_label_rules_on_the_simulated_census(tiny_census):
     train = {"uri": str(tiny_census / "2023-05-15")}
     ood = {"uri": str(tiny_census / "2023-12-15")}
-    filters = {"is_primary_data": True, "assays": ["10x 3' v2", "10x 3' v3", "10x 5' v2"]}
+    filters = Filters.from_params(
+        {
+            **schema_defaults("filters"),
+            "is_primary_data": True,
+            "assays": ["10x 3' v2", "10x 3' v3", "10x 5' v2"],
+        }
+    )
     with open_census(train) as census:
         cells = read_obs(
             census,

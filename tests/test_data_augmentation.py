@@ -1,5 +1,6 @@
 """hcebench.data.augmentation: scTab's augmentation bank, step by step by hand, and from a store read in chunks."""
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -16,6 +17,23 @@ from hcebench.data.augmentation import (
 )
 from hcebench.data.store import SplitData, SplitWriter
 from hcebench.errors import ConfigError
+from hcebench.settings import BankSettings
+
+#: scTab's bank settings (the schema's defaults for augmentation:).
+SCTAB_BANK = BankSettings(
+    subsample_cells=500_000,
+    max_pairs_per_type=300,
+    min_abs=0.25,
+    clip=1.5,
+    n_clusters=50,
+    min_cluster_size=2000,
+    n_vectors=5000,
+    seed=1,
+)
+
+
+def bank_settings(**changes) -> BankSettings:
+    return dataclasses.replace(SCTAB_BANK, **changes)
 
 
 def test_group_means_by_hand():
@@ -71,16 +89,16 @@ def test_bank_by_hand():
     x = sp.csr_matrix(np.array(rows, dtype=np.float32))
     labels = np.array(["a"] * 7 + ["b"] * 4)
     tech = np.array(["s1", "s1", "s2", "s2", "s2", "s3", "s3", "s1", "s1", "s2", "s2"])
-    settings = dict(subsample_cells=100, n_clusters=1, min_cluster_size=0, n_vectors=10)
-    bank = build_bank(x, labels, tech, **settings)
+    settings = bank_settings(subsample_cells=100, n_clusters=1, min_cluster_size=0, n_vectors=10)
+    bank = build_bank(x, labels, tech, settings)
     # Δ(s1, s2) = [−0.2, −2, 0.5] → [0, −1.5, 0.5]; Δ(s1, s3) = [1, 0, −2] → [1, 0, −1.5];
     # Δ(s2, s3) = [1.2, 2, −2.5] → [1.2, 1.5, −1.5].
     possible = {(0.0, -1.5, 0.5), (1.0, 0.0, -1.5), (1.2, 1.5, -1.5)}
     got = {tuple(np.round(row, 5).tolist()) for row in bank}
     assert bank.shape == (2, 3) and bank.dtype == np.float32 and len(got) == 2 and got < possible
-    np.testing.assert_array_equal(bank, build_bank(x, labels, tech, **settings))  # seeded: reproducible
+    np.testing.assert_array_equal(bank, build_bank(x, labels, tech, settings))  # seeded: reproducible
     with pytest.raises(ConfigError, match="subsample_cells"):  # no type in three tech_samples
-        build_bank(x[7:], labels[7:], tech[7:], **settings)
+        build_bank(x[7:], labels[7:], tech[7:], settings)
 
 
 def _blobs(sizes, centres, seed=0):
@@ -122,7 +140,10 @@ def test_bank_logs_its_statistics(caplog):
     tech = rng.choice([f"s{i}" for i in range(6)], n)
     with caplog.at_level(logging.INFO, logger="hcebench.data.augmentation"):
         bank = build_bank(
-            x, labels, tech, subsample_cells=200, n_clusters=2, min_cluster_size=0, n_vectors=20
+            x,
+            labels,
+            tech,
+            bank_settings(subsample_cells=200, n_clusters=2, min_cluster_size=0, n_vectors=20),
         )
     text = caplog.text
     assert "subsample: 200 of 300" in text and "28 pairs from 2 types" in text  # 2 × (15 − 1)
@@ -157,9 +178,16 @@ def test_bank_from_a_store_split_reads_only_the_subsample_and_equals_the_in_memo
     monkeypatch.setattr(
         SplitData, "sparse_rows", lambda self, rows, *a, **k: read.append(rows) or real(self, rows)
     )
-    settings = dict(subsample_cells=120, max_pairs_per_type=4, min_abs=0.1, n_clusters=2, min_cluster_size=0)
-    from_store = build_bank(split, labels, tech, n_vectors=100, **settings)
-    in_memory = build_bank(sp.csr_matrix(dense), labels, tech, n_vectors=100, **settings)
+    settings = bank_settings(
+        subsample_cells=120,
+        max_pairs_per_type=4,
+        min_abs=0.1,
+        n_clusters=2,
+        min_cluster_size=0,
+        n_vectors=100,
+    )
+    from_store = build_bank(split, labels, tech, settings)
+    in_memory = build_bank(sp.csr_matrix(dense), labels, tech, settings)
     assert from_store.shape == (12, genes)  # 3 types × min(5·4/2 − 1, 4) pairs
     np.testing.assert_allclose(from_store, in_memory, atol=1e-6)
     # Only subsampled rows are read: the subsample's 120 rows at most, none twice.

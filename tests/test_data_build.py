@@ -19,6 +19,7 @@ from hcebench.data.census import open_census, read_obs, read_var
 from hcebench.data.selection import obs_value_filter, select_from_census
 from hcebench.data.store import SplitData, SplitWriter
 from hcebench.errors import CensusError, DataError
+from hcebench.settings import Filters, SelectionSettings
 from sctab_reference import SPLITS, notebook_order, notebook_split
 from sim_fixtures import build_tiny_census, bundled_ontology
 
@@ -35,7 +36,7 @@ def _config(**census):
 def test_training_store_has_sctabs_split_and_cell_order(tiny_census, tmp_path):
     config = _config(chunk_size=150, build_workers=1)
     source = {"uri": str(tiny_census / "2023-05-15")}
-    selection = select_from_census(source, config, bundled_ontology())
+    selection = select_from_census(source, SelectionSettings.from_config(config), bundled_ontology())
     meta = build_training_store(source, selection.cells, selection.labels, config, tmp_path / "store")
     assert meta["cell_order"] == "permuted" and meta["split_seed"] == 1
     checked = meta["data_checks"]  # every cell read was checked; the simulated counts have no all-zero cell
@@ -50,7 +51,7 @@ def test_training_store_has_sctabs_split_and_cell_order(tiny_census, tmp_path):
     with open_census(source) as census:
         obs = read_obs(
             census,
-            obs_value_filter(config["filters"]),
+            obs_value_filter(Filters.from_config(config)),
             ["dataset_id", "donor_id", "cell_type_ontology_term_id"],
         )
         obs = obs[obs["cell_type_ontology_term_id"].isin(selection.labels)].reset_index(drop=True)
@@ -233,7 +234,7 @@ def test_paper_loader_ghost_batches_mix_tech_samples(many_tech_samples, tmp_path
     config = _config(chunk_size=1000, build_workers=1)
     config["filters"].update(min_cells_per_type=1, min_tech_samples_per_type=0)
     source = {"uri": str(many_tech_samples / "2023-05-15")}
-    selection = select_from_census(source, config, bundled_ontology())
+    selection = select_from_census(source, SelectionSettings.from_config(config), bundled_ontology())
     assert selection.cells["tech_sample"].nunique() >= 200
     build_training_store(source, selection.cells, selection.labels, config, tmp_path / "store")
     genes = pd.read_parquet(tmp_path / "store" / "var.parquet")
@@ -354,7 +355,7 @@ def corrupted_census(tiny_census, tmp_path_factory):
     shutil.copytree(tiny_census, root)
     source = {"uri": str(root / TRAIN)}
     config = _config(chunk_size=150, build_workers=1)
-    cells = select_from_census(source, config, bundled_ontology()).cells
+    cells = select_from_census(source, SelectionSettings.from_config(config), bundled_ontology()).cells
     # Two neighbours in the train split's read order (soma_joinid) from different datasets, in one 150-cell chunk.
     train = cells[cells["split"] == "train"].sort_values("soma_joinid").reset_index(drop=True)
     edge = next(
@@ -410,7 +411,7 @@ def test_bad_raw_counts_found_by_a_worker_are_the_same_one_line_error(corrupted_
 def test_all_zero_cells_are_counted_per_dataset_and_fail_past_the_limit(tiny_census, tmp_path, caplog):
     source = {"uri": str(tiny_census / TRAIN)}
     config = _config(chunk_size=150, build_workers=1)
-    selection = select_from_census(source, config, bundled_ontology())
+    selection = select_from_census(source, SelectionSettings.from_config(config), bundled_ontology())
     with open_census(source) as census:
         var = read_var(census)
     # One gene, detected in about half the cells: the other half are all-zero over the store's genes.

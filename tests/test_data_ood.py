@@ -18,6 +18,7 @@ from hcebench.data.selection import select_from_census
 from hcebench.errors import DataError
 from hcebench.hierarchy.ontology import Ontology
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
+from hcebench.settings import SelectionSettings
 from sim_fixtures import OOD_RELEASE, TRAIN_RELEASE, bundled_ontology
 
 
@@ -89,7 +90,7 @@ def ood_inputs(tiny_census):
     """The tiny census's releases, the training labels selected from the older one, and its var."""
     config = load_config(Path(__file__).parent / "data" / "tiny_config.yaml")
     train, ood = ({"uri": str(tiny_census / release)} for release in (TRAIN_RELEASE, OOD_RELEASE))
-    labels = select_from_census(train, config, bundled_ontology()).labels
+    labels = select_from_census(train, SelectionSettings.from_config(config), bundled_ontology()).labels
     with open_census(ood) as census:
         ood_var = read_var(census)
     return {"config": config, "train": train, "ood": ood, "labels": labels, "ood_var": ood_var}

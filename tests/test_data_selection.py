@@ -13,7 +13,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 import pytest
-from hcebench.config import load_config
+from hcebench.config import load_config, schema_defaults
 from hcebench.data.census import open_census, read_obs
 from hcebench.data.selection import (
     OBS_COLUMNS,
@@ -28,6 +28,7 @@ from hcebench.data.selection import (
 from hcebench.data.simulate import OBS_SCHEMA, SUMMARY_SCHEMA, create_release, write_dataframe
 from hcebench.errors import ConfigError, DataError, OntologyError
 from hcebench.hierarchy.ontology import load_ontology
+from hcebench.settings import Filters, SelectionSettings
 
 CD8 = "CL:0000625"  # CD8-positive, alpha-beta T cell (deep)
 B_CELL = "CL:0000236"  # B cell: 13 ancestors, deep enough
@@ -37,6 +38,16 @@ OBSOLETE = "CL:0000002"  # immortal cell line cell: obsolete in CL v2022-09-15
 UNKNOWN = "CL:9999999"  # no such term
 #: The limits the validated config always holds (their schema defaults), for filters built by hand.
 LIMITS = {"max_unknown_label_fraction": 0.01}
+
+
+def filters_of(values: dict) -> Filters:
+    """Filters from hand-written ``values``, every other key at its schema default."""
+    return Filters.from_params({**schema_defaults("filters"), **values})
+
+
+def select(obs, ontology, values: dict):
+    """``select_cells`` with filters written by hand (``filters_of``)."""
+    return select_cells(obs, ontology, filters_of(values))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +95,7 @@ def test_filters_drop_generic_terms_and_rare_types(cl):
     filters = dict(
         min_cells_per_type=50, min_tech_samples_per_type=3, root_term="CL:0000003", min_ancestors=7, **LIMITS
     )
-    sel = select_cells(obs, cl, filters)
+    sel = select(obs, cl, filters)
     assert sel.labels == [CD8]
     assert set(sel.cells["label"]) == {CD8}
     assert len(sel.cells) == 100
@@ -98,9 +109,9 @@ def test_min_cells_is_inclusive_and_tech_samples_strict(cl):
     ok = dict(
         min_cells_per_type=100, min_tech_samples_per_type=3, root_term="CL:0000003", min_ancestors=7, **LIMITS
     )
-    assert select_cells(obs, cl, ok).labels == [CD8]
+    assert select(obs, cl, ok).labels == [CD8]
     with pytest.raises(ValueError, match="min_tech_samples_per_type"):
-        select_cells(obs, cl, {**ok, "min_tech_samples_per_type": 4})
+        select(obs, cl, {**ok, "min_tech_samples_per_type": 4})
 
 
 def test_split_keeps_tech_samples_whole_and_is_deterministic():
@@ -172,7 +183,7 @@ def test_balanced_class_weights_by_hand():
 
 
 def test_value_filter_text():
-    f = obs_value_filter({"is_primary_data": True, "assays": ["10x 3' v3"]}, ["ds1"])
+    f = obs_value_filter(filters_of({"is_primary_data": True, "assays": ["10x 3' v3"]}), ["ds1"])
     assert f == "is_primary_data == True and assay in [\"10x 3' v3\"] and dataset_id in ['ds1']"
 
 
@@ -280,7 +291,7 @@ def test_paper_filters_select_exactly_the_sctab_label_set(sctab_census, cl):
     config = load_config(PAPER_CONFIG)
     config["filters"]["pinned_labels"] = None  # the filters alone
     wanted, obs = sctab_census["wanted"], sctab_census["obs"]
-    selection = select_from_census(sctab_census["source"], config, cl)
+    selection = select_from_census(sctab_census["source"], SelectionSettings.from_config(config), cl)
     assert sorted(selection.labels) == sorted(wanted)
     assert len(selection.labels) == 164
     dropped = {**selection.report["dropped_types_ontology"], **selection.report["dropped_types_counts"]}
@@ -293,7 +304,7 @@ def test_paper_config_pins_the_sctab_labels_and_keeps_only_their_primary_10x_cel
     config = load_config(PAPER_CONFIG)
     assert config["filters"]["pinned_labels"] == "bundled:sctab_2023-05-15"
     wanted, sizes = sctab_census["wanted"], sctab_census["sizes"]
-    selection = select_from_census(sctab_census["source"], config, cl)
+    selection = select_from_census(sctab_census["source"], SelectionSettings.from_config(config), cl)
     assert sorted(selection.labels) == sorted(wanted)
     # Every primary 10x cell of the pinned types, and nothing else: not wanted[0]'s 500 non-primary cells.
     assert len(selection.cells) == sum(n for n, _ in sizes.values())
@@ -308,11 +319,11 @@ def test_paper_config_pins_the_sctab_labels_and_keeps_only_their_primary_10x_cel
 def test_pin_report_lists_the_types_the_filters_would_add_and_drop(sctab_census, cl):
     config = load_config(PAPER_CONFIG)
     with open_census(sctab_census["source"]) as census:
-        obs = read_obs(census, obs_value_filter(config["filters"]), OBS_COLUMNS)
+        obs = read_obs(census, obs_value_filter(Filters.from_config(config)), OBS_COLUMNS)
     # Thresholds under which the filters admit `short` (4,999 cells in 40 tech_samples) and reject the pinned
     # types that have exactly 31 tech_samples.
     filters = {**config["filters"], "min_cells_per_type": 4999, "min_tech_samples_per_type": 31}
-    selection = select_cells(obs, cl, filters)
+    selection = select(obs, cl, filters)
     short, sizes = sctab_census["short"], sctab_census["sizes"]
     assert sorted(selection.labels) == sorted(sctab_census["wanted"])  # the pin decides
     assert short not in set(selection.cells["label"])
@@ -357,7 +368,7 @@ def test_pin_file_of_names_and_ids_with_an_absent_type(tmp_path, cl):
         pinned_labels=str(pin),
         **LIMITS,
     )
-    sel = select_cells(obs, cl, filters)
+    sel = select(obs, cl, filters)
     assert sel.labels == [B_CELL, CD8]  # ordered by name
     assert sel.cells.groupby("label").size().to_dict() == {B_CELL: 80, CD8: 100}
     assert sel.report["pinned_labels"]["absent"] == {T_CELL: "T cell"}
@@ -403,7 +414,7 @@ FILTERS = dict(min_cells_per_type=50, min_tech_samples_per_type=3, root_term="CL
 def test_labels_outside_the_ontology_are_a_counted_warning_under_the_limit(cl, caplog):
     obs = _with_off_ontology_labels(obsolete_cells=3, unknown_cells=2)  # 5 of 505 cells: 0.99 %
     with caplog.at_level("WARNING", logger="hcebench.data.checks"):
-        sel = select_cells(obs, cl, {**FILTERS, "max_unknown_label_fraction": 0.01})
+        sel = select(obs, cl, {**FILTERS, "max_unknown_label_fraction": 0.01})
     assert sel.labels == [CD8] and len(sel.cells) == 500
     report = sel.report["labels_outside_ontology"]
     assert (report["n_cells"], report["max_fraction"]) == (5, 0.01)
@@ -424,7 +435,7 @@ def test_labels_outside_the_ontology_are_a_counted_warning_under_the_limit(cl, c
 def test_labels_outside_the_ontology_past_the_limit_are_an_error_naming_them(cl):
     obs = _with_off_ontology_labels(obsolete_cells=4, unknown_cells=2)  # 6 of 506 cells: 1.19 %
     with pytest.raises(DataError) as err:
-        select_cells(obs, cl, {**FILTERS, "max_unknown_label_fraction": 0.01})
+        select(obs, cl, {**FILTERS, "max_unknown_label_fraction": 0.01})
     message = str(err.value)
     assert "\n" not in message
     assert "6 of 506 cells (1.19%), more than filters.max_unknown_label_fraction: 0.01" in message
@@ -434,7 +445,7 @@ def test_labels_outside_the_ontology_past_the_limit_are_an_error_naming_them(cl)
 
 
 def test_none_outside_the_ontology_is_reported_as_zero(cl):
-    sel = select_cells(_obs([(CD8, "d1", 5, 20)]), cl, {**FILTERS, **LIMITS})
+    sel = select(_obs([(CD8, "d1", 5, 20)]), cl, {**FILTERS, **LIMITS})
     assert sel.report["labels_outside_ontology"] == {
         "n_cells": 0,
         "fraction": 0.0,
@@ -455,11 +466,13 @@ def test_a_root_term_the_ontology_lacks_is_an_error_before_the_census_is_read(cl
     config["filters"]["root_term"] = root
     # The census does not exist: the error must come before any attempt to open it.
     with pytest.raises(ConfigError, match=message):
-        select_from_census({"uri": str(tmp_path / "no census")}, config, cl)
+        select_from_census({"uri": str(tmp_path / "no census")}, SelectionSettings.from_config(config), cl)
     with pytest.raises(ConfigError, match=message):
-        select_cells(_obs([(CD8, "d1", 5, 20)]), cl, {**FILTERS, **LIMITS, "root_term": root})
+        select(_obs([(CD8, "d1", 5, 20)]), cl, {**FILTERS, **LIMITS, "root_term": root})
 
 
 def test_settings_without_the_limit_say_which_key_is_missing(cl):
+    values = {**schema_defaults("filters"), **FILTERS}
+    del values["max_unknown_label_fraction"]
     with pytest.raises(ConfigError, match="filters.max_unknown_label_fraction is missing"):
-        select_cells(_obs([(CD8, "d1", 5, 20)]), cl, FILTERS)
+        Filters.from_params(values)

@@ -77,12 +77,23 @@ def test_a_trained_models_predictions_pass_the_gate(toy, tmp_path):
 
 def test_celltypists_predictions_pass_the_gate(toy, tmp_path):
     pytest.importorskip("celltypist")
-    from hcebench.external.celltypist import CellTypistSettings, predict_celltypist, train_celltypist
+    from hcebench.external.celltypist import predict_celltypist, train_celltypist
+    from hcebench.settings import CellTypistSettings
 
     store, hierarchy_dir = toy
     hierarchy, names = hierarchy_of(hierarchy_dir)
-    settings = CellTypistSettings(seed=0, batch_size=100, batch_number=3, epochs=2)
-    model = train_celltypist(store, settings)
+    settings = CellTypistSettings(
+        max_cells=500_000,
+        use_SGD=True,
+        mini_batch=True,
+        batch_size=100,
+        batch_number=3,
+        epochs=2,
+        alpha=1e-4,
+        feature_selection=False,
+        save_probabilities=True,
+    )
+    model = train_celltypist(store, settings, seed=0)
     table = predict_celltypist(model, store / "test", list(hierarchy.term_ids), names)
     write_predictions(table, tmp_path / "test.parquet", {"architecture": "celltypist"})
     metrics = score_predictions(

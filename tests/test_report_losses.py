@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hcebench.layout import LOSSES, NO_LOSS, control_architecture, decoded
+from hcebench.axes import CONTROLS, LOSSES, PROPAGATION, RunKey
+from hcebench.axes import loss_label as label_of
 from hcebench.report.losses import (
     architecture_order,
     base_loss,
@@ -14,6 +15,19 @@ from hcebench.report.losses import (
     loss_order,
     row_role,
 )
+
+NO_LOSS = "none"
+
+
+def decoded(loss: str) -> str:
+    return label_of(loss, PROPAGATION.name)
+
+
+def test_a_runs_loss_label_joins_its_loss_and_decoder_and_parses_back():
+    key = RunKey("mlp", "hce", 3, PROPAGATION.name)
+    assert key.label == "hce_prop" and RunKey.parse("mlp", "hce_prop", "3") == key
+    assert RunKey.parse("mlp", "soft_labels", 0) == RunKey("mlp", "soft_labels", 0)  # argmax: no suffix
+    assert RunKey.parse("mlp", "_prop", 0).loss == "_prop"  # a bare suffix decodes nothing
 
 
 def test_decoded_losses_are_named_after_the_loss_they_decode():
@@ -30,8 +44,8 @@ def test_decoded_losses_are_named_after_the_loss_they_decode():
         ("mlp", "hce", "model"),
         ("mlp", "ce_prop", "model"),
         ("celltypist", "ce", "reference"),
-        (control_architecture("random"), NO_LOSS, "control"),
-        (control_architecture("truth"), NO_LOSS, "control"),
+        (CONTROLS["random"].architecture, NO_LOSS, "control"),
+        (CONTROLS["truth"].architecture, NO_LOSS, "control"),
     ],
 )
 def test_row_roles(architecture, loss, role):

@@ -10,6 +10,7 @@ import pytest
 from hcebench.io import write_json
 from hcebench.report import figures
 from hcebench.report.tables import paper_analyses
+from hcebench.settings import AnalysisSettings
 from metrics_fixtures import grid_metrics
 from store_fixtures import LABELS
 
@@ -40,12 +41,14 @@ def test_paper_analyses_write_the_loss_comparison_and_ranking(tmp_path, toy):
     ood = tmp_path / "ood"
     ood.mkdir()
     write_json(ood / "meta.json", {"train_release": "2023-05-15", "ood_release": "2023-12-15"})
-    config = {
-        "census": {"train_release": "2023-05-15", "ood_release": "2023-12-15"},
-        "training": {"seeds": [0, 1, 2, 3], "losses": ["ce", "hce", "soft_labels"]},
-        "architectures": {"linear": {}, "mlp": {}},
-        "evaluation": {"focus_architecture": "mlp"},
-    }
+    settings = AnalysisSettings(
+        train_release="2023-05-15",
+        ood_release="2023-12-15",
+        seeds=(0, 1, 2, 3),
+        losses=("ce", "hce", "soft_labels"),
+        architectures=("linear", "mlp"),
+        focus_architecture="mlp",
+    )
     out = {name: str(tmp_path / path) for name, path in OUTPUTS.items()}
     for path in out.values():
         (tmp_path / path).parent.mkdir(exist_ok=True)
@@ -54,7 +57,7 @@ def test_paper_analyses_write_the_loss_comparison_and_ranking(tmp_path, toy):
         hierarchy_dir=hierarchy,
         store_dir=store,
         ood_dir=ood,
-        config=config,
+        settings=settings,
         out=out,
     )
     table = pd.read_csv(out["loss_comparison"], sep="\t", keep_default_na=False, na_values=[""])

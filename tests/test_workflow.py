@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from hcebench import layout
+from hcebench import axes, layout
+from hcebench.axes import LOSSES
 from hcebench.io import read_json
-from hcebench.layout import LOSSES
 from hcebench.report import figures
 from hcebench.report.figures import NO_DATA_TITLE
 
@@ -69,8 +69,8 @@ def test_summary_has_every_architecture_and_loss(run):
     _, results = run
     summary = pd.read_csv(results / "summary.tsv", sep="\t")
     trained = set(TRAINED)
-    decoded = {(arch, layout.decoded(loss)) for arch, loss in trained}
-    controls = {(layout.control_architecture(c), layout.NO_LOSS) for c in layout.CONTROLS}
+    decoded = {(arch, axes.loss_label(loss, axes.PROPAGATION.name)) for arch, loss in trained}
+    controls = {(c.architecture, axes.NO_LOSS.name) for c in axes.CONTROLS.values()}
     assert set(zip(summary["architecture"], summary["loss"], strict=True)) == trained | decoded | controls
     models = summary[summary["role"] == "model"]
     assert len(models) == len(trained | decoded) and (models["n_seeds"] == 2).all()

@@ -19,14 +19,20 @@ from typing import Any
 
 import yaml
 
+from hcebench.axes import LOSSES
 from hcebench.errors import ConfigError
-from hcebench.layout import LOSSES
 
 SCHEMA_PATH = Path(str(resources.files("hcebench") / "schemas" / "config.schema.yaml"))
 
 
 def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def schema_defaults(section: str) -> dict:
+    """The defaults the schema declares for the keys of config section ``section`` (e.g. ``filters``)."""
+    properties = load_schema()["properties"][section].get("properties", {})
+    return {key: copy.deepcopy(sub["default"]) for key, sub in properties.items() if "default" in sub}
 
 
 def load_config(config: str | os.PathLike | dict) -> dict:
@@ -91,7 +97,7 @@ def check_config(config: dict) -> None:
 
 
 def check_losses(config: dict) -> None:
-    """Loss names (``training.losses``, the ``losses:`` block) are in ``hcebench.layout.LOSSES``, and each ``losses:``
+    """Loss names (``training.losses``, the ``losses:`` block) are in ``hcebench.axes.LOSSES``, and each ``losses:``
     entry sets only hyperparameters the schema lists for that loss.
 
     The schema lists them as the loss registry defines them (``hcebench.training.losses``, which a test compares;

@@ -45,32 +45,12 @@ def split_home(split: str) -> str:
 
 
 # -- runs --------------------------------------------------------------------------------------------------------
-#: What identifies one trained model; with the split, one predictions file and one metrics table.
+#: The columns that identify one run (``hcebench.axes.RunKey``: its ``loss`` column is the run's loss label, the loss
+#: with its decoder's suffix); with the split, one predictions file and one metrics table.
 RUN_KEYS = ("architecture", "loss", "seed")
 ID_COLUMNS = [*RUN_KEYS, "split"]
 #: Snakemake wildcard of each run key.
 WILDCARD = {"architecture": "arch", "loss": "loss", "seed": "seed", "split": "split"}
-#: The losses a run may train with (``training.losses``): the names of ``hcebench.training.losses.REGISTRY``, kept
-#: here because layout may not import torch (``tests/test_layout.py`` checks the two agree).
-LOSSES = ("ce", "hce", "soft_labels", "hxe", "hace")
-#: Suffix of a trained model's predictions decoded by propagation at inference (``ce`` → ``ce_prop``): in every
-#: table the decoded model is a loss of its own, so "CE + propagation" sits beside "HCE".
-DECODED_SUFFIX = "_prop"
-#: Loss value of the control methods, which learn nothing (``evaluation.controls``).
-NO_LOSS = "none"
-#: Control methods (``evaluation.controls``) and the architecture name each one's results carry.
-CONTROLS = ("random", "majority", "truth")
-CONTROL_PREFIX = "control_"
-
-
-def decoded(loss: str) -> str:
-    """The loss value of ``loss``'s models decoded by propagation (``decoded("hce") == "hce_prop"``)."""
-    return f"{loss}{DECODED_SUFFIX}"
-
-
-def control_architecture(control: str) -> str:
-    """The architecture name a control's results carry (``control_architecture("random") == "control_random"``)."""
-    return f"{CONTROL_PREFIX}{control}"
 
 
 # -- result paths (relative to results/<run>/) -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ import pandas as pd
 
 from hcebench.data.census import open_census, read_datasets, read_obs
 from hcebench.data.selection import obs_value_filter
+from hcebench.settings import Filters
 
 
 def audit_ood(
@@ -158,11 +159,11 @@ def audit_label_rules(
     ood_source: dict,
     dataset_ids: list[str],
     label_names: dict[str, str],
-    filters: dict,
+    filters: Filters,
     organism: str = "homo_sapiens",
 ) -> tuple[pd.DataFrame, dict]:
     """``label_rule_disagreement`` on the OOD datasets' cells that pass the OOD set's filters
-    (``filters``: ``is_primary_data``, ``assays``), read from ``ood_source``."""
+    (``filters``: their ``is_primary_data`` and ``assays``), read from ``ood_source``."""
     if not dataset_ids:
         return label_rule_disagreement(
             pd.DataFrame(columns=["cell_type_ontology_term_id", "cell_type", "dataset_id"]), label_names

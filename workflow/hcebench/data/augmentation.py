@@ -41,6 +41,7 @@ from sklearn.cluster import KMeans
 
 from hcebench.data.store import SplitData
 from hcebench.errors import ConfigError
+from hcebench.settings import BankSettings
 
 log = logging.getLogger(__name__)
 
@@ -218,20 +219,10 @@ def select_by_cluster(
 
 
 def build_bank(
-    x: sp.csr_matrix | SplitData,
-    labels: np.ndarray,
-    tech_samples: np.ndarray,
-    *,
-    subsample_cells: int = 500_000,
-    max_pairs_per_type: int = 300,
-    min_abs: float = 0.25,
-    clip: float = 1.5,
-    n_clusters: int = 50,
-    min_cluster_size: int = 2000,
-    n_vectors: int = 5000,
-    seed: int = 1,
+    x: sp.csr_matrix | SplitData, labels: np.ndarray, tech_samples: np.ndarray, settings: BankSettings
 ) -> np.ndarray:
-    """scTab's augmentation bank from a training split, float32 (vectors, genes); the defaults are scTab's.
+    """scTab's augmentation bank from a training split, float32 (vectors, genes); ``settings`` is the config's
+    ``augmentation:`` block (its schema defaults are scTab's).
 
     ``x`` is the split (a store split larger than memory is read chunk by chunk; only the subsampled rows);
     ``labels`` and ``tech_samples`` give each row's cell type and tech_sample. The steps and their random
@@ -243,15 +234,15 @@ def build_bank(
         raise ValueError(
             f"build_bank: {x.shape[0]} rows but {len(labels)} labels and {len(tech_samples)} tech_samples"
         )
-    rng = np.random.default_rng(seed)
-    rows = subsample(labels, subsample_cells, rng)
+    rng = np.random.default_rng(settings.seed)
+    rows = subsample(labels, settings.subsample_cells, rng)
     log.info(
         "subsample: %d of %d training cells, %d types, drawn with probability ∝ 1 / cells of the type",
         len(rows),
         len(labels),
         len(np.unique(labels)),
     )
-    vectors = pair_differences(x, labels, tech_samples, rows, max_pairs_per_type, rng)
+    vectors = pair_differences(x, labels, tech_samples, rows, settings.max_pairs_per_type, rng)
     if len(vectors) == 0:
         raise ConfigError(
             "augmentation: no cell type has three or more tech_samples in the subsample, so there are no "
@@ -259,17 +250,19 @@ def build_bank(
         )
     log.info(
         "differences above min_abs %g: %.2f%% of values",
-        min_abs,
-        100 * float((np.abs(vectors) > min_abs).mean()),
+        settings.min_abs,
+        100 * float((np.abs(vectors) > settings.min_abs).mean()),
     )
-    threshold(vectors, min_abs, clip)
-    bank, stats = select_by_cluster(vectors, n_clusters, min_cluster_size, n_vectors, seed)
+    threshold(vectors, settings.min_abs, settings.clip)
+    bank, stats = select_by_cluster(
+        vectors, settings.n_clusters, settings.min_cluster_size, settings.n_vectors, settings.seed
+    )
     log.info(
         "k-means: %d clusters of sizes %s; %d clusters of more than %d vectors kept: %d of %d vectors",
-        n_clusters,
+        settings.n_clusters,
         stats.cluster_sizes,
         stats.clusters_kept,
-        min_cluster_size,
+        settings.min_cluster_size,
         stats.kept,
         stats.before,
     )

@@ -37,6 +37,7 @@ from hcebench.data.selection import OBS_COLUMNS, max_fraction, obs_value_filter,
 from hcebench.data.store import StoreWriter
 from hcebench.io import atomic_path
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
+from hcebench.settings import Filters
 
 
 def new_datasets(train_datasets: pd.DataFrame, ood_datasets: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +101,7 @@ def build_ood_set(
     """Write the OOD set into ``directory`` atomically and return its metadata: the ``ood`` split (cells with a
     training label) and, when ``ontology`` (an ``hcebench.hierarchy.ontology.Ontology``) is given, the ``ood_novel`` split
     (cells of other labels, relabelled with their nearest trained ancestor; module docstring)."""
-    census_cfg, filters = config["census"], config["filters"]
+    census_cfg, filters = config["census"], Filters.from_config(config)
     organism = census_cfg["organism"]
     max_zero_cells = max_fraction(filters, "max_zero_cell_fraction")
     with open_census(train_source) as census:

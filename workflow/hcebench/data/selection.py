@@ -37,6 +37,7 @@ from hcebench.data.checks import check_labels_in_ontology
 from hcebench.errors import ConfigError, OntologyError
 from hcebench.hierarchy.ontology import Ontology
 from hcebench.layout import STORE_SPLITS
+from hcebench.settings import Filters, SelectionSettings
 
 #: obs columns the suite reads from the Census: identifiers, label, and the strata scored separately.
 OBS_COLUMNS = [
@@ -53,12 +54,12 @@ OBS_COLUMNS = [
 ]
 
 
-def obs_value_filter(filters: dict, dataset_ids: list[str] | None = None) -> str:
+def obs_value_filter(filters: Filters, dataset_ids: list[str] | None = None) -> str:
     """SOMA value filter for the primary-data and assay conditions (and optionally a dataset list)."""
     clauses = []
-    if filters["is_primary_data"]:
+    if filters.is_primary_data:
         clauses.append("is_primary_data == True")
-    clauses.append(f"assay in {list(filters['assays'])!r}")
+    clauses.append(f"assay in {list(filters.assays)!r}")
     if dataset_ids is not None:
         clauses.append(f"dataset_id in {list(dataset_ids)!r}")
     return " and ".join(clauses)
@@ -177,10 +178,10 @@ def filters_versus_pin(
     }
 
 
-def check_root_term(filters: dict, ontology: Ontology) -> None:
+def check_root_term(filters: Filters, ontology: Ontology) -> None:
     """``filters.root_term`` must be a live term of the ontology: otherwise every label fails step 2 and the run
     would stop later with a misleading "too few cells" message."""
-    root = filters["root_term"]
+    root = filters.root_term
     if root not in ontology.names:
         raise ConfigError(
             f"filters.root_term {root!r} is not a term of Cell Ontology {ontology.release} ({ontology.source}); "
@@ -195,8 +196,10 @@ def check_root_term(filters: dict, ontology: Ontology) -> None:
         )
 
 
-def max_fraction(filters: dict, key: str) -> float:
+def max_fraction(filters: dict | Filters, key: str) -> float:
     """``filters[key]``, a limit the validated config always holds; a clear error for settings built by hand."""
+    if isinstance(filters, Filters):
+        return float(getattr(filters, key))
     if key not in filters:
         raise ConfigError(
             f"filters.{key} is missing from the settings passed; pass the validated config's filters section "
@@ -205,10 +208,10 @@ def max_fraction(filters: dict, key: str) -> float:
     return float(filters[key])
 
 
-def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Selection:
+def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: Filters) -> Selection:
     """Apply scTab's type filters to obs already restricted to primary cells of the kept assays.
 
-    With ``filters["pinned_labels"]`` set, the label set is the pinned one (those of its types that ``obs``
+    With ``filters.pinned_labels`` set, the label set is the pinned one (those of its types that ``obs``
     holds) and the filters only report: ``report["filters_vs_pinned"]`` lists what they would add or drop.
     Cells whose label the ontology lacks or marks obsolete are dropped and counted
     (``report["labels_outside_ontology"]``); past ``filters.max_unknown_label_fraction`` of the cells, a
@@ -228,7 +231,7 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Select
     report["labels_outside_ontology"] = check_labels_in_ontology(
         terms,
         ontology,
-        max_fraction(filters, "max_unknown_label_fraction"),
+        filters.max_unknown_label_fraction,
         what="selection (primary cells of the kept assays)",
         names=names,
     )
@@ -240,12 +243,10 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Select
             dropped_by_ontology[t] = f"not in Cell Ontology {ontology.release}"
         elif t in ontology.obsolete:
             dropped_by_ontology[t] = f"obsolete in Cell Ontology {ontology.release}"
-        elif not ontology.is_subtype(t, filters["root_term"]):
-            dropped_by_ontology[t] = f"not a descendant of {filters['root_term']}"
-        elif len(ontology.ancestors(t)) <= filters["min_ancestors"]:
-            dropped_by_ontology[t] = (
-                f"{len(ontology.ancestors(t))} is_a ancestors <= {filters['min_ancestors']}"
-            )
+        elif not ontology.is_subtype(t, filters.root_term):
+            dropped_by_ontology[t] = f"not a descendant of {filters.root_term}"
+        elif len(ontology.ancestors(t)) <= filters.min_ancestors:
+            dropped_by_ontology[t] = f"{len(ontology.ancestors(t))} is_a ancestors <= {filters.min_ancestors}"
     passed = obs[~terms.isin(list(dropped_by_ontology))]
     report["cells_after_ontology_filter"] = int(len(passed))
 
@@ -253,14 +254,14 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Select
         n_cells=("soma_joinid", "size"), n_tech_samples=("tech_sample", "nunique")
     )
     keep = per_type[
-        (per_type.n_cells >= filters["min_cells_per_type"])
-        & (per_type.n_tech_samples > filters["min_tech_samples_per_type"])
+        (per_type.n_cells >= filters.min_cells_per_type)
+        & (per_type.n_tech_samples > filters.min_tech_samples_per_type)
     ]
     dropped_by_counts = {
         t: f"{int(r.n_cells)} cells in {int(r.n_tech_samples)} tech_samples"
         for t, r in per_type.drop(keep.index).iterrows()
     }
-    pin = filters.get("pinned_labels")
+    pin = filters.pinned_labels
     if pin:
         pinned = resolve_pinned_labels(pin, ontology)
         reasons = {**dropped_by_ontology, **dropped_by_counts}
@@ -283,7 +284,7 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: dict) -> Select
         if obs.empty:
             raise ValueError(
                 "no cell type passes filters.min_cells_per_type / filters.min_tech_samples_per_type "
-                f"({filters['min_cells_per_type']} cells in > {filters['min_tech_samples_per_type']} tech_samples); "
+                f"({filters.min_cells_per_type} cells in > {filters.min_tech_samples_per_type} tech_samples); "
                 "lower them for a small census"
             )
     labels = sorted(
@@ -363,12 +364,12 @@ def balanced_class_weights(label_index: np.ndarray, k: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def select_from_census(source: dict, config: dict, ontology: Ontology) -> Selection:
+def select_from_census(source: dict, settings: SelectionSettings, ontology: Ontology) -> Selection:
     """Read the training release's obs, apply the filters, and assign tech_sample splits."""
-    filters = config["filters"]
+    filters = settings.filters
     check_root_term(filters, ontology)  # before the read: on a real census that takes minutes
     with open_census(source) as census:
-        obs = read_obs(census, obs_value_filter(filters), OBS_COLUMNS, organism=config["census"]["organism"])
+        obs = read_obs(census, obs_value_filter(filters), OBS_COLUMNS, organism=settings.census.organism)
         release = census_release(source, census)
     if obs.empty:
         raise ValueError(
@@ -379,9 +380,8 @@ def select_from_census(source: dict, config: dict, ontology: Ontology) -> Select
     # scTab takes tech_samples in order of first appearance in the release's cell order: soma_joinid order.
     if not selection.cells["soma_joinid"].is_monotonic_increasing:
         raise RuntimeError("selected cells are not in soma_joinid order; the split would not be scTab's")
-    split_cfg = config["split"]
     selection.cells["split"] = split_tech_samples(
-        selection.cells["tech_sample"], split_cfg["seed"], split_cfg["fractions"]
+        selection.cells["tech_sample"], settings.split.seed, list(settings.split.fractions)
     )
     counts = selection.cells.groupby("split").agg(
         cells=("soma_joinid", "size"), tech_samples=("tech_sample", "nunique")

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from hcebench import layout
+from hcebench.axes import PROPAGATION, loss_label
 from hcebench.evaluation.contract import predictions_metadata, write_predictions
 from hcebench.evaluation.predict import load_model, predict_loaded
 from hcebench.evaluation.propagation import choose_threshold, decode_table
@@ -62,7 +63,7 @@ def evaluate_model(
     hierarchy = LabelHierarchy.load(hierarchy_dir)
     names = dict(zip(hierarchy.term_ids, hierarchy.names, strict=True))
     run = {"architecture": architecture, "seed": int(seed)}
-    decoded_loss = layout.decoded(loss)
+    decoded_loss = loss_label(loss, PROPAGATION.name)
 
     def kept(table: pd.DataFrame) -> pd.DataFrame:
         return table if save_probabilities else table.drop(columns="probs")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -28,26 +27,9 @@ import pandas as pd
 
 from hcebench.data.store import SplitData, Store
 from hcebench.evaluation.contract import contract_table
+from hcebench.settings import CellTypistSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CellTypistSettings:
-    seed: int = 0
-    max_cells: int = 500_000  # training cells subsampled, proportionally per label
-    use_SGD: bool = True  # noqa: N815 (celltypist's argument name)
-    mini_batch: bool = True
-    batch_size: int = 1000
-    batch_number: int = 100
-    epochs: int = 10
-    alpha: float = 1e-4
-    feature_selection: bool = False
-
-    @classmethod
-    def from_config(cls, block: dict, seed: int) -> CellTypistSettings:
-        names = {f.name for f in fields(cls)} - {"seed"}
-        return cls(seed=int(seed), **{k: v for k, v in block.items() if k in names})
 
 
 def subsample(y: np.ndarray, max_cells: int, rng: np.random.Generator) -> np.ndarray:
@@ -74,14 +56,15 @@ def _anndata(data: SplitData, rows: np.ndarray | None, genes: list[str]):
     return anndata.AnnData(X=x.astype(np.float32), obs=obs, var=pd.DataFrame(index=genes))
 
 
-def train_celltypist(store: str | os.PathLike, settings: CellTypistSettings):
-    """Fit CellTypist on the store's training split; returns the ``celltypist.models.Model``."""
+def train_celltypist(store: str | os.PathLike, settings: CellTypistSettings, seed: int):
+    """Fit CellTypist on the store's training split with ``seed`` (its subsample and mini-batches); returns the
+    ``celltypist.models.Model``."""
     import celltypist
 
     store = Store(store)
     genes = store.gene_ids
     train = store.split("train", store.labels)
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(seed)
     rows = subsample(train.y, settings.max_cells, rng)
     adata = _anndata(train, rows, genes)
     labels = train.obs["label"].astype(str).to_numpy()[rows]
@@ -93,7 +76,7 @@ def train_celltypist(store: str | os.PathLike, settings: CellTypistSettings):
         len(np.unique(labels)),
     )
     # CellTypist shuffles its mini-batches with numpy's global generator; seed it for a reproducible fit.
-    np.random.seed(settings.seed)
+    np.random.seed(seed)
     return celltypist.train(
         adata,
         labels=labels,

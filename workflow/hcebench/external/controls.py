@@ -16,7 +16,7 @@ a probability matrix, exactly as a trained model's table is:
   of this label set can do there: it is correct under the paper's rule and an exact hit of the ancestor in the
   novel-type analysis (a subtype of it would be correct too, but claims more than the label supports).
 
-The controls have no loss; the rule writes them as loss ``none``. Imports no torch (``external`` layer rules).
+The controls and their bounds are ``hcebench.axes.CONTROLS``; they have no loss (``hcebench.axes.NO_LOSS``). Imports no torch (``external`` layer rules).
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hcebench.axes import CONTROLS
 from hcebench.evaluation.contract import contract_table
-
-CONTROLS = ("random", "majority", "truth")
 
 
 def label_frequencies(train_labels, hierarchy) -> np.ndarray:

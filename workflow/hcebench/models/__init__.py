@@ -22,9 +22,9 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+from hcebench.axes import CONTROL_PREFIX, EXTERNAL_METHODS, LOSSES
 from hcebench.config import check_field_types
 from hcebench.errors import ConfigError
-from hcebench.layout import CONTROL_PREFIX, LOSSES
 
 REGISTRY: dict[str, str] = {
     "linear": "hcebench.models.linear",
@@ -92,7 +92,7 @@ def check_architectures(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"architectures.{name}.losses: unknown loss(es) {unknown}; choose from {list(LOSSES)}"
             )
-        if name == "celltypist" or name.startswith(CONTROL_PREFIX):
+        if name in EXTERNAL_METHODS or name.startswith(CONTROL_PREFIX):
             raise ConfigError(
                 f"architectures.{name}: the name is taken by an external method's results; rename the entry"
             )

@@ -1,10 +1,10 @@
 """The loss axis of the report: what each (architecture, loss) row is, in which order rows go, what they are called.
 
-The grid holds more than CE and HCE: every loss in ``hcebench.layout.LOSSES``; each trained model decoded by
-propagation at inference as a loss of its own (``<loss>_prop``: "CE + propagation" sits beside "HCE"); control
-methods (architectures ``control_<name>``, loss ``none``) that bracket the scores; and external methods such as
-CellTypist. Tables and figures ask this module rather than listing loss names themselves, so a loss added to the
-grid shows up everywhere, in a stable place, without touching them.
+The grid holds more than CE and HCE: every loss, decoder, control and external method of ``hcebench.axes``; a
+row's loss is a loss label (``hcebench.axes.RunKey.label``), so each trained model decoded by propagation is a
+row of its own (``ce_prop``: "CE + propagation" sits beside "HCE"). Tables and figures ask this module rather than
+listing names themselves, so a loss added to the grid shows up everywhere, in a stable place, without touching
+them.
 
 Row roles:
 
@@ -19,46 +19,48 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hcebench.layout import CONTROL_PREFIX, DECODED_SUFFIX, LOSSES, NO_LOSS
+from hcebench.axes import (
+    ARGMAX,
+    CONTROL_PREFIX,
+    CONTROLS,
+    DECODERS,
+    EXTERNAL_METHODS,
+    LOSSES,
+    NO_LOSS,
+    PROPAGATION,
+    split_label,
+)
+from hcebench.axes import BASELINE_LOSS as BASELINE_LOSS  # the figures and the summary compare with it
+from hcebench.axes import (
+    loss_label as label_of,
+)
 
-#: The loss every other loss is compared with, within the same architecture.
-BASELINE_LOSS = "ce"
 #: Comparisons made beside "vs CE", as (baseline, loss): does HCE beat CE decoded by propagation at inference?
-DIRECT_COMPARISONS = ((f"ce{DECODED_SUFFIX}", "hce"),)
+DIRECT_COMPARISONS = ((label_of(BASELINE_LOSS, PROPAGATION.name), "hce"),)
 #: External methods shown as references beside the trained architectures.
-REFERENCE_ARCHITECTURES = ("celltypist",)
-#: Controls that bound the scores from above; every other control bounds them from below.
-UPPER_CONTROLS = ("truth",)
+REFERENCE_ARCHITECTURES = tuple(EXTERNAL_METHODS)
 
 ROLE_MODEL = "model"
 ROLE_REFERENCE = "reference"
 ROLE_CONTROL = "control"
 
-#: Display names of the losses that have one; any other loss is shown by its name.
-LOSS_NAMES = {
-    "ce": "CE",
-    "hce": "HCE",
-    "soft_labels": "soft labels",
-    "hxe": "HXE",
-    "hace": "HACE",
-    NO_LOSS: "no training",
-}
-
 
 def is_decoded(loss: str) -> bool:
-    """True for a model decoded by propagation at inference (``ce_prop``)."""
-    return loss.endswith(DECODED_SUFFIX) and len(loss) > len(DECODED_SUFFIX)
+    """True for a loss label whose models are decoded by something other than their argmax (``ce_prop``)."""
+    return split_label(loss)[1] != ARGMAX.name
 
 
 def base_loss(loss: str) -> str:
     """The loss the model was trained with: ``base_loss("hce_prop") == "hce"``."""
-    return loss[: -len(DECODED_SUFFIX)] if is_decoded(loss) else loss
+    return split_label(loss)[0]
 
 
 def loss_label(loss: str) -> str:
     """The name a figure shows: ``CE``, ``HCE``, ``CE + prop.`` for CE decoded by propagation."""
-    name = LOSS_NAMES.get(base_loss(loss), base_loss(loss))
-    return f"{name} + prop." if is_decoded(loss) else name
+    base, decoder = split_label(loss)
+    known = LOSSES.get(base) or (NO_LOSS if base == NO_LOSS.name else None)
+    name = known.display if known else base
+    return f"{name}{DECODERS[decoder].display_suffix}"
 
 
 def is_control(architecture: str) -> bool:
@@ -72,12 +74,13 @@ def control_name(architecture: str) -> str:
 
 def control_bound(architecture: str) -> str:
     """``upper`` for a control that scores what a perfect model would (truth), else ``lower``."""
-    return "upper" if control_name(architecture) in UPPER_CONTROLS else "lower"
+    control = CONTROLS.get(control_name(architecture))
+    return control.bound if control else "lower"
 
 
 def row_role(architecture: str, loss: str) -> str:
     """``model``, ``reference`` or ``control`` (module docstring)."""
-    if is_control(architecture) or loss == NO_LOSS:
+    if is_control(architecture) or loss == NO_LOSS.name:
         return ROLE_CONTROL
     if architecture in REFERENCE_ARCHITECTURES:
         return ROLE_REFERENCE
@@ -86,15 +89,15 @@ def row_role(architecture: str, loss: str) -> str:
 
 def _loss_rank(loss: str) -> tuple:
     base = base_loss(loss)
-    if base == NO_LOSS:
+    if base == NO_LOSS.name:
         return (2, 0, "", is_decoded(loss))
     if base in LOSSES:
-        return (0, LOSSES.index(base), "", is_decoded(loss))
+        return (0, list(LOSSES).index(base), "", is_decoded(loss))
     return (1, 0, base, is_decoded(loss))
 
 
 def loss_order(losses: Iterable[str]) -> list[str]:
-    """Distinct ``losses`` in display order: those of ``layout.LOSSES`` in its order (CE first), then any other
+    """Distinct ``losses`` in display order: those of ``axes.LOSSES`` in its order (CE first), then any other
     alphabetically, each followed by its propagation-decoded variant; ``none`` last."""
     return sorted(set(losses), key=_loss_rank)
 

@@ -25,6 +25,7 @@ from hcebench.report import figures
 from hcebench.report.aggregate import celltype_deltas, loss_comparison, stratified_macro_f1
 from hcebench.report.analysis import analyse_predictions
 from hcebench.report.dag_layout import layered_layout
+from hcebench.settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +35,18 @@ def write_tsv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
         frame.to_csv(tmp, sep="\t", index=False)
 
 
-def run_provenance(hierarchy: LabelHierarchy, ood_dir: str | os.PathLike, config: dict) -> dict[str, object]:
+def run_provenance(
+    hierarchy: LabelHierarchy, ood_dir: str | os.PathLike, settings: AnalysisSettings
+) -> dict[str, object]:
     meta = Store(ood_dir).meta
     return collect(
-        train_release=meta.get("train_release", config["census"]["train_release"]),
-        ood_release=meta.get("ood_release", config["census"]["ood_release"]),
+        train_release=meta.get("train_release", settings.train_release),
+        ood_release=meta.get("ood_release", settings.ood_release),
         cl_release=hierarchy.release,
         reachability_hash=hierarchy.content_hash,
-        seeds=config["training"]["seeds"],
-        architectures=list(config["architectures"]),
-        losses=config["training"]["losses"],
+        seeds=settings.seeds,
+        architectures=settings.architectures,
+        losses=settings.losses,
     )
 
 
@@ -54,16 +57,22 @@ def training_counts(store_dir: str | os.PathLike) -> dict[str, int]:
 
 
 def paper_analyses(
-    *, metrics: str, hierarchy_dir: str, store_dir: str, ood_dir: str, config: dict, out: dict[str, str]
+    *,
+    metrics: str,
+    hierarchy_dir: str,
+    store_dir: str,
+    ood_dir: str,
+    settings: AnalysisSettings,
+    out: dict[str, str],
 ) -> dict:
     """Fig. 2c, Fig. 2d, connectivity, stratified views and the loss comparison; ``out`` maps output names to paths
     (the rule's ``fig2c, fig2d, connectivity_fig, stratified_fig, loss_ranking_fig, celltype_delta, connectivity,
     stratified, loss_comparison, provenance``)."""
     table = pd.read_csv(metrics, sep="\t")
     hierarchy = LabelHierarchy.load(hierarchy_dir)
-    prov = run_provenance(hierarchy, ood_dir, config)
+    prov = run_provenance(hierarchy, ood_dir, settings)
     names = dict(zip(hierarchy.term_ids, hierarchy.names, strict=True))
-    focus = config["evaluation"]["focus_architecture"]
+    focus = settings.focus_architecture
     split = OOD_SPLIT if (table["split"] == OOD_SPLIT).any() else "test"
 
     deltas = celltype_deltas(table, focus, split=split)
@@ -126,12 +135,18 @@ def prediction_runs(paths) -> list[dict]:
 
 
 def prediction_analyses(
-    *, predictions, hierarchy_dir: str, ood_dir: str, config: dict, out: dict[str, str], n_boot: int = 1000
+    *,
+    predictions,
+    hierarchy_dir: str,
+    ood_dir: str,
+    settings: AnalysisSettings,
+    out: dict[str, str],
+    n_boot: int = 1000,
 ) -> dict:
     """Hierarchical panel, back-off, calibration and novel OOD types; ``out`` maps the rule's output names
     (``hierarchical, backoff, calibration, novel`` tables and ``*_fig`` figures) to paths."""
     hierarchy = LabelHierarchy.load(hierarchy_dir)
-    prov = run_provenance(hierarchy, ood_dir, config)
+    prov = run_provenance(hierarchy, ood_dir, settings)
     ood = Store(ood_dir)
     meta = ood.meta
     novel_obs = ood.obs(NOVEL_SPLIT) if ood.has_split(NOVEL_SPLIT) else None

@@ -10,7 +10,7 @@ A loss module (one per loss; ``ce`` and ``hce`` keep the paper's definitions unt
   precomputing once whatever it needs from the hierarchy (a target matrix, distances);
 - ``FORMULA`` and ``REFERENCE``: one line each, what docs/losses.md tabulates.
 
-Register it in ``REGISTRY`` and list its name in ``hcebench.layout.LOSSES`` (the config's choices and the
+Register it in ``REGISTRY`` and list it in ``hcebench.axes.LOSSES`` (the config's choices and the
 ``{loss}`` wildcard; a test keeps the two equal). ``make_loss`` builds any of them; the training loop calls it for
 the training loss (class-weighted) and for the validation loss (unweighted, on hierarchy-corrected targets), so a
 registered loss needs nothing else. Hyperparameters come from the config's ``losses: {<name>: {...}}`` block
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from hcebench.axes import LOSSES
 from hcebench.errors import ConfigError
-from hcebench.layout import LOSSES
 from hcebench.training.losses.ce import CrossEntropyLoss, cross_entropy
 from hcebench.training.losses.hce import (
     HCE_FORMS,
@@ -72,7 +72,7 @@ def loss_module(name: str) -> ModuleType:
     """The module implementing loss ``name``; an unknown name raises ``ConfigError`` naming the choices."""
     if name not in REGISTRY:
         raise ConfigError(
-            f"training.losses: unknown loss {name!r}; choose from {list(LOSSES)} (hcebench.layout.LOSSES, "
+            f"training.losses: unknown loss {name!r}; choose from {list(LOSSES)} (hcebench.axes.LOSSES, "
             "the names of hcebench.training.losses.REGISTRY)"
         )
     return importlib.import_module(REGISTRY[name])

@@ -1,0 +1,316 @@
+"""Each stage's settings: one frozen dataclass per stage, built once from the validated config.
+
+The config reaches the library in one shape. The Snakefile validates the config against the schema
+(``hcebench.config``), which fills in every default: the schema is the one place defaults are written. A rule then
+builds its stage's settings with ``<Stage>.from_config(config)`` and hands them to its script as plain values,
+``params: settings=<Stage>.from_config(config).params()``; the script rebuilds them with
+``<Stage>.from_params(snakemake.params.settings)`` and passes the object to the library. Tests build the same objects
+from a config file (``<Stage>.from_config(load_config(path))``).
+
+``params()`` is a dict with sorted keys at every level, so Snakemake compares a rule's params as values: reordering
+keys in the YAML reruns nothing. A settings field has no default of its own unless the schema holds the same value
+(``tests/test_settings.py`` checks every field against the schema).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from hcebench.errors import ConfigError
+
+T = TypeVar("T", bound="Settings")
+
+
+class Settings:
+    """What every stage's settings share: plain values for a rule's params, and back.
+
+    ``section``: the config section the fields are keys of, where they are (named in errors).
+    """
+
+    section: ClassVar[str] = ""
+
+    def params(self) -> dict[str, Any]:
+        """The settings as plain JSON-able values, keys sorted at every level (a rule's ``params``)."""
+        return _sorted(dataclasses.asdict(self))
+
+    @classmethod
+    def from_params(cls: type[T], params: Mapping[str, Any]) -> T:
+        """The settings ``params()`` gave (nested settings rebuilt, lists back to tuples where a field is one)."""
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in params:
+                key = f"{cls.section}.{field.name}" if cls.section else field.name
+                raise ConfigError(
+                    f"{key} is missing from the settings passed ({cls.__name__}); build them from the validated "
+                    f"config with {cls.__name__}.from_config (hcebench.config.load_config fills in every default)"
+                )
+            values[field.name] = _rebuild(hints[field.name], params[field.name])
+        return cls(**values)
+
+
+def _rebuild(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if isinstance(hint, type) and issubclass(hint, Settings):
+        return hint.from_params(value)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if isinstance(arg, type) and issubclass(arg, Settings) and isinstance(value, Mapping):
+                return arg.from_params(value)
+        return value
+    if origin is tuple and value is not None:
+        return tuple(value)
+    if origin is dict and value is not None:
+        return dict(value)
+    return value
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted(v) for v in value]
+    return value
+
+
+# -- parts that several stages share ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CensusReads(Settings):
+    """How a stage reads the census (``census:``): the organism, cells per read, and reader processes."""
+
+    section: ClassVar[str] = "census"
+
+    organism: str
+    chunk_size: int
+    build_workers: int
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> CensusReads:
+        census = config["census"]
+        return cls(
+            organism=census["organism"],
+            chunk_size=census["chunk_size"],
+            build_workers=census["build_workers"],
+        )
+
+
+@dataclass(frozen=True)
+class Filters(Settings):
+    """scTab's cell filters and the data checks' limits (``filters:``)."""
+
+    section: ClassVar[str] = "filters"
+
+    is_primary_data: bool
+    assays: tuple[str, ...]
+    min_cells_per_type: int
+    min_tech_samples_per_type: int
+    root_term: str
+    min_ancestors: int
+    pinned_labels: str | None
+    max_unknown_label_fraction: float
+    max_zero_cell_fraction: float
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> Filters:
+        return cls.from_params({**config["filters"], "assays": tuple(config["filters"]["assays"])})
+
+
+@dataclass(frozen=True)
+class Split(Settings):
+    """The tech_sample split (``split:``): its seed, which also permutes each split's on-disk order, and fractions."""
+
+    section: ClassVar[str] = "split"
+
+    seed: int
+    fractions: tuple[float, ...]
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> Split:
+        return cls(seed=config["split"]["seed"], fractions=tuple(config["split"]["fractions"]))
+
+
+@dataclass(frozen=True)
+class Genes(Settings):
+    """The store's gene list (``genes:``): its source, the matching rule, and the column order."""
+
+    section: ClassVar[str] = "genes"
+
+    source: str
+    match: str
+    order: str
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> Genes:
+        return cls.from_params(config["genes"])
+
+
+# -- one per stage -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SelectionSettings(Settings):
+    """Rule ``select_cells``: scTab's filters on the training release's obs, and the tech_sample split."""
+
+    census: CensusReads
+    filters: Filters
+    split: Split
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> SelectionSettings:
+        return cls(
+            census=CensusReads.from_config(config),
+            filters=Filters.from_config(config),
+            split=Split.from_config(config),
+        )
+
+
+@dataclass(frozen=True)
+class StoreSettings(Settings):
+    """Rule ``build_store``: the training store's genes, normalisation, census reads and on-disk order."""
+
+    census: CensusReads
+    genes: Genes
+    target_sum: float
+    # scTab writes each split's cells in an order permuted with the split seed.
+    split_seed: int
+    max_zero_cell_fraction: float
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> StoreSettings:
+        return cls(
+            census=CensusReads.from_config(config),
+            genes=Genes.from_config(config),
+            target_sum=config["normalisation"]["target_sum"],
+            split_seed=config["split"]["seed"],
+            max_zero_cell_fraction=config["filters"]["max_zero_cell_fraction"],
+        )
+
+
+@dataclass(frozen=True)
+class OodSettings(Settings):
+    """Rule ``build_ood``: the OOD set's filters (the training store's), normalisation and census reads."""
+
+    census: CensusReads
+    filters: Filters
+    target_sum: float
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> OodSettings:
+        return cls(
+            census=CensusReads.from_config(config),
+            filters=Filters.from_config(config),
+            target_sum=config["normalisation"]["target_sum"],
+        )
+
+
+@dataclass(frozen=True)
+class AuditSettings(Settings):
+    """Rule ``audit_ood``: which OOD cells the label-rule audit reads (the OOD set's filters) and the organism."""
+
+    organism: str
+    filters: Filters
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> AuditSettings:
+        return cls(organism=config["census"]["organism"], filters=Filters.from_config(config))
+
+
+@dataclass(frozen=True)
+class BankSettings(Settings):
+    """Rule ``augmentation_bank``: scTab's augmentation bank (``augmentation:``)."""
+
+    section: ClassVar[str] = "augmentation"
+
+    subsample_cells: int
+    max_pairs_per_type: int
+    min_abs: float
+    clip: float
+    n_clusters: int
+    min_cluster_size: int
+    n_vectors: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> BankSettings:
+        return cls.from_params(config["augmentation"])
+
+
+@dataclass(frozen=True)
+class EvaluationSettings(Settings):
+    """Rule ``evaluate``: where models predict, what is scored and kept."""
+
+    # Splits scored (``evaluation.splits``); the validation split is predicted for the decoder's threshold only.
+    scored: tuple[str, ...]
+    save_probabilities: bool
+    device: str
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> EvaluationSettings:
+        return cls(
+            scored=tuple(config["evaluation"]["splits"]),
+            save_probabilities=config["evaluation"]["save_probabilities"],
+            device=config["training"]["device"],
+        )
+
+
+@dataclass(frozen=True)
+class CellTypistSettings(Settings):
+    """Rule ``celltypist``: CellTypist's training (``celltypist:``, less the grid and resource keys)."""
+
+    max_cells: int  # training cells subsampled, proportionally per label
+    use_SGD: bool  # noqa: N815 (celltypist's argument name)
+    mini_batch: bool
+    batch_size: int
+    batch_number: int
+    epochs: int
+    alpha: float
+    feature_selection: bool
+    save_probabilities: bool
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> CellTypistSettings:
+        block = config["celltypist"]
+        names = {f.name for f in dataclasses.fields(cls)} - {"save_probabilities"}
+        return cls(
+            **{k: block[k] for k in names}, save_probabilities=config["evaluation"]["save_probabilities"]
+        )
+
+
+@dataclass(frozen=True)
+class AnalysisSettings(Settings):
+    """Rules ``paper_analyses`` and ``prediction_analyses``: what their tables record as provenance, and the
+    architecture the per-type analyses focus on."""
+
+    train_release: str
+    ood_release: str
+    seeds: tuple[int, ...]
+    losses: tuple[str, ...]
+    architectures: tuple[str, ...]
+    focus_architecture: str
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> AnalysisSettings:
+        return cls(
+            train_release=config["census"]["train_release"],
+            ood_release=config["census"]["ood_release"],
+            seeds=tuple(config["training"]["seeds"]),
+            losses=tuple(config["training"]["losses"]),
+            architectures=tuple(config["architectures"]),
+            focus_architecture=config["evaluation"]["focus_architecture"],
+        )
+
+
+#: Every stage's settings, by the rule that reads them (``tests/test_settings.py`` walks this table).
+STAGES: dict[str, type[Settings]] = {
+    "select_cells": SelectionSettings,
+    "build_store": StoreSettings,
+    "build_ood": OodSettings,
+    "audit_ood": AuditSettings,
+    "augmentation_bank": BankSettings,
+    "evaluate": EvaluationSettings,
+    "celltypist": CellTypistSettings,
+    "analyses": AnalysisSettings,
+}
