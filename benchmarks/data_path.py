@@ -7,7 +7,7 @@
 For each size a simulated census (hcebench.data.simulate, 19,331 scTab genes, ~2,000 stored values per cell) is
 written by a subprocess, then the store is built from it in a fresh subprocess, which reports cells/s and its peak
 RSS. The build writes the cells in a random order, as the training store's splits are written (scTab's permuted
-order), so it times the external shuffle through on-disk buckets (hcebench.data.build.write_split_from_census).
+order), so it times the external shuffle through on-disk buckets (hcebench.data.shuffle.write_split_from_census).
 
 Peak RSS is each subprocess's own: ``VmHWM`` from /proc/self/status, else ``ru_maxrss``, which Linux carries
 across exec from the process that spawned it. That is why the census is simulated in a subprocess of its own:
@@ -116,7 +116,8 @@ BUILD = (
 import contextlib, json, sys, time
 import numpy as np
 from hcebench.data.census import open_census, read_obs, read_var
-from hcebench.data.build import write_split_from_census
+from hcebench.data.reads import CensusRead
+from hcebench.data.shuffle import write_split_from_census
 uri, out, chunk, mode, default_threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 if mode == "hcebench":
     opened = open_census({"uri": uri}, chunk_size=chunk)
@@ -131,8 +132,9 @@ with opened as census:
     obs = obs.iloc[np.random.default_rng(1).permutation(len(obs))]  # the training store's (scTab's) order
     var = read_var(census)
     started = time.perf_counter()
-    n = write_split_from_census(census, obs, var["soma_joinid"].to_numpy(), np.arange(len(var)), len(var), out,
-                                target_sum=1e4, chunk_size=chunk, organism="homo_sapiens")
+    read = CensusRead(var_joinids=var["soma_joinid"].to_numpy(), columns=np.arange(len(var)), n_genes=len(var),
+                      target_sum=1e4, chunk_size=chunk, organism="homo_sapiens")
+    n = write_split_from_census(census, obs, read, out)
     seconds = time.perf_counter() - started
 peak, how = peak_rss_mb()
 print(json.dumps({"cells": n, "seconds": seconds, "peak_rss_mb": peak, "rss_method": how, "settings": settings}))

@@ -1,5 +1,6 @@
-"""hcebench.data.build: the training store in scTab's split and cell order, written with bounded memory, in one
-process or several; and what that order does to the paper loader's ghost batches."""
+"""hcebench.data.build (and the reads, genes, shuffle and workers it uses): the training store in scTab's split
+and cell order, written with bounded memory, in one process or several; and what that order does to the paper
+loader's ghost batches."""
 
 from pathlib import Path
 
@@ -7,17 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from hcebench.config import load_config
-from hcebench.data import build
-from hcebench.data.build import (
-    build_training_store,
-    gene_match_counts,
-    resolve_genes,
-    write_split,
-    write_split_from_census,
-)
+from hcebench.data import reads, shuffle
+from hcebench.data.build import build_training_store
 from hcebench.data.census import open_census, read_obs, read_var
+from hcebench.data.genes import gene_match_counts, resolve_genes
+from hcebench.data.reads import CENSUS_COUNTS_FIX, CensusRead, census_count_checks
 from hcebench.data.selection import obs_value_filter, select_from_census
+from hcebench.data.shuffle import write_split_from_census
 from hcebench.data.store import SplitData, SplitWriter
+from hcebench.data.workers import write_split
 from hcebench.errors import CensusError, DataError
 from hcebench.settings import Filters, SelectionSettings
 from sctab_reference import SPLITS, notebook_order, notebook_split
@@ -65,17 +64,15 @@ def test_training_store_has_sctabs_split_and_cell_order(tiny_census, tmp_path):
             assert (written["split"] == name).all()
             # X row i is obs row i: the same cells written in soma_joinid order, then put in the store's order.
             in_joinid_order = written.sort_values("soma_joinid").reset_index(drop=True)
-            write_split_from_census(
-                census,
-                in_joinid_order,
-                var.loc[genes["feature_id"], "soma_joinid"].to_numpy(),
-                np.arange(len(genes)),
-                len(genes),
-                tmp_path / f"sorted_{name}",
+            read = CensusRead(
+                var_joinids=var.loc[genes["feature_id"], "soma_joinid"].to_numpy(),
+                columns=np.arange(len(genes)),
+                n_genes=len(genes),
                 target_sum=1e4,
                 chunk_size=1000,
                 organism="homo_sapiens",
             )
+            write_split_from_census(census, in_joinid_order, read, tmp_path / f"sorted_{name}")
             store = SplitData.open(tmp_path / "store" / name, len(genes), selection.labels)
             plain = SplitData.open(tmp_path / f"sorted_{name}", len(genes), selection.labels)
             rank = np.searchsorted(plain.obs["soma_joinid"].to_numpy(), joinids)
@@ -94,7 +91,7 @@ def test_training_store_has_sctabs_split_and_cell_order(tiny_census, tmp_path):
 def _spy(monkeypatch):
     """Record the rows each step of a build holds at once: census reads, bucket records, buckets, writer appends."""
     held = {"read": [], "record_buckets": [], "bucket": [], "append": []}
-    real_counts, real_append, real_read = build.iter_counts, build.append_bucket, build.read_bucket
+    real_counts, real_append, real_read = reads.iter_counts, shuffle.append_bucket, shuffle.read_bucket
 
     def iter_counts(*args, **kwargs):
         for ids, x in real_counts(*args, **kwargs):
@@ -116,9 +113,9 @@ def _spy(monkeypatch):
         held["append"].append(x.shape[0])
         return real_writer_append(self, x, obs)
 
-    monkeypatch.setattr(build, "iter_counts", iter_counts)
-    monkeypatch.setattr(build, "append_bucket", append_bucket)
-    monkeypatch.setattr(build, "read_bucket", read_bucket)
+    monkeypatch.setattr(reads, "iter_counts", iter_counts)
+    monkeypatch.setattr(shuffle, "append_bucket", append_bucket)
+    monkeypatch.setattr(shuffle, "read_bucket", read_bucket)
     monkeypatch.setattr(SplitWriter, "append", writer_append)
     return held
 
@@ -134,11 +131,17 @@ def test_parallel_build_writes_the_same_split_as_one_process(tiny_census, tmp_pa
         if permuted:  # the training store's case; in joinid order, the OOD set's
             obs = obs.iloc[np.random.default_rng(0).permutation(len(obs))]
         genes = read_var(census).sort_values("feature_id").reset_index(drop=True)
-        args = (obs, genes["soma_joinid"].to_numpy(), np.arange(len(genes)), len(genes))
-        kwargs = dict(target_sum=1e4, chunk_size=100, organism="homo_sapiens")
-        checks = {w: build.census_count_checks(TRAIN) for w in (1, 2, 3)}
+        read = CensusRead(
+            var_joinids=genes["soma_joinid"].to_numpy(),
+            columns=np.arange(len(genes)),
+            n_genes=len(genes),
+            target_sum=1e4,
+            chunk_size=100,
+            organism="homo_sapiens",
+        )
+        checks = {w: census_count_checks(TRAIN) for w in (1, 2, 3)}
         counts = {
-            w: write_split(source, census, *args, tmp_path / f"w{w}", workers=w, checks=checks[w], **kwargs)
+            w: write_split(source, census, obs, read, tmp_path / f"w{w}", workers=w, checks=checks[w])
             for w in (1, 2, 3)
         }
     assert counts == {1: 700, 2: 700, 3: 700}
@@ -174,19 +177,15 @@ def test_a_failed_worker_leaves_no_bucket_and_names_the_error(tiny_census, tmp_p
         with pytest.raises(
             CensusError, match=r"^store build worker [01] of 2: var joinid \d+ is out of range"
         ):
-            write_split(
-                source,
-                census,
-                obs,
-                genes["soma_joinid"].to_numpy() + 10**6,  # out of range: every worker fails
-                np.arange(len(genes)),
-                len(genes),
-                tmp_path / "s",
+            read = CensusRead(
+                var_joinids=genes["soma_joinid"].to_numpy() + 10**6,  # out of range: every worker fails
+                columns=np.arange(len(genes)),
+                n_genes=len(genes),
                 target_sum=1e4,
                 chunk_size=100,
                 organism="homo_sapiens",
-                workers=2,
             )
+            write_split(source, census, obs, read, tmp_path / "s", workers=2)
     assert not (tmp_path / ".s.buckets").exists()
 
 
@@ -241,16 +240,16 @@ def test_paper_loader_ghost_batches_mix_tech_samples(many_tech_samples, tmp_path
     permuted = SplitData.open(tmp_path / "store" / "train", len(genes))
     with open_census(source) as census:  # the same cells in soma_joinid order: the store before this change
         var = read_var(census).set_index("feature_id")
-        write_split_from_census(
-            census,
-            permuted.obs.sort_values("soma_joinid"),
-            var.loc[genes["feature_id"], "soma_joinid"].to_numpy(),
-            np.arange(len(genes)),
-            len(genes),
-            tmp_path / "unpermuted",
+        read = CensusRead(
+            var_joinids=var.loc[genes["feature_id"], "soma_joinid"].to_numpy(),
+            columns=np.arange(len(genes)),
+            n_genes=len(genes),
             target_sum=1e4,
             chunk_size=1000,
             organism="homo_sapiens",
+        )
+        write_split_from_census(
+            census, permuted.obs.sort_values("soma_joinid"), read, tmp_path / "unpermuted"
         )
     unpermuted = SplitData.open(tmp_path / "unpermuted", len(genes))
     n = len(permuted)
@@ -389,7 +388,7 @@ def test_bad_raw_counts_are_an_error_naming_the_datasets_and_counts(corrupted_ce
     a, b = corrupted_census["a"], corrupted_census["b"]
     assert str(err.value) == (
         f"census {TRAIN} X/raw: 4 value(s) that are not non-negative integer counts in 2 dataset(s): "
-        f"{a} (1 NaN, 1 negative, 1 non-integer), {b} (1 infinite). {build.CENSUS_COUNTS_FIX}"
+        f"{a} (1 NaN, 1 negative, 1 non-integer), {b} (1 infinite). {CENSUS_COUNTS_FIX}"
     )
     assert not (tmp_path / "store").exists()  # nothing half-built survives
 

@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 import tiledbsoma
 from hcebench.config import load_config
-from hcebench.data import build
+from hcebench.data import reads
 from hcebench.data.census import open_census, read_var
 from hcebench.data.ood import align_genes, build_ood_set, name_alignment_check, new_datasets
 from hcebench.data.selection import select_from_census
@@ -173,7 +173,7 @@ def test_ood_labels_outside_the_ontology_are_counted_and_past_the_limit_stop_bef
     def no_count_read(*args, **kwargs):
         raise AssertionError("counts were read before the label check")
 
-    monkeypatch.setattr(build, "iter_counts", no_count_read)
+    monkeypatch.setattr(reads, "iter_counts", no_count_read)
     with pytest.raises(DataError) as err:
         build_ood_set(*args, tmp_path / "ood_stopped", ontology=older)
     message = str(err.value)

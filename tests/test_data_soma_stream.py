@@ -6,8 +6,9 @@ import pytest
 
 pytest.importorskip("tiledbsoma_ml")
 
-from hcebench.data.build import write_split_from_census  # noqa: E402
 from hcebench.data.census import open_census, read_obs, read_var  # noqa: E402
+from hcebench.data.reads import CensusRead  # noqa: E402
+from hcebench.data.shuffle import write_split_from_census  # noqa: E402
 from hcebench.data.soma_stream import SomaStream  # noqa: E402
 from hcebench.data.store import SplitData  # noqa: E402
 
@@ -18,17 +19,15 @@ def test_stream_matches_the_store(tiny_census, tmp_path):
         obs = read_obs(census, "is_primary_data == True", ["dataset_id"]).iloc[:300]
         var = read_var(census)
         genes = var.sort_values("feature_id").reset_index(drop=True)  # store order differs from joinid order
-        write_split_from_census(
-            census,
-            obs,
-            genes["soma_joinid"].to_numpy(),
-            np.arange(len(genes)),
-            len(genes),
-            tmp_path / "s",
+        read = CensusRead(
+            var_joinids=genes["soma_joinid"].to_numpy(),
+            columns=np.arange(len(genes)),
+            n_genes=len(genes),
             target_sum=1e4,
             chunk_size=100,
             organism="homo_sapiens",
         )
+        write_split_from_census(census, obs, read, tmp_path / "s")
     store = SplitData.open(tmp_path / "s", len(genes))
     expected = pd.DataFrame(store.x.toarray(), index=store.obs["soma_joinid"].to_numpy())
     cells = obs.assign(label_index=np.arange(len(obs)) % 5)

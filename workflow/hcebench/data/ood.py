@@ -30,11 +30,13 @@ import os
 import numpy as np
 import pandas as pd
 
-from hcebench.data.build import census_count_checks, write_split, write_split_from_census
 from hcebench.data.census import census_release, open_census, read_datasets, read_obs, read_var
 from hcebench.data.checks import CountChecks, check_labels_in_ontology
+from hcebench.data.reads import CensusRead, census_count_checks
 from hcebench.data.selection import OBS_COLUMNS, max_fraction, obs_value_filter, tech_sample
+from hcebench.data.shuffle import write_split_from_census
 from hcebench.data.store import StoreWriter
+from hcebench.data.workers import write_split
 from hcebench.io import atomic_path
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
 from hcebench.settings import Filters
@@ -143,35 +145,27 @@ def build_ood_set(
         obs["label_index"] = obs["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
         ood_var = read_var(census, organism=organism)
         var_joinids, columns, missing = align_genes(store_genes["feature_id"], ood_var)
+        read = CensusRead(
+            var_joinids=var_joinids,
+            columns=columns,
+            n_genes=len(store_genes),
+            target_sum=config["normalisation"]["target_sum"],
+            chunk_size=census_cfg["chunk_size"],
+            organism=organism,
+        )
         store.write_genes(store_genes)
         n = write_split(
             ood_source,
             census,
             obs,
-            var_joinids,
-            columns,
-            len(store_genes),
+            read,
             store.split_dir(OOD_SPLIT),
-            target_sum=config["normalisation"]["target_sum"],
-            chunk_size=census_cfg["chunk_size"],
-            organism=organism,
             workers=census_cfg.get("build_workers", 1),
             checks=checks,
         )
         novel_meta = None
         if ontology is not None:
-            novel_meta = _write_novel(
-                census,
-                novel,
-                labels,
-                ontology,
-                var_joinids,
-                columns,
-                len(store_genes),
-                store,
-                config,
-                checks,
-            )
+            novel_meta = _write_novel(census, novel, labels, ontology, read, store, checks)
         meta = {
             "train_release": train_release,
             "ood_release": ood_release,
@@ -203,14 +197,12 @@ def _write_novel(
     novel: pd.DataFrame,
     labels,
     ontology,
-    var_joinids,
-    columns,
-    n_genes,
+    read: CensusRead,
     store: StoreWriter,
-    config,
     checks: CountChecks,
 ) -> dict:
-    """Write the ``ood_novel`` split into ``store``; return its counts (scored, dropped, per novel label)."""
+    """Write the ``ood_novel`` split into ``store``, read as ``read`` says; return its counts (scored, dropped, per
+    novel label)."""
     ancestor = nearest_trained_ancestors(sorted(novel["label"].unique()), labels, ontology)
     novel = novel.assign(novel_label=novel["label"], novel_label_name=novel["cell_type"].astype(str))
     novel["label"] = novel["novel_label"].map(ancestor)
@@ -224,21 +216,10 @@ def _write_novel(
     kept["label_name"] = kept["label"].map(ontology.name)
     kept["label_index"] = kept["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
     if len(kept):
-        n = write_split_from_census(
-            census,
-            kept,
-            var_joinids,
-            columns,
-            n_genes,
-            store.split_dir(NOVEL_SPLIT),
-            target_sum=config["normalisation"]["target_sum"],
-            chunk_size=config["census"]["chunk_size"],
-            organism=config["census"]["organism"],
-            checks=checks,
-        )
+        n = write_split_from_census(census, kept, read, store.split_dir(NOVEL_SPLIT), checks=checks)
     else:
         # An empty split keeps the obs columns, so predicting and scoring it yield empty tables, not errors.
-        n = store.split_writer(NOVEL_SPLIT, n_genes).close(empty_obs=kept)
+        n = store.split_writer(NOVEL_SPLIT, read.n_genes).close(empty_obs=kept)
     return {
         "n_cells": int(len(novel)),
         "n_cells_scored": int(n),
