@@ -13,7 +13,10 @@ from hcebench.settings import (
     BankSettings,
     CellTypistSettings,
     EvaluationSettings,
+    OodSettings,
+    ScTabImportSettings,
     SelectionSettings,
+    StoreSettings,
 )
 from hcebench.sweep import point_config
 
@@ -93,11 +96,6 @@ def pinned_labels_input():
     """filters.pinned_labels as an input of the selection job when it is a file (its edits rerun the selection)."""
     pin = config["filters"].get("pinned_labels")
     return [pin] if pin and not pin.startswith("bundled:") else []
-
-
-def census_settings():
-    """The census keys the data builders read (organism, chunk size, worker processes)."""
-    return {key: CENSUS[key] for key in ("organism", "chunk_size", "build_workers")}
 
 
 def split_dirs(splits):

@@ -14,10 +14,7 @@ if config["training_store"]["source"] == "sctab":
         log:
             f"{LOGS}/import_sctab_store.log",
         params:
-            path=config["training_store"]["sctab_path"],
-            x_values=config["training_store"]["sctab_x_values"],
-            target_sum=config["normalisation"]["target_sum"],
-            max_zero_cell_fraction=config["filters"]["max_zero_cell_fraction"],
+            settings=ScTabImportSettings.from_config(config).params(),
         threads: 1
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],
@@ -64,16 +61,7 @@ else:
             f"{LOGS}/build_store.log",
         params:
             source=census_source("train"),
-            # What hcebench.data.build reads: the gene list, the normalisation, the census reads, and the split
-            # seed (scTab writes each split's cells in an order permuted with it).
-            settings={
-                "genes": config["genes"],
-                "normalisation": config["normalisation"],
-                "census": census_settings(),
-                "split": config["split"],
-                # The bound on all-zero cells (filters.max_zero_cell_fraction).
-                "filters": {"max_zero_cell_fraction": config["filters"]["max_zero_cell_fraction"]},
-            },
+            settings=StoreSettings.from_config(config).params(),
         threads: CENSUS["build_workers"]
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],
@@ -96,8 +84,7 @@ rule build_ood:
     params:
         train_source=census_source("train"),
         ood_source=census_source("ood"),
-        # What hcebench.data.ood reads: the filters, the normalisation, the census reads.
-        settings={"filters": config["filters"], "normalisation": config["normalisation"], "census": census_settings()},
+        settings=OodSettings.from_config(config).params(),
     threads: CENSUS["build_workers"]
     resources:
         mem_mb=config["resources"]["data"]["mem_mb"],

@@ -8,6 +8,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 from hcebench.data.ood import build_ood_set  # noqa: E402
 from hcebench.data.store import Store  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
+from hcebench.settings import OodSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
@@ -18,7 +19,7 @@ meta = build_ood_set(
     p.ood_source,
     store.labels,
     store.genes,
-    p.settings,
+    OodSettings.from_params(p.settings),
     snakemake.output[0],
     ontology=load_ontology(snakemake.input.obo),
 )

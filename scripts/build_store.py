@@ -9,12 +9,17 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 from hcebench.data.build import build_training_store  # noqa: E402
+from hcebench.settings import StoreSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 cells = pd.read_parquet(snakemake.input.cells)
 labels = Path(snakemake.input.labels).read_text().split()
 meta = build_training_store(
-    snakemake.params.source, cells, labels, snakemake.params.settings, snakemake.output[0]
+    snakemake.params.source,
+    cells,
+    labels,
+    StoreSettings.from_params(snakemake.params.settings),
+    snakemake.output[0],
 )
 log.info("store: %d genes, cells per split %s", meta["n_genes"], meta["n_cells"])

@@ -8,17 +8,13 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 from hcebench.data.sctab import import_sctab_store, selection_from_store  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.io import atomic_path, write_json  # noqa: E402
+from hcebench.settings import ScTabImportSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
 p, out = snakemake.params, snakemake.output
 meta = import_sctab_store(
-    p.path,
-    out.store,
-    load_ontology(snakemake.input.obo),
-    x_values=p.x_values,
-    target_sum=p.target_sum,
-    max_zero_cell_fraction=p.max_zero_cell_fraction,
+    out.store, load_ontology(snakemake.input.obo), ScTabImportSettings.from_params(p.settings)
 )
 cells, report = selection_from_store(out.store, meta)
 with atomic_path(out.cells) as tmp:

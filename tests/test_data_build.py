@@ -18,7 +18,7 @@ from hcebench.data.shuffle import write_split_from_census
 from hcebench.data.store import SplitData, SplitWriter
 from hcebench.data.workers import write_split
 from hcebench.errors import CensusError, DataError
-from hcebench.settings import Filters, SelectionSettings
+from hcebench.settings import Filters, SelectionSettings, StoreSettings
 from sctab_reference import SPLITS, notebook_order, notebook_split
 from sim_fixtures import build_tiny_census, bundled_ontology
 
@@ -36,7 +36,9 @@ def test_training_store_has_sctabs_split_and_cell_order(tiny_census, tmp_path):
     config = _config(chunk_size=150, build_workers=1)
     source = {"uri": str(tiny_census / "2023-05-15")}
     selection = select_from_census(source, SelectionSettings.from_config(config), bundled_ontology())
-    meta = build_training_store(source, selection.cells, selection.labels, config, tmp_path / "store")
+    meta = build_training_store(
+        source, selection.cells, selection.labels, StoreSettings.from_config(config), tmp_path / "store"
+    )
     assert meta["cell_order"] == "permuted" and meta["split_seed"] == 1
     checked = meta["data_checks"]  # every cell read was checked; the simulated counts have no all-zero cell
     assert (checked["cells"], checked["zero_cells"], checked["zero_cells_by_dataset"]) == (
@@ -235,7 +237,9 @@ def test_paper_loader_ghost_batches_mix_tech_samples(many_tech_samples, tmp_path
     source = {"uri": str(many_tech_samples / "2023-05-15")}
     selection = select_from_census(source, SelectionSettings.from_config(config), bundled_ontology())
     assert selection.cells["tech_sample"].nunique() >= 200
-    build_training_store(source, selection.cells, selection.labels, config, tmp_path / "store")
+    build_training_store(
+        source, selection.cells, selection.labels, StoreSettings.from_config(config), tmp_path / "store"
+    )
     genes = pd.read_parquet(tmp_path / "store" / "var.parquet")
     permuted = SplitData.open(tmp_path / "store" / "train", len(genes))
     with open_census(source) as census:  # the same cells in soma_joinid order: the store before this change
@@ -384,7 +388,9 @@ def test_bad_raw_counts_are_an_error_naming_the_datasets_and_counts(corrupted_ce
     cells = corrupted_census["cells"]
     labels = sorted(set(cells["label"]))
     with pytest.raises(DataError) as err:
-        build_training_store(corrupted_census["source"], cells, labels, config, tmp_path / "store")
+        build_training_store(
+            corrupted_census["source"], cells, labels, StoreSettings.from_config(config), tmp_path / "store"
+        )
     a, b = corrupted_census["a"], corrupted_census["b"]
     assert str(err.value) == (
         f"census {TRAIN} X/raw: 4 value(s) that are not non-negative integer counts in 2 dataset(s): "
@@ -398,7 +404,11 @@ def test_bad_raw_counts_found_by_a_worker_are_the_same_one_line_error(corrupted_
     cells = corrupted_census["cells"]
     with pytest.raises(DataError) as err:
         build_training_store(
-            corrupted_census["source"], cells, sorted(set(cells["label"])), config, tmp_path / "s"
+            corrupted_census["source"],
+            cells,
+            sorted(set(cells["label"])),
+            StoreSettings.from_config(config),
+            tmp_path / "s",
         )
     message = str(err.value)
     assert "\n" not in message
@@ -429,7 +439,9 @@ def test_all_zero_cells_are_counted_per_dataset_and_fail_past_the_limit(tiny_cen
     config["genes"] = {"source": str(tmp_path / "one_gene.parquet"), "match": "feature_id", "order": "list"}
     config["filters"]["max_zero_cell_fraction"] = 0.9
     with caplog.at_level("WARNING", logger="hcebench.data.checks"):
-        meta = build_training_store(source, selection.cells, selection.labels, config, tmp_path / "store")
+        meta = build_training_store(
+            source, selection.cells, selection.labels, StoreSettings.from_config(config), tmp_path / "store"
+        )
     checked = meta["data_checks"]
     assert (checked["cells"], checked["zero_cells"]) == (len(selection.cells), int(zero.sum()))
     assert checked["zero_cell_fraction"] == pytest.approx(fraction)
@@ -439,7 +451,9 @@ def test_all_zero_cells_are_counted_per_dataset_and_fail_past_the_limit(tiny_cen
 
     config["filters"]["max_zero_cell_fraction"] = 0.1
     with pytest.raises(DataError) as err:
-        build_training_store(source, selection.cells, selection.labels, config, tmp_path / "store2")
+        build_training_store(
+            source, selection.cells, selection.labels, StoreSettings.from_config(config), tmp_path / "store2"
+        )
     message = str(err.value)
     worst = max(expected, key=lambda d: (expected[d], d))
     assert f"census {TRAIN} X/raw: all-zero cells (no count on any of the store's genes)" in message

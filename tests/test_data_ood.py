@@ -18,7 +18,7 @@ from hcebench.data.selection import select_from_census
 from hcebench.errors import DataError
 from hcebench.hierarchy.ontology import Ontology
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
-from hcebench.settings import SelectionSettings
+from hcebench.settings import OodSettings, SelectionSettings
 from sim_fixtures import OOD_RELEASE, TRAIN_RELEASE, bundled_ontology
 
 
@@ -113,7 +113,8 @@ def test_the_ood_set_counts_all_zero_cells_of_both_splits(ood_inputs, tmp_path):
     var = ood_inputs["ood_var"].set_index("soma_joinid")
     store_genes = var.loc[[gene], ["feature_id", "feature_name"]].reset_index(drop=True)
     config["filters"]["max_zero_cell_fraction"] = 1.0
-    args = (ood_inputs["train"], ood_inputs["ood"], ood_inputs["labels"], store_genes, config)
+    inputs = (ood_inputs["train"], ood_inputs["ood"], ood_inputs["labels"], store_genes)
+    args = (*inputs, OodSettings.from_config(config))
     meta = build_ood_set(*args, tmp_path / "ood", ontology=bundled_ontology())
 
     written = pd.concat(
@@ -129,6 +130,7 @@ def test_the_ood_set_counts_all_zero_cells_of_both_splits(ood_inputs, tmp_path):
     )  # the simulator draws its labels from the bundled CL
 
     config["filters"]["max_zero_cell_fraction"] = checked["zero_cell_fraction"] / 2
+    args = (*inputs, OodSettings.from_config(config))
     with pytest.raises(
         DataError,
         match=rf"^census {OOD_RELEASE} X/raw: all-zero cells .* more than filters.max_zero_cell_fraction",
@@ -142,7 +144,8 @@ def test_ood_labels_outside_the_ontology_are_counted_and_past_the_limit_stop_bef
 ):
     config = copy.deepcopy(ood_inputs["config"])
     store_genes = ood_inputs["ood_var"][["feature_id", "feature_name"]].iloc[:20].reset_index(drop=True)
-    args = (ood_inputs["train"], ood_inputs["ood"], ood_inputs["labels"], store_genes, config)
+    inputs = (ood_inputs["train"], ood_inputs["ood"], ood_inputs["labels"], store_genes)
+    args = (*inputs, OodSettings.from_config(config))
     meta = build_ood_set(*args, tmp_path / "ood", ontology=bundled_ontology())
     # A CL release in which the newer release's unseen type is obsolete.
     key, n_cells = next(iter(meta["unseen_labels"].items()))
@@ -156,6 +159,7 @@ def test_ood_labels_outside_the_ontology_are_counted_and_past_the_limit_stop_bef
         source="test",
     )
     config["filters"]["max_unknown_label_fraction"] = 1.0
+    args = (*inputs, OodSettings.from_config(config))
     meta = build_ood_set(*args, tmp_path / "ood_older", ontology=older)
     assert meta["labels_outside_ontology"]["labels"] == {
         term: {
@@ -169,6 +173,7 @@ def test_ood_labels_outside_the_ontology_are_counted_and_past_the_limit_stop_bef
     )  # dropped from the novel split: no place in the hierarchy
 
     config["filters"]["max_unknown_label_fraction"] = 0.0
+    args = (*inputs, OodSettings.from_config(config))
 
     def no_count_read(*args, **kwargs):
         raise AssertionError("counts were read before the label check")

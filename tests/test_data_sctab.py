@@ -12,6 +12,7 @@ from hcebench.data.store import SplitData
 from hcebench.errors import DataError, ScTabStoreError
 from hcebench.hierarchy.ontology import load_ontology
 from hcebench.io import read_json
+from hcebench.settings import ScTabImportSettings
 
 TYPES = ["B cell", "CD4-positive, alpha-beta T cell", "T cell", "natural killer cell"]
 TECH = [
@@ -23,6 +24,15 @@ TECH = [
 
 #: filters.max_zero_cell_fraction at 1: the random stores below hold a few all-zero cells (12 genes, 70 % zeros).
 NO_LIMIT = {"max_zero_cell_fraction": 1.0}
+
+
+def sctab(path, *, x_values="normalised", target_sum=10_000, max_zero_cell_fraction) -> ScTabImportSettings:
+    return ScTabImportSettings(
+        path=str(path),
+        x_values=x_values,
+        target_sum=target_sum,
+        max_zero_cell_fraction=max_zero_cell_fraction,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +99,7 @@ def write_sctab_store(
 
 def test_import_keeps_values_labels_and_hierarchy(tmp_path, cl):
     dense = write_sctab_store(tmp_path / "sctab", cl)
-    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, batch_rows=7, **NO_LIMIT)
+    meta = import_sctab_store(tmp_path / "store", cl, sctab(tmp_path / "sctab", **NO_LIMIT), batch_rows=7)
     labels = [cl.id_of(t) for t in TYPES]
     assert meta["labels"] == labels and meta["n_cells"] == {"train": 30, "val": 30, "test": 30}
     assert meta["child_matrix_vs_ontology_disagreements"] == [] and not meta["child_matrix_has_diagonal"]
@@ -114,7 +124,7 @@ def test_import_keeps_values_labels_and_hierarchy(tmp_path, cl):
 def test_counts_are_normalised_on_import(tmp_path, cl):
     dense = write_sctab_store(tmp_path / "sctab", cl, counts=True)
     import_sctab_store(
-        tmp_path / "sctab", tmp_path / "store", cl, x_values="counts", target_sum=100, **NO_LIMIT
+        tmp_path / "store", cl, sctab(tmp_path / "sctab", x_values="counts", target_sum=100, **NO_LIMIT)
     )
     x = SplitData.open(tmp_path / "store" / "val", 12).x.toarray()
     raw = dense["val"]
@@ -128,7 +138,7 @@ def test_disagreeing_child_matrix_is_recorded(tmp_path, cl):
     child = np.load(tmp_path / "sctab" / "cell_type_hierarchy" / "child_matrix.npy")
     child[0, 3] = 1  # claims NK cells are B cells
     np.save(tmp_path / "sctab" / "cell_type_hierarchy" / "child_matrix.npy", child)
-    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, **NO_LIMIT)
+    meta = import_sctab_store(tmp_path / "store", cl, sctab(tmp_path / "sctab", **NO_LIMIT))
     assert meta["child_matrix_vs_ontology_disagreements"] == [
         {
             "ancestor": cl.id_of("B cell"),
@@ -143,7 +153,7 @@ def test_missing_pieces_are_named(tmp_path, cl):
     write_sctab_store(tmp_path / "sctab", cl)
     (tmp_path / "sctab" / "class_weights.npy").unlink()
     with pytest.raises(ScTabStoreError, match="class_weights.npy"):
-        import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, **NO_LIMIT)
+        import_sctab_store(tmp_path / "store", cl, sctab(tmp_path / "sctab", **NO_LIMIT))
     assert not (tmp_path / "store").exists()
 
 
@@ -208,7 +218,7 @@ def test_bad_values_are_an_error_naming_the_part_and_dataset(tmp_path, cl, x_val
     write_sctab_store(tmp_path / "sctab", cl, counts=x_values == "counts")
     dataset = _poison(tmp_path / "sctab", "val", 3, 5, value)
     with pytest.raises(DataError) as err:
-        import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, x_values=x_values, **NO_LIMIT)
+        import_sctab_store(tmp_path / "store", cl, sctab(tmp_path / "sctab", x_values=x_values, **NO_LIMIT))
     message = str(err.value)
     assert message.startswith(f"scTab store {tmp_path / 'sctab' / 'val' / 'part_0.parquet'}: 1 value(s) ")
     assert f"in 1 dataset(s): {dataset} (1 {kind})" in message and "training_store.sctab" in message
@@ -217,7 +227,7 @@ def test_bad_values_are_an_error_naming_the_part_and_dataset(tmp_path, cl, x_val
 
 def test_fractional_values_are_fine_when_x_is_normalised(tmp_path, cl):
     write_sctab_store(tmp_path / "sctab", cl)  # gamma-distributed values, as scTab's log1p-normalised X
-    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, **NO_LIMIT)
+    meta = import_sctab_store(tmp_path / "store", cl, sctab(tmp_path / "sctab", **NO_LIMIT))
     assert meta["n_cells"] == {"train": 30, "val": 30, "test": 30}
 
 
@@ -226,10 +236,10 @@ def test_all_zero_cells_are_counted_and_fail_past_the_limit(tmp_path, cl):
     zero = {split: (x == 0).all(axis=1) for split, x in dense.items()}
     n_zero = sum(int(z.sum()) for z in zero.values())
     assert 0 < n_zero < 90
-    meta = import_sctab_store(tmp_path / "sctab", tmp_path / "store", cl, max_zero_cell_fraction=0.5)
+    meta = import_sctab_store(tmp_path / "store", cl, sctab(tmp_path / "sctab", max_zero_cell_fraction=0.5))
     checked = meta["data_checks"]
     assert (checked["cells"], checked["zero_cells"]) == (90, n_zero)
     assert sum(checked["zero_cells_by_dataset"].values()) == n_zero
     with pytest.raises(DataError, match=r"all-zero cells .*more than filters.max_zero_cell_fraction: 0.01"):
-        import_sctab_store(tmp_path / "sctab", tmp_path / "store2", cl, max_zero_cell_fraction=0.01)
+        import_sctab_store(tmp_path / "store2", cl, sctab(tmp_path / "sctab", max_zero_cell_fraction=0.01))
     assert not (tmp_path / "store2").exists()

@@ -190,6 +190,27 @@ class StoreSettings(Settings):
 
 
 @dataclass(frozen=True)
+class ScTabImportSettings(Settings):
+    """Rule ``import_sctab_store``: scTab's own store as the training store (``training_store.source: sctab``)."""
+
+    path: str
+    # "normalised": X holds log1p-normalised values, as scTab's released store does; "counts": raw counts.
+    x_values: str
+    target_sum: float
+    max_zero_cell_fraction: float
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> ScTabImportSettings:
+        store = config["training_store"]
+        return cls(
+            path=store["sctab_path"],
+            x_values=store["sctab_x_values"],
+            target_sum=config["normalisation"]["target_sum"],
+            max_zero_cell_fraction=config["filters"]["max_zero_cell_fraction"],
+        )
+
+
+@dataclass(frozen=True)
 class OodSettings(Settings):
     """Rule ``build_ood``: the OOD set's filters (the training store's), normalisation and census reads."""
 
@@ -306,6 +327,7 @@ class AnalysisSettings(Settings):
 #: Every stage's settings, by the rule that reads them (``tests/test_settings.py`` walks this table).
 STAGES: dict[str, type[Settings]] = {
     "select_cells": SelectionSettings,
+    "import_sctab_store": ScTabImportSettings,
     "build_store": StoreSettings,
     "build_ood": OodSettings,
     "audit_ood": AuditSettings,

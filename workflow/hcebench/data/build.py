@@ -20,59 +20,47 @@ import pandas as pd
 from hcebench.data.census import census_release, open_census, read_var
 from hcebench.data.genes import gene_match_counts, read_gene_list, resolve_genes
 from hcebench.data.reads import CensusRead, census_count_checks
-from hcebench.data.selection import balanced_class_weights, max_fraction, store_order
+from hcebench.data.selection import balanced_class_weights, store_order
 from hcebench.data.store import StoreWriter
 from hcebench.data.workers import write_split
 from hcebench.io import atomic_path
 from hcebench.layout import STORE_SPLITS
+from hcebench.settings import StoreSettings
 
 
 def build_training_store(
     source: dict,
     cells: pd.DataFrame,
     labels: list[str],
-    config: dict,
+    settings: StoreSettings,
     directory: str | os.PathLike,
 ) -> dict:
     """Write the training store (train/val/test splits of the selected cells) into ``directory`` atomically.
 
     Each split is written in scTab's order: its cells in soma_joinid order, permuted by one
-    ``default_rng(config["split"]["seed"])`` for train, then val, then test (``store_order``), so consecutive
+    ``default_rng(settings.split_seed)`` for train, then val, then test (``store_order``), so consecutive
     rows, and hence each block a loader reads, are random cells of the split rather than runs of one dataset.
     """
-    census_cfg = config["census"]
-    seed = config.get("split", {}).get("seed")
-    if seed is None:
-        raise ValueError(
-            "build_training_store needs split.seed in its settings: scTab permutes each split's cells with it "
-            "before writing (pass the config's split section, as the build_store rule does)"
-        )
-    max_zero_cells = max_fraction(config.get("filters", {}), "max_zero_cell_fraction")
+    census_cfg, genes_cfg, seed = settings.census, settings.genes, settings.split_seed
     cells = cells.sort_values("soma_joinid", kind="stable").reset_index(drop=True)  # the release's order
     order = store_order(cells["split"], seed)
     with (
-        open_census(source, chunk_size=census_cfg["chunk_size"]) as census,
+        open_census(source, chunk_size=census_cfg.chunk_size) as census,
         atomic_path(directory, is_dir=True) as tmp,
     ):
         store = StoreWriter(tmp)
         release = census_release(source, census)
         checks = census_count_checks(release)
-        var = read_var(census, organism=census_cfg["organism"])
-        genes_cfg = config["genes"]
-        genes = resolve_genes(
-            genes_cfg["source"],
-            var,
-            match=genes_cfg.get("match", "feature_id"),
-            order=genes_cfg.get("order", "list"),
-        )
+        var = read_var(census, organism=census_cfg.organism)
+        genes = resolve_genes(genes_cfg.source, var, match=genes_cfg.match, order=genes_cfg.order)
         joinid_of = var.set_index("feature_id")["soma_joinid"]
         read = CensusRead(
             var_joinids=joinid_of.loc[genes["feature_id"]].to_numpy(np.int64),
             columns=np.arange(len(genes)),
             n_genes=len(genes),
-            target_sum=config["normalisation"]["target_sum"],
-            chunk_size=census_cfg["chunk_size"],
-            organism=census_cfg["organism"],
+            target_sum=settings.target_sum,
+            chunk_size=census_cfg.chunk_size,
+            organism=census_cfg.organism,
         )
         store.write_genes(genes)
         counts = {}
@@ -87,10 +75,10 @@ def build_training_store(
                 obs,
                 read,
                 store.split_dir(split),
-                workers=census_cfg.get("build_workers", 1),
+                workers=census_cfg.build_workers,
                 checks=checks,
             )
-        data_checks = checks.zero_cell_report(max_zero_cells)
+        data_checks = checks.zero_cell_report(settings.max_zero_cell_fraction)
         train_y = cells.loc[cells["split"] == "train", "label"].map(label_index).to_numpy(np.int64)
         weights = balanced_class_weights(train_y, len(labels))
         store.write_class_weights(weights)
@@ -100,15 +88,15 @@ def build_training_store(
             "labels": list(labels),
             "n_cells": counts,
             "labels_without_training_cells": [labels[i] for i in np.flatnonzero(weights == 0)],
-            "target_sum": config["normalisation"]["target_sum"],
+            "target_sum": settings.target_sum,
             # scTab's on-disk order: each split's cells permuted with default_rng(split_seed), train, val, test.
             "cell_order": "permuted",
             "split_seed": int(seed),
-            "genes_source": genes_cfg["source"],
-            "genes_match": genes_cfg.get("match", "feature_id"),
-            "genes_order": genes_cfg.get("order", "list"),
+            "genes_source": genes_cfg.source,
+            "genes_match": genes_cfg.match,
+            "genes_order": genes_cfg.order,
             # Both rules' counts, always: the paper's 19,331 is scTab's feature_name match on Census 2023-05-15.
-            "genes_matched": gene_match_counts(read_gene_list(genes_cfg["source"], var), var),
+            "genes_matched": gene_match_counts(read_gene_list(genes_cfg.source, var), var),
             # Raw counts checked as read (hcebench.data.checks): all-zero cells per dataset, and the limit.
             "data_checks": data_checks,
         }

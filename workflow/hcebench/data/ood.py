@@ -33,13 +33,13 @@ import pandas as pd
 from hcebench.data.census import census_release, open_census, read_datasets, read_obs, read_var
 from hcebench.data.checks import CountChecks, check_labels_in_ontology
 from hcebench.data.reads import CensusRead, census_count_checks
-from hcebench.data.selection import OBS_COLUMNS, max_fraction, obs_value_filter, tech_sample
+from hcebench.data.selection import OBS_COLUMNS, obs_value_filter, tech_sample
 from hcebench.data.shuffle import write_split_from_census
 from hcebench.data.store import StoreWriter
 from hcebench.data.workers import write_split
 from hcebench.io import atomic_path
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
-from hcebench.settings import Filters
+from hcebench.settings import OodSettings
 
 
 def new_datasets(train_datasets: pd.DataFrame, ood_datasets: pd.DataFrame) -> pd.DataFrame:
@@ -96,21 +96,20 @@ def build_ood_set(
     ood_source: dict,
     labels: list[str],
     store_genes: pd.DataFrame,
-    config: dict,
+    settings: OodSettings,
     directory: str | os.PathLike,
     ontology=None,
 ) -> dict:
     """Write the OOD set into ``directory`` atomically and return its metadata: the ``ood`` split (cells with a
     training label) and, when ``ontology`` (an ``hcebench.hierarchy.ontology.Ontology``) is given, the ``ood_novel`` split
     (cells of other labels, relabelled with their nearest trained ancestor; module docstring)."""
-    census_cfg, filters = config["census"], Filters.from_config(config)
-    organism = census_cfg["organism"]
-    max_zero_cells = max_fraction(filters, "max_zero_cell_fraction")
+    census_cfg, filters = settings.census, settings.filters
+    organism = census_cfg.organism
     with open_census(train_source) as census:
         train_datasets = read_datasets(census)
         train_release = census_release(train_source, census)
     with (
-        open_census(ood_source, chunk_size=census_cfg["chunk_size"]) as census,
+        open_census(ood_source, chunk_size=census_cfg.chunk_size) as census,
         atomic_path(directory, is_dir=True) as tmp,
     ):
         store = StoreWriter(tmp)
@@ -132,7 +131,7 @@ def build_ood_set(
             outside_ontology = check_labels_in_ontology(
                 obs["label"],
                 ontology,
-                max_fraction(filters, "max_unknown_label_fraction"),
+                filters.max_unknown_label_fraction,
                 what=f"OOD datasets of census {ood_release} (primary cells of the kept assays)",
                 names=dict(zip(pairs["label"], pairs["cell_type"].astype(str), strict=True)),
             )
@@ -149,8 +148,8 @@ def build_ood_set(
             var_joinids=var_joinids,
             columns=columns,
             n_genes=len(store_genes),
-            target_sum=config["normalisation"]["target_sum"],
-            chunk_size=census_cfg["chunk_size"],
+            target_sum=settings.target_sum,
+            chunk_size=census_cfg.chunk_size,
             organism=organism,
         )
         store.write_genes(store_genes)
@@ -160,7 +159,7 @@ def build_ood_set(
             obs,
             read,
             store.split_dir(OOD_SPLIT),
-            workers=census_cfg.get("build_workers", 1),
+            workers=census_cfg.build_workers,
             checks=checks,
         )
         novel_meta = None
@@ -183,7 +182,7 @@ def build_ood_set(
             "gene_alignment": name_alignment_check(store_genes, ood_var),
             "n_genes": int(len(store_genes)),
             # Raw counts of both splits checked as read (hcebench.data.checks); labels the ontology lacks.
-            "data_checks": checks.zero_cell_report(max_zero_cells),
+            "data_checks": checks.zero_cell_report(filters.max_zero_cell_fraction),
             "labels_outside_ontology": outside_ontology,
         }
         if novel_meta is not None:

@@ -40,6 +40,7 @@ from hcebench.errors import ScTabStoreError
 from hcebench.hierarchy.ontology import Ontology
 from hcebench.io import atomic_path
 from hcebench.layout import STORE_SPLITS
+from hcebench.settings import ScTabImportSettings
 
 #: The files of scTab's own merlin store this module reads (scTab's format, not hcebench's: ``hcebench.data.store``).
 SCTAB_FILES = {
@@ -90,20 +91,16 @@ def dataset_of(tech_sample: str) -> str:
 
 
 def import_sctab_store(
-    source: str | os.PathLike,
-    directory: str | os.PathLike,
-    ontology: Ontology,
-    *,
-    x_values: str = "normalised",
-    target_sum: float = 10_000,
-    batch_rows: int = 4096,
-    max_zero_cell_fraction: float,
+    directory: str | os.PathLike, ontology: Ontology, settings: ScTabImportSettings, *, batch_rows: int = 4096
 ) -> dict:
-    """Convert scTab's store at ``source`` into an hcebench store at ``directory`` (atomically).
+    """Convert scTab's store at ``settings.path`` into an hcebench store at ``directory`` (atomically), reading
+    ``batch_rows`` rows of a parquet part at a time.
 
-    ``max_zero_cell_fraction`` is ``filters.max_zero_cell_fraction``: the share of all-zero cells past which the
-    import fails (module docstring).
+    ``settings.max_zero_cell_fraction`` is ``filters.max_zero_cell_fraction``: the share of all-zero cells past
+    which the import fails (module docstring).
     """
+    source, x_values, target_sum = settings.path, settings.x_values, settings.target_sum
+    max_zero_cell_fraction = settings.max_zero_cell_fraction
     src = Path(source)
     for required in (
         SCTAB_FILES["genes"],

@@ -196,18 +196,6 @@ def check_root_term(filters: Filters, ontology: Ontology) -> None:
         )
 
 
-def max_fraction(filters: dict | Filters, key: str) -> float:
-    """``filters[key]``, a limit the validated config always holds; a clear error for settings built by hand."""
-    if isinstance(filters, Filters):
-        return float(getattr(filters, key))
-    if key not in filters:
-        raise ConfigError(
-            f"filters.{key} is missing from the settings passed; pass the validated config's filters section "
-            "(hcebench.config.load_config fills in its default)"
-        )
-    return float(filters[key])
-
-
 def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: Filters) -> Selection:
     """Apply scTab's type filters to obs already restricted to primary cells of the kept assays.
 
