@@ -9,8 +9,10 @@ rule celltypist:
         ood=result(layout.OOD_DIR),
         hierarchy=result(layout.HIERARCHY_DIR),
     output:
-        model=result(layout.EXTERNAL_MODEL, arch="celltypist", loss="ce"),
-        predictions=expand(result(layout.PREDICTIONS, arch="celltypist", loss="ce"), split=SPLITS, allow_missing=True),
+        model=result(layout.EXTERNAL_MODEL, arch=CELLTYPIST_RUN.name, loss=CELLTYPIST_RUN.loss),
+        predictions=expand(
+            result(layout.PREDICTIONS, arch=CELLTYPIST_RUN.name, loss=CELLTYPIST_RUN.loss), split=SPLITS, allow_missing=True
+        ),
     log:
         f"{LOGS}/celltypist/seed{{seed}}.log",
     params:

@@ -38,6 +38,8 @@ PREDICTED_SPLITS = layout.predicted_splits(SPLITS, decoding=DECODING)
 # the prediction analyses only, the validation split by the decoder only.
 DECODED_SPLITS = layout.predicted_splits(SPLITS)
 CELLTYPIST = config["celltypist"]
+# CellTypist's row of the grid: its architecture name and loss (hcebench.axes.EXTERNAL_METHODS).
+CELLTYPIST_RUN = axes.EXTERNAL_METHODS["celltypist"]
 CELLTYPIST_SEEDS = CELLTYPIST["seeds"] if CELLTYPIST["seeds"] is not None else SEEDS
 CONTROLS = config["evaluation"]["controls"]
 # One train and one evaluate job per model, or per architecture × loss running its seeds in turn (the demo): every
@@ -142,8 +144,7 @@ def job_runtime(minutes):
 def external_runs():
     """(architecture, loss, seed) of every external method that is enabled: CellTypist (CE, its own seeds) and the
     controls (loss "none"; the random labels once per training seed, the deterministic ones once)."""
-    celltypist = axes.EXTERNAL_METHODS["celltypist"]
-    runs = [(celltypist.name, celltypist.loss, seed) for seed in CELLTYPIST_SEEDS] if CELLTYPIST["enabled"] else []
+    runs = [(CELLTYPIST_RUN.name, CELLTYPIST_RUN.loss, seed) for seed in CELLTYPIST_SEEDS] if CELLTYPIST["enabled"] else []
     for control in CONTROLS:
         seeds = SEEDS if axes.CONTROLS[control].per_seed else SEEDS[:1]
         runs += [(axes.CONTROLS[control].architecture, axes.NO_LOSS.name, seed) for seed in seeds]

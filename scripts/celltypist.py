@@ -7,6 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 import pickle  # noqa: E402
 
+from hcebench.axes import EXTERNAL_METHODS  # noqa: E402
 from hcebench.evaluation.contract import predictions_metadata, write_predictions  # noqa: E402
 from hcebench.external.celltypist import predict_celltypist, train_celltypist  # noqa: E402
 from hcebench.hierarchy.labels import LabelHierarchy  # noqa: E402
@@ -15,6 +16,7 @@ from hcebench.settings import CellTypistSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
+METHOD = EXTERNAL_METHODS["celltypist"]
 seed = int(snakemake.wildcards.seed)
 hierarchy = LabelHierarchy.load(snakemake.input.hierarchy)
 names = dict(zip(hierarchy.term_ids, hierarchy.names, strict=True))
@@ -33,7 +35,7 @@ for path, (split, directory) in zip(
         save_probabilities=settings.save_probabilities,
     )
     meta = predictions_metadata(
-        hierarchy, directory, architecture="celltypist", loss="ce", seed=seed, split=split
+        hierarchy, directory, architecture=METHOD.name, loss=METHOD.loss, seed=seed, split=split
     )
     meta["method"] = "celltypist (one-vs-rest logistic regression), scores normalised to sum to 1"
     write_predictions(table, path, meta)

@@ -40,6 +40,8 @@ LOSSES: dict[str, Loss] = {
 }
 #: The loss every other loss is compared with, within the same architecture.
 BASELINE_LOSS = "ce"
+#: The paper's loss: the one Fig. 2c and 2d compare with the baseline, per cell type.
+PAPER_LOSS = "hce"
 #: Loss of the control methods, which learn nothing (``evaluation.controls``).
 NO_LOSS = Loss("none", "no training")
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hcebench.axes import PAPER_LOSS
 from hcebench.evaluation.stats import holm_bonferroni, paired_test
 from hcebench.io import atomic_path
 from hcebench.layout import HISTORY, ID_COLUMNS, OOD_SPLIT, SUMMARY_PREFIX, run_of
@@ -250,7 +251,7 @@ def celltype_deltas(
     split: str = "ood",
     metric: str = "f1",
     *,
-    loss: str = "hce",
+    loss: str = PAPER_LOSS,
     baseline: str = BASELINE_LOSS,
 ) -> pd.DataFrame:
     """Fig. 2c's table: per cell type, ``loss`` − ``baseline`` (HCE − CE) of the per-type ``metric`` for

@@ -14,6 +14,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm, to_rgba
 from matplotlib.lines import Line2D
 
+from hcebench.axes import BASELINE_LOSS, PAPER_LOSS
 from hcebench.report.figures.style import LOSS_COLOURS, no_data
 
 # -- per-cell-type and hierarchy figures ----------------------------------------------------------------
@@ -44,7 +45,7 @@ def celltype_delta(
     n = len(table)
     fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.24 * n))
     y = np.arange(n)
-    colours = np.where(table["delta"] >= 0, LOSS_COLOURS["hce"], LOSS_COLOURS["ce"])
+    colours = np.where(table["delta"] >= 0, LOSS_COLOURS[PAPER_LOSS], LOSS_COLOURS[BASELINE_LOSS])
     ax.barh(
         y,
         table["delta"],
@@ -223,7 +224,7 @@ def connectivity_scatter(
             s["connectivity"] + np.random.default_rng(0).uniform(-0.15, 0.15, len(s)),
             s["delta"],
             marker=marker,
-            color=LOSS_COLOURS["hce"] if coarse else "#1b9e77",
+            color=LOSS_COLOURS[PAPER_LOSS] if coarse else "#1b9e77",
             label=label,
             alpha=0.8,
         )
@@ -231,7 +232,7 @@ def connectivity_scatter(
             s["subtree_coarse_fraction"],
             s["delta"],
             marker=marker,
-            color=LOSS_COLOURS["hce"] if coarse else "#1b9e77",
+            color=LOSS_COLOURS[PAPER_LOSS] if coarse else "#1b9e77",
             alpha=0.8,
         )
     c = correlation
