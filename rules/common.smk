@@ -17,6 +17,7 @@ from hcebench.settings import (
     ScTabImportSettings,
     SelectionSettings,
     StoreSettings,
+    TrainingSettings,
 )
 from hcebench.sweep import point_config
 

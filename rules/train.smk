@@ -18,8 +18,8 @@ rule train:
     params:
         # The entry without its loss list, so adding a loss to an architecture does not rerun its other losses.
         entry=lambda wc: {k: v for k, v in config["architectures"][wc.arch].items() if k != "losses"},
-        # Every training key but the grid (seeds, losses), so adding a seed does not rerun the others.
-        training={k: v for k, v in config["training"].items() if k not in ("seeds", "losses", "seeds_in_one_job")},
+        # Every training key but the grid (seeds, losses), with the entry's overrides: adding a seed reruns no other.
+        settings=lambda wc: TrainingSettings.from_config(config, wc.arch).params(),
         # This run's loss's entry of the losses block only, so editing one loss's settings reruns its runs alone.
         loss_settings=lambda wc: config.get("losses", {}).get(wc.loss, {}),
         stream=STREAM,

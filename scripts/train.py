@@ -10,6 +10,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from hcebench import layout  # noqa: E402
 from hcebench.data.store import Store  # noqa: E402
+from hcebench.settings import TrainingSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 from hcebench.training.loop import TrainSettings, train  # noqa: E402
 
@@ -33,12 +34,11 @@ if snakemake.params.stream is not None:
     )
 for seed in snakemake.params.seeds:
     # A SIGTERM/SIGUSR1 (preemption, time limit) checkpoints and exits with status 75; rerun the job to resume.
-    settings = TrainSettings.from_config(
-        snakemake.params.training,
+    settings = TrainSettings.for_run(
+        TrainingSettings.from_params(snakemake.params.settings),
         wc.loss,
         seed,
         snakemake.threads,
-        entry,
         loss_config=dict(snakemake.params.loss_settings),
     )
     model = layout.of_seed(snakemake.output.model, layout.MODEL, seed)[0]

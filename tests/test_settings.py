@@ -20,6 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [ROOT / "config.yaml", ROOT / "config" / "paper.yaml", ROOT / "tests" / "data" / "tiny_config.yaml"]
 
 
+def build(cls, config):
+    """``cls.from_config(config)``; a stage built per architecture for the config's first one."""
+    if cls is settings.TrainingSettings:
+        return cls.from_config(config, next(iter(config["architectures"])))
+    return cls.from_config(config)
+
+
 def schema_keys(section: str) -> dict:
     return load_schema()["properties"][section].get("properties", {})
 
@@ -31,7 +38,7 @@ def test_every_stage_round_trips_through_a_rules_params(path, stage):
     if stage == "import_sctab_store" and not config["training_store"]["sctab_path"]:
         config["training_store"]["sctab_path"] = "/data/sctab"
     cls = settings.STAGES[stage]
-    built = cls.from_config(config)
+    built = build(cls, config)
     params = built.params()
     # Plain values only (what Snakemake stores and compares), keys sorted at every level.
     assert yaml.safe_load(yaml.safe_dump(params)) == params
@@ -53,8 +60,8 @@ def test_params_compare_as_values_whatever_the_yaml_key_order():
     reordered["filters"] = dict(reversed(list(reordered["filters"].items())))
     reordered["census"] = dict(reversed(list(reordered["census"].items())))
     for cls in settings.STAGES.values():
-        assert cls.from_config(config).params() == cls.from_config(reordered).params()
-        assert list(cls.from_config(config).params()) == list(cls.from_config(reordered).params())
+        assert build(cls, config).params() == build(cls, reordered).params()
+        assert list(build(cls, config).params()) == list(build(cls, reordered).params())
 
 
 def test_settings_fields_are_config_keys_and_carry_no_default_of_their_own():
@@ -75,6 +82,20 @@ def test_settings_fields_are_config_keys_and_carry_no_default_of_their_own():
             keys = schema_keys(cls.section)
             for field in dataclasses.fields(cls):
                 assert field.name in keys, f"{cls.__name__}.{field.name} is not a key of {cls.section}:"
+
+
+def test_an_architectures_training_overrides_reach_its_runs_alone():
+    config = load_config(ROOT / "config.yaml")
+    first, second = list(config["architectures"])[:2]
+    config["architectures"][first]["training"] = {"batch_size": 32}
+    assert settings.TrainingSettings.from_config(config, first).batch_size == 32
+    assert (
+        settings.TrainingSettings.from_config(config, second).batch_size == config["training"]["batch_size"]
+    )
+    run = TrainSettings.for_run(
+        settings.TrainingSettings.from_config(config, first), "hxe", 3, loss_config={}
+    )
+    assert (run.batch_size, run.seed, run.loss) == (32, 3, "hxe") and run.loss_settings  # registry defaults
 
 
 def test_train_settings_defaults_are_the_schemas():

@@ -260,6 +260,36 @@ class BankSettings(Settings):
 
 
 @dataclass(frozen=True)
+class TrainingSettings(Settings):
+    """Rule ``train``: the ``training:`` block less the grid (seeds, losses, seeds_in_one_job), with the
+    architecture entry's ``training:`` overrides applied. The loss's hyperparameters and the seed join it in the
+    training loop's ``TrainSettings``."""
+
+    section: ClassVar[str] = "training"
+
+    hce_form: str
+    batch_size: int
+    max_epochs: int
+    patience: int
+    lr_gamma: float
+    grad_clip: float
+    device: str
+    bf16: bool
+    float32_matmul_precision: str
+    tensorboard: bool
+    data_source: str
+    shuffle_block_rows: int
+    prefetch: int
+
+    @classmethod
+    def from_config(cls, config: Mapping, architecture: str) -> TrainingSettings:
+        training = config["training"]
+        values = {field.name: training[field.name] for field in dataclasses.fields(cls)}
+        values.update(config["architectures"][architecture].get("training") or {})
+        return cls.from_params(values)
+
+
+@dataclass(frozen=True)
 class EvaluationSettings(Settings):
     """Rule ``evaluate``: where models predict, what is scored and kept."""
 
@@ -332,6 +362,7 @@ STAGES: dict[str, type[Settings]] = {
     "build_ood": OodSettings,
     "audit_ood": AuditSettings,
     "augmentation_bank": BankSettings,
+    "train": TrainingSettings,
     "evaluate": EvaluationSettings,
     "celltypist": CellTypistSettings,
     "analyses": AnalysisSettings,

@@ -59,6 +59,7 @@ from hcebench.io import atomic_path, write_json
 from hcebench.models import build_model, hyperparameters, logits_and_aux
 from hcebench.models.device import autocast, float32_matmul_precision, predict_outputs, resolve_device
 from hcebench.progress import Progress
+from hcebench.settings import TrainingSettings
 from hcebench.training.augmentation import augment
 from hcebench.training.checkpoints import (
     CHECKPOINT,
@@ -132,6 +133,22 @@ class TrainSettings:
         )
         values = {k: training[k] for k in keys if k in training}
         values.update((entry or {}).get("training") or {})
+        values["loss_settings"] = loss_settings(loss, loss_config)
+        return cls(loss=loss, seed=int(seed), threads=threads, **values)
+
+    @classmethod
+    def for_run(
+        cls,
+        training: TrainingSettings,
+        loss: str,
+        seed: int,
+        threads: int = 1,
+        loss_config: dict | None = None,
+    ) -> TrainSettings:
+        """A run's settings: its stage's (``hcebench.settings.TrainingSettings``, the architecture's overrides
+        applied), its loss with the ``losses.<loss>`` entry ``loss_config`` (registry defaults filled in), its seed
+        and the job's threads."""
+        values = asdict(training)
         values["loss_settings"] = loss_settings(loss, loss_config)
         return cls(loss=loss, seed=int(seed), threads=threads, **values)
 
