@@ -32,7 +32,16 @@ if snakemake.params.stream is not None:
         target_sum=store.meta["target_sum"],
         organism=snakemake.params.stream["organism"],
     )
-for seed in snakemake.params.seeds:
+seeds = list(snakemake.params.seeds)
+for done, seed in enumerate(seeds):
+    log.info(
+        "training %s with %s, seed %d (model %d of %d in this job)",
+        wc.arch,
+        wc.loss,
+        seed,
+        done + 1,
+        len(seeds),
+    )
     # A SIGTERM/SIGUSR1 (preemption, time limit) checkpoints and exits with status 75; rerun the job to resume.
     settings = TrainSettings.for_run(
         TrainingSettings.from_params(snakemake.params.settings),

@@ -8,6 +8,22 @@ from hcebench.errors import ConfigError
 from hcebench.snakemake_io import start
 
 
+def test_progress_and_warnings_stay_in_the_log_and_only_errors_reach_the_terminal(tmp_path, monkeypatch, capsys):
+    import warnings
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    log_file = tmp_path / "rule.log"
+    log = start(SimpleNamespace(log=[str(log_file)], rule="train", wildcards={"arch": "mlp"}))
+    log.info("epoch 1/25")
+    warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=1)
+    log.error("training loss is nan")
+    logging.shutdown()
+    terminal = capsys.readouterr().err
+    assert "epoch 1/25" not in terminal and "All-NaN" not in terminal and "training loss is nan" in terminal
+    text = log_file.read_text()
+    assert "epoch 1/25" in text and "All-NaN slice encountered" in text and "training loss is nan" in text
+
+
 def test_a_failure_ends_the_log_with_its_traceback_and_one_line_reason(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
     log_file = tmp_path / "rule.log"

@@ -1,4 +1,5 @@
-"""What every rule script does first: send logging, warnings and any failure to the rule's log file.
+"""What every rule script does first: send logging, warnings and any failure to the rule's log file (and only a
+failure to the terminal).
 
 Snakemake points a user at the rule's log when a job fails, so the log must hold the failure: an uncaught
 exception is written there as its traceback, followed by one last line with the reason (``<Error>: <message>``),
@@ -13,9 +14,15 @@ import traceback
 
 
 def start(snakemake) -> logging.Logger:
-    """Configure logging to ``snakemake.log[0]`` (and stderr) and return the rule's logger."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Configure logging to ``snakemake.log[0]`` and return the rule's logger.
+
+    Progress and warnings go to the log file alone, so the terminal shows Snakemake's job lines; errors go to the
+    terminal too, so a failure is seen where the run was started. A rule without a log file logs to the terminal.
+    """
+    terminal = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [terminal]
     if len(snakemake.log):
+        terminal.setLevel(logging.ERROR)
         handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
     logging.basicConfig(
         level=logging.INFO,
