@@ -8,7 +8,9 @@ from hcebench.errors import ConfigError
 from hcebench.snakemake_io import start
 
 
-def test_progress_and_warnings_stay_in_the_log_and_only_errors_reach_the_terminal(tmp_path, monkeypatch, capsys):
+def test_progress_and_warnings_stay_in_the_log_and_only_errors_reach_the_terminal(
+    tmp_path, monkeypatch, capsys
+):
     import warnings
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)

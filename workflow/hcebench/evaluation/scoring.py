@@ -22,13 +22,13 @@ from hcebench.io import atomic_path
 from hcebench.layout import ID_COLUMNS, split_home
 
 
-def read_split_obs(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
+def read_split_obs(data_dir: str | os.PathLike | Store, split: str) -> pd.DataFrame:
     """The obs of ``split`` in ``data_dir`` (the store or the OOD set, whose ``<split>/`` holds it): the cells a
     predictions file of that split must cover, with their truth (``label``) and strata."""
-    store = Store(data_dir)
+    store = data_dir if isinstance(data_dir, Store) else Store(data_dir)
     if not store.has_split(split):
         raise FileNotFoundError(
-            f"{data_dir} holds no split {split!r} ({store.split_dir(split)} is missing): split {split!r} lives in "
+            f"{store.dir} holds no split {split!r} ({store.split_dir(split)} is missing): split {split!r} lives in "
             f"the run's {split_home(split)}/ directory (hcebench.layout.split_home); pass that as data_dir"
         )
     return store.obs(split)
@@ -49,17 +49,17 @@ def score_predictions(
     ``output``. ``data_dir`` is the store or the OOD set whose ``<split>/`` holds the split's cells; a file that
     breaks the contract against them is a ``hcebench.errors.PredictionsError`` and nothing is written."""
     hierarchy = LabelHierarchy.load(hierarchy_dir)
+    store = Store(data_dir)
     table = scored_table(
         open_predictions(predictions),
-        read_split_obs(data_dir, split),
+        read_split_obs(store, split),
         hierarchy.term_ids,
         label_names=dict(zip(hierarchy.term_ids, hierarchy.names, strict=True)),
         source=f"predictions file {predictions} (split {split!r})",
-        split_source=Store(data_dir).obs_source(split),
+        split_source=store.obs_source(split),
         labels_source=Path(hierarchy_dir) / "labels.tsv",
     )
     table = metrics_table(table, hierarchy)
-    store = Store(data_dir)
     ident = {"architecture": architecture, "loss": loss, "seed": seed, "split": split}
     provenance = {
         "train_release": store.train_release,
