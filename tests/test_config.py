@@ -150,3 +150,23 @@ def test_the_schema_declares_the_draft_its_validators_use():
     declared = load_schema()["$schema"]
     assert declared == jsonschema.Draft202012Validator.META_SCHEMA["$schema"]
     assert jsonschema.validators.validator_for(load_schema()) is jsonschema.Draft202012Validator
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda c: c["architectures"]["mlp"].update(lr=float("nan")), "architectures.mlp.lr"),
+        (lambda c: c["training"].update(lr_gamma=float("inf")), "training.lr_gamma"),
+        (lambda c: c["split"].update(fractions=[0.7, float("nan"), 0.15]), "split.fractions[1]"),
+        (
+            lambda c: c["filters"].update(max_zero_cell_fraction=-float("inf")),
+            "filters.max_zero_cell_fraction",
+        ),
+    ],
+)
+def test_a_number_that_is_not_finite_is_named_before_anything_else(demo, edit, key):
+    # YAML's .nan and .inf pass a JSON schema's minimum and maximum (comparisons with NaN are false).
+    edit(demo)
+    with pytest.raises(ConfigError, match=r"not finite") as err:
+        load_config(demo)
+    assert f"  {key}: " in str(err.value)

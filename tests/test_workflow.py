@@ -312,6 +312,20 @@ def _edited_copy(workdir: Path, name: str, edit) -> Path:
     return copy
 
 
+def test_a_bad_value_stops_the_plan_and_leaves_finished_results_untouched(run):
+    # Snakemake deletes a job's outputs before running it: a value rejected only inside the job would cost the
+    # finished model. A NaN learning rate is refused while planning, so nothing is deleted.
+    workdir, _ = run
+    copy = _edited_copy(workdir, "nan_lr", lambda c: c["architectures"]["mlp"].update(lr=float("nan")))
+    model_dir = copy / "results" / "tiny" / layout.MODEL_DIR.format(arch="mlp", loss="hce", seed=0)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in model_dir.iterdir()}
+    done = snakemake(copy)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "architectures.mlp.lr: nan is not a finite number" in out, out[-3000:]
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in model_dir.iterdir()} == before
+    assert "model.pt" in before
+
+
 def test_adding_a_seed_trains_only_the_new_seed(run):
     workdir, _ = run
     copy = _edited_copy(workdir, "seeded", lambda c: c["training"].update(seeds=[0, 1, 2]))

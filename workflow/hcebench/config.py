@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -49,14 +50,39 @@ def load_config(config: str | os.PathLike | dict) -> dict:
 
 
 def validate_schema(config: dict) -> None:
-    """Validate in place, filling every default the schema declares (nested objects included)."""
+    """Validate in place, filling every default the schema declares (nested objects included).
+
+    Every number must be finite first: YAML's ``.nan`` and ``.inf`` pass a JSON schema's bounds (a comparison with
+    NaN is false), and a job that rejects one later has already had its finished outputs deleted by Snakemake.
+    """
     import jsonschema
+
+    bad = non_finite_numbers(config)
+    if bad:
+        lines = [f"  {key}: {value!r} is not a finite number" for key, value in bad]
+        raise ConfigError(
+            "config holds numbers that are not finite (YAML .nan / .inf); give finite values:\n"
+            + "\n".join(lines)
+        )
 
     validator_cls = _with_defaults(jsonschema.Draft202012Validator)
     errors = sorted(validator_cls(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors]
         raise ConfigError(f"config does not match the schema ({SCHEMA_PATH.name}):\n" + "\n".join(lines))
+
+
+def non_finite_numbers(value: Any, key: str = "") -> list[tuple[str, float]]:
+    """(dotted key, value) of every NaN or infinite float in ``value``, a loaded config or part of it."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [(key or "<top level>", value)]
+    if isinstance(value, dict):
+        return [
+            bad for k, v in value.items() for bad in non_finite_numbers(v, f"{key}.{k}" if key else str(k))
+        ]
+    if isinstance(value, list | tuple):
+        return [bad for i, v in enumerate(value) for bad in non_finite_numbers(v, f"{key}[{i}]")]
+    return []
 
 
 def check_config(config: dict) -> None:
