@@ -170,3 +170,86 @@ def test_a_number_that_is_not_finite_is_named_before_anything_else(demo, edit, k
     with pytest.raises(ConfigError, match=r"not finite") as err:
         load_config(demo)
     assert f"  {key}: " in str(err.value)
+
+
+def schema_leaves(node: dict, path: tuple = ()):
+    """(dotted key path, schema) of every leaf key the schema declares (``architectures`` is an open block: its
+    entries are checked against each model's dataclass, below)."""
+    for key, sub in node.get("properties", {}).items():
+        if key == "architectures":
+            continue
+        if sub.get("properties"):
+            yield from schema_leaves(sub, (*path, key))
+        elif "type" in sub or "enum" in sub:
+            yield (*path, key), sub
+
+
+def bad_values(sub: dict) -> list:
+    """Values the key's schema refuses: of another type, and past each bound it declares."""
+    types = sub.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    values = [{"a": "mapping"}] if "object" not in types else [["a list"]]
+    if "enum" in sub:
+        values.append("no-such-choice")
+    for bound, step in (("minimum", -1), ("exclusiveMinimum", 0), ("maximum", 1)):
+        if bound in sub:
+            values.append(sub[bound] + step if step else sub[bound])
+    if "pattern" in sub:
+        values.append("has spaces/and slashes")
+    return values
+
+
+def with_value(config: dict, path: tuple, value) -> dict:
+    config = copy.deepcopy(config)
+    node = config
+    for key in path[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {"key": "training.max_epochs", "values": [1, 2]} if key == "sweep" else {}
+        node = node[key]
+    node[path[-1]] = value
+    return config
+
+
+def test_every_schema_key_refuses_a_bad_value_while_planning_and_names_the_key(demo):
+    # What the Snakefile runs before any job: schema, cross-key checks, architectures. A value that passed them and
+    # failed inside a job would first cost that job's finished outputs (Snakemake deletes them before it runs).
+    from hcebench.config import load_schema
+
+    leaves = list(schema_leaves(load_schema()))
+    assert len(leaves) > 80
+    checked = 0
+    for path, sub in leaves:
+        for value in bad_values(sub):
+            with pytest.raises(ConfigError) as err:
+                check_architectures(load_config(with_value(demo, path, value)))
+            assert ".".join(path) in str(err.value), (path, value, str(err.value)[:300])
+            checked += 1
+    assert checked > 150
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("lr", 0.0),
+        ("lr", -1e-3),
+        ("lr", float("nan")),
+        ("weight_decay", -0.1),
+        ("weight_decay", float("inf")),
+    ],
+)
+def test_the_optimisers_hyperparameters_are_refused_while_planning(demo, key, value):
+    # The schema bounds lr and weight_decay of every entry; NaN and infinity are refused before the bounds.
+    demo["architectures"]["mlp"][key] = value
+    with pytest.raises(ConfigError, match=rf"architectures\.mlp\.{key}: "):
+        check_architectures(load_config(demo))
+
+
+@pytest.mark.parametrize("i, split", [(1, "val"), (2, "test")])
+def test_every_split_needs_a_positive_share(demo, i, split):
+    fractions = [0.8, 0.1, 0.1]
+    fractions[i], fractions[0] = 0.0, fractions[0] + fractions[i]
+    demo["split"]["fractions"] = fractions
+    with pytest.raises(
+        ConfigError, match=rf"split\.fractions\[{i}\] \({split}\) is 0.0: every split needs cells"
+    ):
+        load_config(demo)

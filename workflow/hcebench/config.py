@@ -22,6 +22,7 @@ import yaml
 
 from hcebench.axes import LOSSES
 from hcebench.errors import ConfigError
+from hcebench.layout import STORE_SPLITS
 
 SCHEMA_PATH = Path(str(resources.files("hcebench") / "schemas" / "config.schema.yaml"))
 
@@ -110,8 +111,12 @@ def check_config(config: dict) -> None:
     fractions = config["split"]["fractions"]
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ConfigError(f"split.fractions {fractions} sum to {sum(fractions):.4f}; they must sum to 1")
-    if config["split"]["fractions"][0] <= 0:
-        raise ConfigError("split.fractions[0] (train) must be positive")
+    for i, (split, fraction) in enumerate(zip(STORE_SPLITS, fractions, strict=False)):
+        if fraction <= 0:
+            raise ConfigError(
+                f"split.fractions[{i}] ({split}) is {fraction}: every split needs cells (training, early stopping "
+                "and the in-distribution test read one each); give it a positive share"
+            )
     check_losses(config)
     archs = config["architectures"]
     focus = config["evaluation"]["focus_architecture"]
