@@ -8,7 +8,7 @@
 
 from snakemake.utils import min_version
 
-from hcebench.config import check_config, validate_schema
+from hcebench.config import check_config, check_config_files, validate_schema
 from hcebench.models import check_architectures
 from hcebench.sweep import check_sweep
 
@@ -22,7 +22,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-# hcebench's own validation (defaults filled in): its message names the bad key first, without the schema dump.
+# hcebench's own validation (defaults filled in): its message names the bad key first, without the schema dump. The
+# config files are read again first, strictly: Snakemake's reader keeps the last of a key given twice in one block.
+check_config_files(workflow.configfiles)
 validate_schema(config)
 check_config(config)
 check_architectures(config)

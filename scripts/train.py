@@ -7,9 +7,9 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 from hcebench import layout  # noqa: E402
 from hcebench.data.store import Store  # noqa: E402
+from hcebench.io import load_array  # noqa: E402
 from hcebench.settings import TrainingSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 from hcebench.training.loop import TrainSettings, train  # noqa: E402
@@ -17,7 +17,7 @@ from hcebench.training.loop import TrainSettings, train  # noqa: E402
 log = start(snakemake)
 wc = snakemake.wildcards
 entry = dict(snakemake.params.entry)
-bank = np.load(snakemake.input.bank) if "bank" in snakemake.input.keys() else None
+bank = load_array(snakemake.input.bank) if "bank" in snakemake.input.keys() else None
 # The census stream (training.data_source: tiledbsoma_ml) is the same for every seed of the job.
 stream = None
 if snakemake.params.stream is not None:

@@ -253,3 +253,11 @@ def test_every_split_needs_a_positive_share(demo, i, split):
         ConfigError, match=rf"split\.fractions\[{i}\] \({split}\) is 0.0: every split needs cells"
     ):
         load_config(demo)
+
+
+@pytest.mark.parametrize("name", ["../../escape", "mlp/v2", "a.b", "mlp|linear", "9lives", "with space"])
+def test_an_architecture_name_that_could_escape_or_break_a_pattern_is_refused(demo, name):
+    # A name becomes results/…/models/<name>/ and joins the rules' wildcard patterns.
+    demo["architectures"][name] = dict(demo["architectures"]["linear"])
+    with pytest.raises(ConfigError, match=r"architectures: .* does not match"):
+        load_config(demo)

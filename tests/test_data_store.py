@@ -1,5 +1,7 @@
 """hcebench.data.store: normalisation by hand, the write/read round trip, shuffled and prefetched batches."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -195,3 +197,31 @@ def test_a_cut_value_file_is_named_when_the_split_is_opened(tmp_path, name):
     path.write_bytes(whole[: len(whole) // 2 // 4 * 4])  # whole values, half of them
     with pytest.raises(ValueError, match=name):
         SplitData.open(tmp_path / "s", 9)
+
+
+@pytest.mark.parametrize("name", ["X.data.f32", "X.indices.i32", "X.indptr.i64"])
+def test_a_file_cut_mid_value_is_named_with_the_fix(tmp_path, name):
+    # Cut anywhere, not only on a value boundary: numpy's own message names neither the file nor the fix.
+    _random_split(tmp_path)
+    path = tmp_path / "s" / name
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(
+        ValueError,
+        match=rf"{re.escape(name)} holds [\d,]+ bytes, not a whole number of .* values: "
+        rf"the file was cut short or overwritten; delete .* to rebuild",
+    ):
+        SplitData.open(tmp_path / "s", 9)
+
+
+def test_a_stores_arrays_refuse_pickles_and_name_the_file(tmp_path):
+    from hcebench.data.store import Store, StoreWriter
+
+    writer = StoreWriter(tmp_path / "store")
+    writer.write_meta({"n_genes": 9, "labels": ["CL:0000001"]})
+    np.save(
+        tmp_path / "store" / "class_weights.npy", np.array([{"run": "code"}], dtype=object), allow_pickle=True
+    )
+    with pytest.raises(
+        ValueError, match=r"class_weights\.npy cannot be read as a plain \.npy array .*pickled objects"
+    ):
+        _ = Store(tmp_path / "store").class_weights

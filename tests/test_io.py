@@ -89,3 +89,21 @@ def test_a_job_killed_mid_write_leaves_the_old_artifact_and_its_restart_clears_t
     with atomic_path(final) as tmp:  # the rerun
         tmp.write_text("new")
     assert final.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["metrics.tsv"]
+
+
+def test_an_atomic_directory_follows_the_umask_like_mkdir(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "store", is_dir=True) as tmp:
+            (tmp / "meta.json").write_text("{}")
+        os.mkdir(tmp_path / "plain")
+        assert (tmp_path / "store").stat().st_mode & 0o777 == 0o755
+        assert (tmp_path / "store").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+        os.umask(0o077)
+        with atomic_path(tmp_path / "private", is_dir=True):
+            pass
+        assert (tmp_path / "private").stat().st_mode & 0o777 == 0o700
+    finally:
+        os.umask(old)

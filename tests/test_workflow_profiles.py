@@ -189,3 +189,28 @@ def test_an_unknown_config_key_stops_the_plan_naming_the_key_first(tmp_path):
 def test_an_unknown_config_key_is_a_short_message(tmp_path):
     done, out = _typo_dry_run(tmp_path)
     assert done.returncode != 0 and len(out) < 3000, len(out)
+
+
+@pytest.mark.parametrize("given", ["workdir", "--configfile"])
+def test_a_key_given_twice_in_a_config_file_stops_the_plan(tmp_path, given):
+    # Snakemake's YAML reader keeps the last value of a repeated key without a word; the plan stops instead.
+    text = TINY.read_text().replace("training: {", "training: {max_epochs: 1, ", 1)
+    assert text.count("max_epochs:") == 2
+    path = tmp_path / ("config.yaml" if given == "workdir" else "mine.yaml")
+    path.write_text(text)
+    extra = ["--configfile", str(path)] if given == "--configfile" else []
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+    ]
+    done = subprocess.run([*cmd, *extra, "--dry-run"], capture_output=True, text=True, timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "Job stats" not in out, out[-3000:]
+    assert f"{path.name}, line" in out and "key 'max_epochs' appears twice in the same block" in out, out[
+        -3000:
+    ]

@@ -31,6 +31,43 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML keeps the last one, so
+    the first value would be silently lost)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError(
+                    f"{self.name}, line {key_node.start_mark.line + 1}: key {key!r} appears twice in the same "
+                    f"block (first on line {seen[key] + 1}); YAML would keep only the last value: remove one"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_config_file(path: str | os.PathLike) -> dict:
+    """A config file's contents, with a key repeated in one block refused (``UniqueKeyLoader``)."""
+    path = Path(path)
+    with open(path) as f:
+        loader = UniqueKeyLoader(f)
+        loader.name = str(path)
+        try:
+            return loader.get_single_data() or {}
+        finally:
+            loader.dispose()
+
+
+def check_config_files(paths) -> None:
+    """Read every config file the run uses (Snakemake's ``workflow.configfiles``) with ``read_config_file``:
+    Snakemake's own loader keeps the last of a repeated key without a word."""
+    for path in paths:
+        if Path(path).exists():
+            read_config_file(path)
+
+
 def schema_defaults(section: str) -> dict:
     """The defaults the schema declares for the keys of config section ``section`` (e.g. ``filters``)."""
     properties = load_schema()["properties"][section].get("properties", {})
@@ -43,7 +80,7 @@ def load_config(config: str | os.PathLike | dict) -> dict:
         path = Path(config)
         if not path.exists():
             raise ConfigError(f"config file {path} does not exist")
-        config = yaml.safe_load(path.read_text()) or {}
+        config = read_config_file(path)
     config = copy.deepcopy(config)
     validate_schema(config)
     check_config(config)

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
@@ -32,6 +34,10 @@ def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[P
     for stale in final.parent.glob(f".{final.name}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    if (
+        is_dir
+    ):  # mkdtemp makes it private (0700); the directory it becomes follows the umask, as mkdir's would
+        tmp.chmod(0o777 & ~current_umask())
     target = tmp if is_dir else tmp / final.name
     try:
         yield target
@@ -47,6 +53,25 @@ def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[P
         raise
 
 
+def current_umask() -> int:
+    """The process's file mode creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def load_array(path: str | os.PathLike) -> np.ndarray:
+    """A ``.npy`` array, refusing pickled objects (a file received may run code when unpickled); errors name the
+    file."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise ValueError(
+            f"{path} cannot be read as a plain .npy array ({err}); it holds pickled objects or is damaged: "
+            "remake it with the rule that writes it"
+        ) from None
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
@@ -58,7 +83,7 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def _json_default(obj: Any) -> Any:
-    # numpy scalars and arrays appear in metadata; convert them without importing numpy at module level.
+    # numpy scalars and arrays appear in metadata.
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, Path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hcebench.errors import OntologyError
-from hcebench.io import atomic_path
+from hcebench.io import atomic_path, load_array
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class LabelHierarchy:
         h = cls(
             term_ids=tuple(r[1] for r in rows),
             names=tuple(r[2] for r in rows),
-            reachability=np.load(directory / "reachability.npy"),
+            reachability=load_array(directory / "reachability.npy"),
             release=meta["cl_release"],
         )
         if h.content_hash != meta["reachability_hash"]:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from hcebench.data.store.batches import BufferRing, SparseBatch, prefetched
 from hcebench.data.store.split import OBS_FILE, X_FILES, SplitData, SplitWriter, normalise, split_files
-from hcebench.io import read_json, write_json
+from hcebench.io import load_array, read_json, write_json
 
 __all__ = [
     "BufferRing",
@@ -124,13 +124,13 @@ class Store:
     @property
     def class_weights(self) -> np.ndarray:
         """Balanced class weights in label order (training store only)."""
-        return np.load(self.dir / CLASS_WEIGHTS_FILE)
+        return load_array(self.dir / CLASS_WEIGHTS_FILE)
 
     @property
     def shipped_bank(self) -> np.ndarray | None:
         """The augmentation bank a store imported from scTab carries; None for a store hcebench built."""
         path = self.dir / SHIPPED_BANK_FILE
-        return np.load(path) if path.exists() else None
+        return load_array(path) if path.exists() else None
 
     def has_split(self, split: str) -> bool:
         return (self.dir / split).is_dir()

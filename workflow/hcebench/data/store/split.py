@@ -121,9 +121,13 @@ class SplitData:
                 raise FileNotFoundError(
                     f"{path} is missing: the store is incomplete; delete {self.dir.parent} to rebuild"
                 )
-            arrays[key] = (
-                np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
-            )
+            size, itemsize = path.stat().st_size, np.dtype(dtype).itemsize
+            if size % itemsize:
+                raise ValueError(
+                    f"{path} holds {size:,} bytes, not a whole number of {np.dtype(dtype).name} values: the file "
+                    f"was cut short or overwritten; delete {self.dir.parent} to rebuild"
+                )
+            arrays[key] = np.memmap(path, dtype=dtype, mode="r") if size else np.zeros(0, dtype)
         self.data, self.indices, self.indptr = arrays["data"], arrays["indices"], arrays["indptr"]
         self.obs = pd.read_parquet(self.dir / OBS_FILE)
         if len(self.indptr) != len(self.obs) + 1:
