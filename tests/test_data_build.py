@@ -463,3 +463,65 @@ def test_all_zero_cells_are_counted_per_dataset_and_fail_past_the_limit(tiny_cen
     )
     assert "genes.source" in message and "\n" not in message
     assert not (tmp_path / "store2").exists()
+
+
+#: A store build stand-in: starts one worker (its code, argv[1]) with its own pid, prints the worker's pid, waits.
+PARENT = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid())])
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+#: A worker stand-in: what run_part_job does first, then a long read.
+WORKER = """
+import os, sys, time
+from hcebench.data.workers import die_with_parent
+die_with_parent(int(sys.argv[1]))
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
+def test_a_worker_dies_with_its_killed_parent(tmp_path):
+    # SIGKILL runs no cleanup in the store build: its workers must not go on reading the census, re-parented to init.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, WORKER], stdout=subprocess.PIPE, text=True, env=env
+    )
+    worker = int(parent.stdout.readline())
+    assert parent.stdout.readline().strip() == "ready"  # the worker has set its death signal and sleeps
+    assert _alive(worker)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), "the worker outlived its killed parent"
+
+
+def test_a_worker_whose_parent_is_already_gone_stops_before_reading():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, "1"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 1 and "ready" not in done.stdout
+    assert "store build worker: its parent process 1 is gone; stopping" in done.stderr

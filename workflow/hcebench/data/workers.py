@@ -9,10 +9,12 @@ scatters its cells' rows into its own bucket files; this process logs their prog
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -45,6 +47,21 @@ def read_progress(path: Path) -> int:
         return 0
 
 
+#: prctl(2) option: the signal this process gets when the thread that started it exits.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent exits (Linux ``prctl(PR_SET_PDEATHSIG)``), and exit
+    now if the parent is already gone: a worker must not go on reading the census, re-parented to init, after the
+    store build that started it was killed (SIGKILL runs no cleanup in the parent). Elsewhere only the check is made.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        raise SystemExit(f"store build worker: its parent process {parent_pid} is gone; stopping")
+
+
 def run_part_job(job_path: str) -> None:
     """Entry point of one ``write_split`` worker process: read its cells (a contiguous soma_joinid range) and
     scatter them into its own bucket directory; the job file names the cells, the census, the buckets and the
@@ -54,6 +71,7 @@ def run_part_job(job_path: str) -> None:
     and message (``job["error"]``), so the parent raises the same one-line error a single process would.
     """
     job = json.loads(Path(job_path).read_text())
+    die_with_parent(job["parent"])
     try:
         cells = np.load(job["cells"])
         genes = np.load(job["genes"])
@@ -153,6 +171,7 @@ def write_split(
                 datasets=datasets[a:b],
             )
             job = {
+                "parent": os.getpid(),
                 "source": source,
                 "cells": str(staging / f"cells{k}.npz"),
                 "genes": str(staging / "genes.npz"),
