@@ -8,6 +8,7 @@ rule fetch_ontology:
         f"{LOGS}/fetch_ontology/{{name}}.log",
     params:
         url=config["ontology"]["source"],
+        sha256=config["ontology"]["sha256"],
     threads: 1
     resources:
         mem_mb=1000,

@@ -9,5 +9,5 @@ from hcebench.hierarchy.fetch import fetch_obo  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
-fetch_obo(snakemake.params.url, snakemake.output[0])
-log.info("fetched %s", snakemake.params.url)
+digest = fetch_obo(snakemake.params.url, snakemake.output[0], sha256=snakemake.params.sha256)
+log.info("fetched %s, SHA-256 %s (pin it as ontology.sha256)", snakemake.params.url, digest)

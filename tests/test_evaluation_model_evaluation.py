@@ -82,3 +82,33 @@ def test_decoding_needs_the_validation_split_first(toy, model, tmp_path):
     with pytest.raises(ValueError, match="'val' split first"):
         evaluate(model, hierarchy_dir, {"test": store / "test", "val": store / "val"}, files(tmp_path))
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "run, message",
+    [
+        ({"architecture": "mlp"}, "it was trained as linear/hce/0, not mlp/hce/0"),
+        ({"loss": "ce"}, "it was trained as linear/hce/0, not linear/ce/0"),
+        ({"seed": 3}, "it was trained as linear/hce/0, not linear/hce/3"),
+    ],
+)
+def test_a_model_file_of_another_run_is_refused_before_it_predicts(toy, model, tmp_path, run, message):
+    # A model.pt copied into another run's folder would otherwise be scored as that run.
+    from hcebench.errors import CheckpointError
+
+    store, hierarchy_dir = toy
+    out = files(tmp_path, decoding=False)
+    kwargs = {"architecture": "linear", "loss": "hce", "seed": 0, **run}
+    with pytest.raises(
+        CheckpointError, match=rf"model .*model\.pt: {message}; delete it and rerun the train job"
+    ):
+        evaluate_model(
+            model,
+            hierarchy_dir,
+            {"test": str(store / "test")},
+            ["test"],
+            out,
+            device=torch.device("cpu"),
+            **kwargs,
+        )
+    assert not (tmp_path / "test.parquet").exists()

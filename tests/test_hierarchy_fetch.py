@@ -162,3 +162,46 @@ def test_no_dns_fails_in_bounded_time_with_one_line(monkeypatch, tmp_path, caplo
     assert message.startswith(f"ontology.source {url} did not answer: URLError")
     assert "Name or service not known" in message and "bundled:v2022-09-15" in message
     assert not (tmp_path / "cl.obo").exists()
+
+
+def test_a_pinned_checksum_refuses_any_other_file(tmp_path):
+    import hashlib
+
+    source = DATA / "five_node.obo"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert fetch_obo(source.as_uri(), tmp_path / "cl.obo", sha256=digest) == digest
+    altered = tmp_path / "altered.obo"
+    altered.write_bytes(source.read_bytes().replace(b"[Term]", b"[Term]\n", 1))
+    with pytest.raises(
+        OntologyError, match=rf"delivered a file with SHA-256 [0-9a-f]{{64}}, not the {digest} pinned"
+    ):
+        fetch_obo(altered.as_uri(), tmp_path / "bad.obo", sha256=digest)
+    assert not (tmp_path / "bad.obo").exists()
+
+
+def test_a_plain_http_ontology_is_refused_while_planning():
+    import yaml
+    from hcebench.config import load_config
+    from hcebench.errors import ConfigError
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
+    config["ontology"] = {"source": "http://purl.obolibrary.org/obo/cl/cl-basic.obo"}
+    with pytest.raises(ConfigError, match=r"ontology.source .* is plain http: a file altered in transit"):
+        load_config(config)
+    config["ontology"] = {
+        "source": "https://purl.obolibrary.org/obo/cl/cl-basic.obo",
+        "sha256": "not-a-digest",
+    }
+    with pytest.raises(ConfigError, match=r"ontology.sha256"):
+        load_config(config)
+
+
+def test_the_paper_config_pins_the_checksum_of_the_release_it_fetches():
+    import hashlib
+
+    import yaml
+    from hcebench.hierarchy.ontology import bundled_obo_path
+
+    paper = yaml.safe_load((Path(__file__).parents[1] / "config" / "paper.yaml").read_text())["ontology"]
+    assert paper["source"].startswith("https://") and "v2022-09-15/cl-basic.obo" in paper["source"]
+    assert hashlib.sha256(bundled_obo_path("v2022-09-15").read_bytes()).hexdigest() == paper["sha256"]

@@ -145,6 +145,12 @@ def check_config(config: dict) -> None:
             "training.data_source is 'tiledbsoma_ml' but training_store.source is 'sctab': scTab's "
             "store has no census to stream from; set training.data_source to 'store'"
         )
+    source = config["ontology"]["source"]
+    if source.startswith("http://"):
+        raise ConfigError(
+            f"ontology.source {source!r} is plain http: a file altered in transit would become the hierarchy; "
+            "use https:// (and pin ontology.sha256) or a local path"
+        )
     fractions = config["split"]["fractions"]
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ConfigError(f"split.fractions {fractions} sum to {sum(fractions):.4f}; they must sum to 1")

@@ -17,6 +17,7 @@ import torch
 
 from hcebench import layout
 from hcebench.axes import PROPAGATION, loss_label
+from hcebench.errors import CheckpointError
 from hcebench.evaluation.contract import predictions_metadata, write_predictions
 from hcebench.evaluation.predict import load_model, predict_loaded
 from hcebench.evaluation.propagation import choose_threshold, decode_table
@@ -39,6 +40,35 @@ class EvaluationFiles:
     decoded: list[str]
     decoded_metrics: list[str]
     decoder: str | None
+
+
+def check_model_is_run(
+    checkpoint: dict,
+    path: str | os.PathLike,
+    hierarchy: LabelHierarchy,
+    *,
+    architecture: str,
+    loss: str,
+    seed: int,
+) -> None:
+    """Refuse a model file whose recorded run is not the one it is scored as: another architecture, loss or seed (a
+    file copied into the wrong folder), or another label set or hierarchy than the run's."""
+    trained = checkpoint.get("settings") or {}
+    recorded = (checkpoint["architecture"], trained.get("loss"), trained.get("seed"))
+    wanted = (architecture, loss, int(seed))
+    problems = []
+    if recorded != wanted:
+        problems.append(f"it was trained as {'/'.join(map(str, recorded))}, not {'/'.join(map(str, wanted))}")
+    if list(checkpoint["labels"]) != list(hierarchy.term_ids):
+        problems.append("its labels are not the run's (hierarchy/labels.tsv)")
+    elif checkpoint["reachability_hash"] != hierarchy.content_hash:
+        problems.append(
+            f"its hierarchy {checkpoint['reachability_hash']} is not the run's {hierarchy.content_hash}"
+        )
+    if problems:
+        raise CheckpointError(
+            f"model {path}: {'; '.join(problems)}; delete it and rerun the train job of this run"
+        )
 
 
 def evaluate_model(
@@ -82,6 +112,7 @@ def evaluate_model(
         log.info("%s %s: %d metric rows", scored_loss, split, len(table))
 
     model, checkpoint = load_model(model_path, device)
+    check_model_is_run(checkpoint, model_path, hierarchy, architecture=architecture, loss=loss, seed=seed)
     decoded_paths = iter(files.decoded)
     tau = None
     for path, (split, directory) in zip(files.predictions, split_dirs.items(), strict=True):

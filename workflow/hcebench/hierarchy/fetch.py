@@ -7,6 +7,7 @@ A download is bounded (``ONTOLOGY_RETRY``: a deadline per attempt, a few attempt
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import urllib.error
@@ -41,8 +42,11 @@ def is_transient(err: BaseException) -> bool:
     return isinstance(err, OSError | http.client.HTTPException)
 
 
-def fetch_obo(url: str, path: str | os.PathLike, retry: Retry = ONTOLOGY_RETRY) -> None:
-    """Fetch ``url`` to ``path``.
+def fetch_obo(
+    url: str, path: str | os.PathLike, retry: Retry = ONTOLOGY_RETRY, *, sha256: str | None = None
+) -> str:
+    """Fetch ``url`` to ``path``; return the file's SHA-256. With ``sha256`` (``ontology.sha256``) any other file is
+    refused and nothing is written.
 
     Each attempt is bounded by ``retry.timeout_s``; transient failures are tried ``retry.attempts`` times in all.
     Fails with ``NetworkError`` (unreachable: one line naming ``ontology.source`` and the offline fix) or
@@ -66,5 +70,12 @@ def fetch_obo(url: str, path: str | os.PathLike, retry: Retry = ONTOLOGY_RETRY) 
         raise OntologyError(f"cannot download ontology.source {url}: {reason}. {OFFLINE_FIX}") from err
     if b"[Term]" not in body[:5_000_000]:
         raise OntologyError(f"{url} did not return an OBO file (no [Term] stanza); check ontology.source")
+    digest = hashlib.sha256(body).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise OntologyError(
+            f"{url} delivered a file with SHA-256 {digest}, not the {sha256} pinned by ontology.sha256: it changed "
+            "at the source or in transit; check the release, then pin its checksum"
+        )
     with atomic_path(path) as tmp:
         tmp.write_bytes(body)
+    return digest
