@@ -9,7 +9,7 @@ rule simulate_census:
     log:
         f"{LOGS}/simulate_census.log",
     params:
-        simulate=CENSUS.get("simulate", {}),
+        simulate=canonical(CENSUS.get("simulate", {})),
         train_release=CENSUS["train_release"],
         ood_release=CENSUS["ood_release"],
         ontology=ontology_obo(),

@@ -18,6 +18,7 @@ from hcebench.settings import (
     SelectionSettings,
     StoreSettings,
     TrainingSettings,
+    canonical,
 )
 from hcebench.sweep import point_config
 

@@ -21,7 +21,7 @@ rule train:
         # Every training key but the grid (seeds, losses), with the entry's overrides: adding a seed reruns no other.
         settings=lambda wc: TrainingSettings.from_config(config, wc.arch).params(),
         # This run's loss's entry of the losses block only, so editing one loss's settings reruns its runs alone.
-        loss_settings=lambda wc: config.get("losses", {}).get(wc.loss, {}),
+        loss_settings=lambda wc: canonical(config.get("losses", {}).get(wc.loss, {})),
         stream=STREAM,
         seeds=job_seeds,
     # Training first, the longest jobs of a run: the short ones (evaluation, external methods, controls) then fill

@@ -323,6 +323,17 @@ def test_gene_match_counts_records_both_rules(tmp_path):
     assert counts["name_not_id"] == ["ENSG2b", "ENSG3b"]  # changed id; a second id of a listed symbol
 
 
+def test_a_gene_list_the_census_barely_holds_is_refused(tmp_path):
+    # 2 of 200 listed genes in the census would build a 2-gene store and score nonsense: below half, an error.
+    ids = ["ENSG1", "ENSG2"] + [f"ENSX{i}" for i in range(198)]
+    path = tmp_path / "other_space.parquet"
+    pd.DataFrame({"gene_names": [f"X{i}" for i in range(200)]}, index=pd.Index(ids)).to_parquet(path)
+    with pytest.raises(
+        ValueError, match=r"only 2 of the 200 genes of genes.source .* are in the census var \(1\.0%"
+    ):
+        resolve_genes(str(path), VAR)
+
+
 def test_matching_by_name_needs_a_symbol_column(tmp_path):
     path = tmp_path / "ids_only.parquet"
     pd.DataFrame(index=pd.Index(["ENSG1", "ENSG2"])).to_parquet(path)

@@ -476,3 +476,20 @@ def test_settings_without_the_limit_say_which_key_is_missing(cl):
     del values["max_unknown_label_fraction"]
     with pytest.raises(ConfigError, match="filters.max_unknown_label_fraction is missing"):
         Filters.from_params(values)
+
+
+def test_a_census_that_leaves_one_label_stops_the_selection(cl, monkeypatch):
+    # One label scores every model 1.0: the selection refuses it rather than building a benchmark of nothing.
+    import contextlib
+
+    from hcebench.data import selection as module
+
+    config = load_config(PAPER_CONFIG)
+    config["filters"].update(min_cells_per_type=1, min_tech_samples_per_type=0, pinned_labels=None)
+    monkeypatch.setattr(module, "open_census", lambda source: contextlib.nullcontext())
+    monkeypatch.setattr(module, "census_release", lambda source, census: "2023-05-15")
+    monkeypatch.setattr(module, "read_obs", lambda *args, **kwargs: _obs([(CD8, "d1", 5, 20)]))
+    with pytest.raises(
+        ValueError, match=r"the filters leave 1 cell type \(CL:0000625\): a benchmark of one label"
+    ):
+        select_from_census({"uri": "a census"}, SelectionSettings.from_config(config), cl)

@@ -326,6 +326,27 @@ def test_a_bad_value_stops_the_plan_and_leaves_finished_results_untouched(run):
     assert "model.pt" in before
 
 
+def test_reordering_the_configs_keys_reruns_nothing(run):
+    # Rules pass their settings with sorted keys, so Snakemake (which compares params as written) sees no change
+    # when a block's keys are reordered. An architecture's own entry keeps its order: model.pt records it as given.
+    def reverse(value):
+        if isinstance(value, dict):
+            return {k: value[k] if k == "architectures" else reverse(value[k]) for k in reversed(list(value))}
+        return value
+
+    workdir, _ = run
+    copy = _edited_copy(workdir, "reordered", lambda c: None)
+    original = yaml.safe_load((workdir / "config.yaml").read_text())
+    (copy / "config.yaml").write_text(yaml.safe_dump(reverse(original), sort_keys=False))
+    reordered = yaml.safe_load((copy / "config.yaml").read_text())
+    assert reordered == original and list(reordered) == list(reversed(list(original)))
+    assert list(reordered["training"]) == list(reversed(list(original["training"])))
+    dry = snakemake(copy, "--dry-run")
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[
+        -3000:
+    ]
+
+
 def test_adding_a_seed_trains_only_the_new_seed(run):
     workdir, _ = run
     copy = _edited_copy(workdir, "seeded", lambda c: c["training"].update(seeds=[0, 1, 2]))

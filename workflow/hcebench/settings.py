@@ -36,7 +36,7 @@ class Settings:
 
     def params(self) -> dict[str, Any]:
         """The settings as plain JSON-able values, keys sorted at every level (a rule's ``params``)."""
-        return _sorted(dataclasses.asdict(self))
+        return canonical(dataclasses.asdict(self))
 
     @classmethod
     def from_params(cls: type[T], params: Mapping[str, Any]) -> T:
@@ -70,11 +70,14 @@ def _rebuild(hint: Any, value: Any) -> Any:
     return value
 
 
-def _sorted(value: Any) -> Any:
+def canonical(value: Any) -> Any:
+    """``value`` with the keys of every mapping in it sorted (lists keep their order): what a rule passes as a param
+    taken from the config, so Snakemake, which compares params as written, sees the same value whatever the YAML's
+    key order."""
     if isinstance(value, Mapping):
-        return {k: _sorted(value[k]) for k in sorted(value)}
+        return {k: canonical(value[k]) for k in sorted(value)}
     if isinstance(value, list | tuple):
-        return [_sorted(v) for v in value]
+        return [canonical(v) for v in value]
     return value
 
 

@@ -17,6 +17,11 @@ import pandas as pd
 GENE_NAME_COLUMNS = ("gene_names", "feature_name")
 
 
+#: The share of a gene list the census must hold. scTab's list of 19,357 protein-coding genes matches 19,331 in Census
+#: 2023-05-15 (99.9 %); a list of which less than half is found is another organism, id namespace or file.
+MIN_GENE_SHARE = 0.5
+
+
 def read_gene_list(source: str, var: pd.DataFrame) -> pd.DataFrame:
     """The gene list ``genes.source`` names, in its order, as (feature_id, feature_name).
 
@@ -89,6 +94,14 @@ def resolve_genes(
         raise ValueError(
             f"none of the {len(wanted)} genes of genes.source {source!r} is in the census var "
             f"(matched by genes.match: {match}); check the list against the release, or try the other genes.match"
+        )
+    share = found[key].nunique() / max(wanted[key].replace("", np.nan).nunique(), 1)
+    if share < MIN_GENE_SHARE:
+        raise ValueError(
+            f"only {found[key].nunique():,} of the {len(wanted):,} genes of genes.source {source!r} are in the census "
+            f"var ({share:.1%}, matched by genes.match: {match}); below {MIN_GENE_SHARE:.0%} the store would be "
+            "another gene space than the list's (another organism, id namespace or file): check the list against "
+            "the release, or try the other genes.match"
         )
     found = found.sort_values(["_census"] if order == "census" else ["_rank", "_census"], kind="stable")
     return found[["feature_id", "feature_name"]].astype(str).reset_index(drop=True)

@@ -365,6 +365,12 @@ def select_from_census(source: dict, settings: SelectionSettings, ontology: Onto
             f"({obs_value_filter(filters)}); check the assay names against the census obs"
         )
     selection = select_cells(obs, ontology, filters)
+    if len(selection.labels) < 2:
+        raise ValueError(
+            f"the filters leave {len(selection.labels)} cell type ({', '.join(selection.labels)}): a benchmark of "
+            "one label scores every model 1.0; lower filters.min_cells_per_type / min_tech_samples_per_type or "
+            "widen filters.assays"
+        )
     # scTab takes tech_samples in order of first appearance in the release's cell order: soma_joinid order.
     if not selection.cells["soma_joinid"].is_monotonic_increasing:
         raise RuntimeError("selected cells are not in soma_joinid order; the split would not be scTab's")
