@@ -107,3 +107,26 @@ def test_an_atomic_directory_follows_the_umask_like_mkdir(tmp_path):
         assert (tmp_path / "private").stat().st_mode & 0o777 == 0o700
     finally:
         os.umask(old)
+
+
+def test_a_live_writers_temporary_sibling_is_left_alone(tmp_path):
+    # Two runs writing the same output at once (snakemake --nolock): the second must not delete the first's work.
+    import os
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        theirs = tmp_path / f".store.{live.pid}.x1y2.tmp"
+        theirs.mkdir()
+        dead = tmp_path / f".store.{2**22 + 12345}.x1y2.tmp"  # above the kernel's default pid range
+        dead.mkdir()
+        mine = tmp_path / f".store.{os.getpid()}.x1y2.tmp"  # this process's own leftover
+        mine.mkdir()
+        with atomic_path(tmp_path / "store", is_dir=True) as tmp:
+            assert tmp.name.startswith(f".store.{os.getpid()}.")
+        assert theirs.exists() and not dead.exists() and not mine.exists()
+    finally:
+        live.kill()
+        live.wait()
+    with atomic_path(tmp_path / "store", is_dir=True):
+        pass
+    assert not theirs.exists()  # its writer is gone: a leftover like any other

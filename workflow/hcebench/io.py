@@ -29,11 +29,14 @@ def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[P
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    # A job killed outright (SIGKILL, node loss) leaves its temporary sibling behind; Snakemake never runs two
-    # jobs for the same output at once, so any such leftover is stale and the restart begins clean.
-    for stale in final.parent.glob(f".{final.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    # A job killed outright (SIGKILL, node loss) leaves its temporary sibling behind, named with its process id; the
+    # restart removes it and begins clean. A sibling whose writer still runs is left alone: two runs of the same
+    # output at once (`snakemake --nolock`, a second run in the same directory) must not delete each other's work.
+    prefix = f".{final.name}."
+    for stale in final.parent.glob(f"{prefix}*.tmp"):
+        if not writer_alive(stale.name[len(prefix) :].split(".", 1)[0]):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=final.parent))
     if (
         is_dir
     ):  # mkdtemp makes it private (0700); the directory it becomes follows the umask, as mkdir's would
@@ -51,6 +54,20 @@ def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[P
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def writer_alive(tag: str) -> bool:
+    """Whether the process a temporary sibling's name tags (its process id) still runs; an untagged or malformed
+    name, or this process's own id (a leftover of this process), is not a live writer."""
+    if not tag.isdigit() or int(tag) == os.getpid():
+        return False
+    try:
+        os.kill(int(tag), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def current_umask() -> int:
