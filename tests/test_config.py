@@ -70,11 +70,36 @@ def test_bad_values_name_their_key(demo, edit, key):
     assert first in str(err.value)
 
 
-def test_external_model_module_via_config(demo):
-    demo["architectures"]["toy"] = {"model": "hcebench.models.linear", "lr": 1e-3, "weight_decay": 0.0}
+def test_an_entry_may_reuse_a_builtin_under_another_name(demo):
+    demo["architectures"]["wide_linear"] = {"model": "linear", "lr": 1e-3, "weight_decay": 0.0}
     cfg = load_config(demo)
     check_architectures(cfg)
-    assert "toy" in cfg["architectures"]
+    assert "wide_linear" in cfg["architectures"]
+
+
+def test_an_installed_plugin_is_an_architecture_a_config_can_name(demo, tmp_path, monkeypatch):
+    import importlib
+
+    from hcebench.models import architecture_modules, model_module
+    from plugins import TESTS, install_toy_plugin
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(install_toy_plugin(tmp_path / "site")))
+    importlib.invalidate_caches()
+    assert architecture_modules()["toy"] == "toy_arch"
+    demo["architectures"]["toy"] = {"lr": 1e-3, "weight_decay": 0.0, "width": 4}
+    check_architectures(load_config(demo))
+    assert model_module("toy").__name__ == "toy_arch"
+
+
+@pytest.mark.parametrize("module", ["this", "hcebench.models.linear", "os"])
+def test_a_module_named_in_a_config_is_never_imported(demo, module):
+    demo["architectures"]["mine"] = {"model": module, "lr": 1e-3, "weight_decay": 0.0}
+    with pytest.raises(
+        ConfigError,
+        match=rf"architectures.mine.model: unknown architecture {module!r}. Known: .*entry-point group",
+    ):
+        check_architectures(load_config(demo))
 
 
 def test_paper_config_validates_with_the_paper_protocol():

@@ -229,7 +229,7 @@ def test_an_architecture_named_like_an_external_method_is_refused(name):
     from hcebench.models import check_architectures
 
     config = _demo_config()
-    config["architectures"][name] = {"model": "hcebench.models.linear", "lr": 0.001, "weight_decay": 0.0}
+    config["architectures"][name] = {"model": "linear", "lr": 0.001, "weight_decay": 0.0}
     with pytest.raises(ConfigError, match=rf"architectures\.{name}: the name is taken by an external method"):
         check_architectures(load_config(config))
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 from hcebench.evaluation.contract import read_predictions, read_provenance
+from plugins import install_toy_plugin
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.workflow
@@ -27,8 +28,9 @@ CONFIG = {
     },
     "filters": {"min_cells_per_type": 30, "min_tech_samples_per_type": 2},
     "training": {"seeds": [0, 1], "max_epochs": 2, "patience": 2, "batch_size": 256},
-    # Defined in tests/toy_arch.py, not in the package registry: the config entry is all it takes.
-    "architectures": {"toy": {"model": "toy_arch", "lr": 0.01, "weight_decay": 0.0, "width": 8}},
+    # Defined in tests/toy_arch.py, outside the package, and installed as a plugin (tests/plugins.py): the config
+    # names it like a built-in.
+    "architectures": {"toy": {"lr": 0.01, "weight_decay": 0.0, "width": 8}},
     "evaluation": {"focus_architecture": "toy"},
     "celltypist": {
         "enabled": True,
@@ -51,9 +53,10 @@ CONFIG = {
 def results(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("ext")
     (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    site = install_toy_plugin(workdir / "site")
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [
         sys.executable,

@@ -214,3 +214,32 @@ def test_a_key_given_twice_in_a_config_file_stops_the_plan(tmp_path, given):
     assert f"{path.name}, line" in out and "key 'max_epochs' appears twice in the same block" in out, out[
         -3000:
     ]
+
+
+def test_a_dry_run_runs_no_code_a_config_names(tmp_path):
+    # A module beside the Snakefile's working directory that would write a file when imported: naming it as an
+    # architecture's model stops the plan, and the module never runs (nor does `this`, which prints on import).
+    (tmp_path / "evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('imported')\n")
+    for module in ("evil", "this"):
+        config = yaml.safe_load(TINY.read_text())
+        config["architectures"]["mine"] = {"model": module, "lr": 0.01, "weight_decay": 0.0}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+        ]
+        done = subprocess.run(
+            [*cmd, "--dry-run"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+        )
+        out = done.stdout + done.stderr
+        assert done.returncode != 0 and f"architectures.mine.model: unknown architecture '{module}'" in out, (
+            out[-3000:]
+        )
+        assert "Beautiful is better than ugly" not in out
+    assert not (tmp_path / "ran").exists()

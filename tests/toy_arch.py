@@ -1,8 +1,9 @@
-"""A toy architecture that lives outside the package: added to a run through its config entry alone.
+"""A toy architecture that lives outside the package, added as a plugin: an installed distribution that lists this
+module under the entry-point group ``hcebench.architectures`` (``plugins.install_toy_plugin`` makes one for the
+tests), after which a config names it like a built-in:
 
 architectures:
   toy:
-    model: toy_arch        # any importable module with Hyperparameters and Model
     lr: 0.01
     weight_decay: 0.0
 """

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 from types import ModuleType
 from typing import Any
 
@@ -39,14 +40,35 @@ NON_HPARAM_KEYS = {"model", "training", "augment", "losses"}
 TRAINING_OVERRIDES = ("batch_size", "max_epochs", "patience")
 
 
+#: The entry-point group through which an installed package adds architectures (``<name> = "<package.module>"``
+#: under ``[project.entry-points."hcebench.architectures"]`` of its pyproject.toml).
+PLUGIN_GROUP = "hcebench.architectures"
+
+
+def architecture_modules() -> dict[str, str]:
+    """Every architecture a config may name, with its module: the built-ins (``REGISTRY``), then those installed
+    packages add under ``PLUGIN_GROUP`` (a plugin does not replace a built-in of the same name)."""
+    found = dict(REGISTRY)
+    for point in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        found.setdefault(point.name, point.value)
+    return found
+
+
 def model_module(name: str, entry: dict[str, Any] | None = None) -> ModuleType:
-    """The module implementing architecture ``name`` (registry, or the entry's ``model`` key)."""
-    path = (entry or {}).get("model") or REGISTRY.get(name)
-    if path is None:
+    """The module implementing architecture ``name``: the built-in or installed plugin of that name, or of the
+    entry's ``model`` key (an entry may reuse one under another name). A config names architectures, never modules:
+    a module path in a config (or in a model file's recorded entry) is not imported, so planning, a dry run
+    included, runs no code but the suite's and what was installed."""
+    key = (entry or {}).get("model") or name
+    known = architecture_modules()
+    if key not in known:
+        where = f"architectures.{name}.model" if (entry or {}).get("model") else f"architectures.{name}"
         raise ConfigError(
-            f"architectures.{name}: unknown architecture. Known: {', '.join(sorted(REGISTRY))}; "
-            f"or add `model: <importable module>` to the entry"
+            f"{where}: unknown architecture {key!r}. Known: {', '.join(sorted(known))}. To add your own, install "
+            f"a package that lists its module under the entry-point group {PLUGIN_GROUP!r} (README, Add an "
+            "architecture); a module named in a config is never imported"
         )
+    path = known[key]
     try:
         module = importlib.import_module(path)
     except ImportError as err:
