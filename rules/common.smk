@@ -96,6 +96,12 @@ def ontology_obo():
     return str(resolve_ontology_source(source))
 
 
+def gene_list_input():
+    """genes.source as an input of the store build when it is a file (its edits rebuild the store)."""
+    source = config["genes"]["source"]
+    return [] if source == "all" or source.startswith("bundled:") else [source]
+
+
 def pinned_labels_input():
     """filters.pinned_labels as an input of the selection job when it is a file (its edits rerun the selection)."""
     pin = config["filters"].get("pinned_labels")

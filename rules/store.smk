@@ -53,6 +53,7 @@ else:
     rule build_store:
         input:
             census_inputs(),
+            gene_list_input(),
             cells=result(layout.SELECTION_CELLS),
             labels=result(layout.SELECTION_LABELS),
         output:

@@ -243,3 +243,16 @@ def test_a_dry_run_runs_no_code_a_config_names(tmp_path):
         )
         assert "Beautiful is better than ugly" not in out
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_gene_list_file_is_an_input_of_the_store_build(tmp_path):
+    # Every file a step reads is an input of its rule: editing the gene list rebuilds the store.
+    genes = tmp_path / "my_genes.parquet"
+    genes.write_bytes(b"")  # planning reads nothing: the store build reads it
+    config = yaml.safe_load(TINY.read_text())
+    config["genes"] = {"source": str(genes)}
+    done = plain_dry_run(tmp_path, config)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    block = out.split("rule build_store:", 1)[1].split("\n\n", 1)[0]
+    assert "input:" in block and str(genes) in block, block
