@@ -80,3 +80,36 @@ def test_a_truncated_or_foreign_model_is_an_error_naming_the_file(toy, tmp_path)
         load_torch_file(tmp_path / "list.pt", "model")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_torch_file(tmp_path / "missing.pt", "model")
+
+
+FULL_DISK_WRITER = """
+import resource, signal, sys, torch
+from hcebench.models.files import write_torch_file
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the OS refuses writes past 4 KiB, as a full disk would
+write_torch_file({"state_dict": {"w": torch.zeros(100_000)}}, sys.argv[1], "model")
+"""
+
+
+def test_a_model_write_the_disk_refuses_says_so_and_names_the_file(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    final = tmp_path / "model.pt"
+    final.write_bytes(b"old model")
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1] / "workflow")}
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_WRITER, str(final)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode != 0
+    assert last.startswith(
+        "OSError: [Errno 28] No space left on device or a file-size limit reached: writing the "
+        f"model {final} failed with "
+    ), last
+    assert final.read_bytes() == b"old model" and [p.name for p in tmp_path.iterdir()] == ["model.pt"]

@@ -9,8 +9,10 @@ containers first (numpy scalars and arrays become Python numbers and lists). A r
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from hcebench.errors import CheckpointError
+from hcebench.io import atomic_path
 
 #: What a ``model.pt`` holds besides ``best_epoch``: the weights and what rebuilding and checking the model needs.
 MODEL_FIELDS = ("state_dict", "architecture", "entry", "labels", "reachability_hash", "genes", "settings")
@@ -35,6 +38,26 @@ def plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
+
+
+def write_torch_file(content: dict, path: str | os.PathLike, what: str) -> None:
+    """Write ``content`` to ``path`` with ``torch.save``, atomically (a failed write keeps the old file). torch
+    reports a refused write (a full disk, a file-size limit) as an error of its zip container that names neither
+    the file nor the cause; it is raised as the ``OSError`` it is, naming both."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(content, tmp)
+        except RuntimeError as err:
+            if "inline_container" not in str(err) and "write" not in str(err).lower():
+                raise
+            free = shutil.disk_usage(tmp.parent).free
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on device or a file-size limit reached: writing the {what} {path} failed with "
+                f"{free:,} bytes free on its disk (torch: {str(err).strip().splitlines()[0]}); free space and "
+                "rerun the job",
+            ) from None
 
 
 def load_torch_file(path: str | os.PathLike, what: str) -> dict:

@@ -23,8 +23,7 @@ import torch
 
 from hcebench.errors import CheckpointError
 from hcebench.hierarchy.labels import LabelHierarchy
-from hcebench.io import atomic_path
-from hcebench.models.files import load_torch_file, plain, require_fields
+from hcebench.models.files import load_torch_file, plain, require_fields, write_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +65,21 @@ def save_checkpoint(
     device: torch.device,
 ) -> None:
     """Write everything a resumed run needs to ``path``, atomically (a kill mid-write leaves the old one)."""
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "identity": plain(identity),
-                "state": plain(state.as_dict()),
-                "model": model.state_dict(),
-                "optimiser": plain(optimiser.state_dict()),
-                "scheduler": plain(scheduler.state_dict()),
-                "rng": plain(rng.bit_generator.state),
-                "torch_rng": torch.get_rng_state(),
-                "aug_rng": aug_gen.get_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-            },
-            tmp,
-        )
+    write_torch_file(
+        {
+            "identity": plain(identity),
+            "state": plain(state.as_dict()),
+            "model": model.state_dict(),
+            "optimiser": plain(optimiser.state_dict()),
+            "scheduler": plain(scheduler.state_dict()),
+            "rng": plain(rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "aug_rng": aug_gen.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+        },
+        path,
+        "training checkpoint",
+    )
 
 
 def load_checkpoint(
@@ -141,17 +140,17 @@ def save_model(
     ``hcebench.evaluation.predict`` rebuilds the model from ``architecture``, ``entry`` and the gene and label
     counts, and refuses a split whose genes differ from ``genes``. ``settings`` is ``asdict(TrainSettings)``.
     """
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "state_dict": weights,
-                "architecture": architecture,
-                "entry": plain(entry),
-                "labels": list(hierarchy.term_ids),
-                "reachability_hash": hierarchy.content_hash,
-                "genes": list(genes),
-                "settings": plain(settings),
-                "best_epoch": int(best_epoch),
-            },
-            tmp,
-        )
+    write_torch_file(
+        {
+            "state_dict": weights,
+            "architecture": architecture,
+            "entry": plain(entry),
+            "labels": list(hierarchy.term_ids),
+            "reachability_hash": hierarchy.content_hash,
+            "genes": list(genes),
+            "settings": plain(settings),
+            "best_epoch": int(best_epoch),
+        },
+        path,
+        "model",
+    )
