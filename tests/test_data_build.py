@@ -536,3 +536,17 @@ def test_a_worker_whose_parent_is_already_gone_stops_before_reading():
     )
     assert done.returncode == 1 and "ready" not in done.stdout
     assert "store build worker: its parent process 1 is gone; stopping" in done.stderr
+
+
+def test_a_worker_that_failed_writing_its_error_is_reported_by_its_stderr(tmp_path):
+    # A full disk can cut the worker's own error file short: the parent reports the worker's last words, not a
+    # JSONDecodeError of its half-written file.
+    from hcebench.data.workers import worker_failure
+
+    (tmp_path / "error0.json").write_text('{"type": "DataErr')
+    (tmp_path / "stderr0.txt").write_text("Traceback ...\nOSError: [Errno 28] No space left on device\n")
+    err = worker_failure(tmp_path, [0], [1, 0], 2)
+    assert isinstance(err, RuntimeError)
+    assert "store build worker(s) [0] of 2 failed (exit 1)" in str(err) and "No space left on device" in str(
+        err
+    )

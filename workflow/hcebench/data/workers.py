@@ -99,13 +99,17 @@ def worker_failure(staging: Path, failed: list[int], codes: list[int | None], n_
     """The error to raise for failed workers: the first one's own error class and message where it is one of
     ``hcebench.errors`` (a data or census error the user can fix), else a ``RuntimeError`` with its stderr."""
     k = failed[0]
-    error_file = staging / f"error{k}.json"
-    if error_file.exists():
-        error = json.loads(error_file.read_text())
-        cls = getattr(errors, error["type"], None)
-        if isinstance(cls, type) and issubclass(cls, Exception):
-            return cls(f"store build worker {k} of {n_parts}: {error['message']}")
-    tail = (staging / f"stderr{k}.txt").read_text(errors="replace")[-3000:]
+    try:  # the worker may have failed while writing it (a full disk): then its stderr says why
+        error = json.loads((staging / f"error{k}.json").read_text())
+    except (OSError, ValueError):
+        error = {"type": None}
+    cls = getattr(errors, error["type"], None) if error["type"] else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        return cls(f"store build worker {k} of {n_parts}: {error['message']}")
+    try:
+        tail = (staging / f"stderr{k}.txt").read_text(errors="replace")[-3000:]
+    except OSError:
+        tail = "(its stderr could not be read)"
     return RuntimeError(f"store build worker(s) {failed} of {n_parts} failed (exit {codes[k]}):\n{tail}")
 
 
