@@ -6,6 +6,8 @@ if config["training_store"]["source"] == "sctab":
     rule import_sctab_store:
         input:
             obo=ontology_obo(),
+            # scTab's store, which the import reads: a missing path stops the plan, naming it.
+            sctab=config["training_store"]["sctab_path"],
         output:
             store=directory(result(layout.STORE_DIR)),
             cells=result(layout.SELECTION_CELLS),

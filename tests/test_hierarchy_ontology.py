@@ -108,3 +108,15 @@ def test_real_cl_multiple_parents(cl):
     assert cl.is_subtype(term, cl.id_of("alpha-beta T cell"))
     # In this release "native cell" is still a live term (later releases obsolete it).
     assert cl.name("CL:0000003") == "native cell" and "CL:0000003" not in cl.obsolete
+
+
+def test_an_obo_that_refers_to_a_term_it_does_not_define_names_the_term(tmp_path):
+    path = tmp_path / "cut.obo"
+    path.write_text(
+        "format-version: 1.2\n\n[Term]\nid: T:0000001\nname: root\n\n"
+        "[Term]\nid: T:0000002\nname: child\nis_a: T:0000001 ! root\nis_a: T:0000009 ! missing\n"
+    )
+    with pytest.raises(
+        OntologyError, match=r"refers to term 'T:0000009' .* but does not define it: the file is incomplete"
+    ):
+        load_ontology(path)

@@ -256,3 +256,13 @@ def test_a_gene_list_file_is_an_input_of_the_store_build(tmp_path):
     assert done.returncode == 0, out[-3000:]
     block = out.split("rule build_store:", 1)[1].split("\n\n", 1)[0]
     assert "input:" in block and str(genes) in block, block
+
+
+def test_a_missing_sctab_store_stops_the_plan_naming_it(tmp_path):
+    # The scTab store the import reads is an input of its rule: a wrong path is named before any job runs.
+    config = yaml.safe_load(TINY.read_text())
+    config["training_store"] = {"source": "sctab", "sctab_path": str(tmp_path / "no_such_store")}
+    done = plain_dry_run(tmp_path, config)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "Missing input files for rule import_sctab_store" in out, out[-3000:]
+    assert str(tmp_path / "no_such_store") in out

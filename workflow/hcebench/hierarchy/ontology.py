@@ -189,6 +189,11 @@ def load_ontology(source: str | os.PathLike) -> Ontology:
     path = resolve_source(str(source))
     try:
         onto = pronto.Ontology(str(path))
+    except KeyError as err:  # pronto's answer to a term that is referenced but never defined
+        raise OntologyError(
+            f"ontology {path} refers to term {err.args[0]!r} (as a parent or relation) but does not define it: the "
+            "file is incomplete or cut short; fetch the release again, or point ontology.source at a complete OBO"
+        ) from err
     except Exception as err:  # pronto raises a variety of parser errors
         raise OntologyError(f"cannot parse ontology {path}: {err}. Is it an OBO file?") from err
     names: dict[str, str] = {}
