@@ -50,7 +50,7 @@ rule score:
     wildcard_constraints:
         # Any architecture name but the trained ones and the controls, whose jobs score their own predictions.
         # (the look-ahead ends at the "/" after the name: a wildcard's regex sits inside the whole path's).
-        arch=rf"(?!(?:{'|'.join(ARCHITECTURES)}|{axes.CONTROL_PREFIX}\w+)/)[A-Za-z0-9_]+",
+        arch=rf"(?!(?:{'|'.join(map(re.escape, ARCHITECTURES))}|{re.escape(axes.CONTROL_PREFIX)}\w+)/)[A-Za-z0-9_]+",
     params:
         split_homes={split: layout.split_home(split) for split in SPLITS},
     threads: 1
