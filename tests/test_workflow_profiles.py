@@ -147,9 +147,10 @@ def test_paper_config_from_the_repository_root_runs_only_its_own_grid():
     assert "results/paper/" in out and "results/demo/" not in out
 
 
-def plain_dry_run(workdir: Path, config: dict) -> subprocess.CompletedProcess:
-    """`snakemake --dry-run` of ``config`` in ``workdir``, without the SLURM profile, as a user's first command."""
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+def dry_run_without_profile(
+    workdir: Path, *args: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`snakemake --dry-run` in ``workdir`` (its config.yaml, or ``args``), without the SLURM profile."""
     cmd = [
         sys.executable,
         "-m",
@@ -159,7 +160,15 @@ def plain_dry_run(workdir: Path, config: dict) -> subprocess.CompletedProcess:
         "--directory",
         str(workdir),
     ]
-    return subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [*cmd, *args, "--dry-run"], capture_output=True, text=True, timeout=300, env=env, cwd=workdir
+    )
+
+
+def plain_dry_run(workdir: Path, config: dict) -> subprocess.CompletedProcess:
+    """`snakemake --dry-run` of ``config`` in ``workdir``, without the SLURM profile, as a user's first command."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return dry_run_without_profile(workdir)
 
 
 def test_a_clean_config_plans_without_a_json_schema_warning(tmp_path):
@@ -198,17 +207,9 @@ def test_a_key_given_twice_in_a_config_file_stops_the_plan(tmp_path, given):
     assert text.count("max_epochs:") == 2
     path = tmp_path / ("config.yaml" if given == "workdir" else "mine.yaml")
     path.write_text(text)
-    extra = ["--configfile", str(path)] if given == "--configfile" else []
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-    ]
-    done = subprocess.run([*cmd, *extra, "--dry-run"], capture_output=True, text=True, timeout=300)
+    done = dry_run_without_profile(
+        tmp_path, *(["--configfile", str(path)] if given == "--configfile" else [])
+    )
     out = done.stdout + done.stderr
     assert done.returncode != 0 and "Job stats" not in out, out[-3000:]
     assert f"{path.name}, line" in out and "key 'max_epochs' appears twice in the same block" in out, out[
@@ -225,18 +226,7 @@ def test_a_dry_run_runs_no_code_a_config_names(tmp_path):
         config["architectures"]["mine"] = {"model": module, "lr": 0.01, "weight_decay": 0.0}
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-        cmd = [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-        ]
-        done = subprocess.run(
-            [*cmd, "--dry-run"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
-        )
+        done = dry_run_without_profile(tmp_path, env=env)
         out = done.stdout + done.stderr
         assert done.returncode != 0 and f"architectures.mine.model: unknown architecture '{module}'" in out, (
             out[-3000:]
