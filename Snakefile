@@ -6,6 +6,8 @@
 #   snakemake --report results/<run>/report.html       a self-contained report of what has run
 #   snakemake --cores all --configfile config/mechanism.yaml   the coarse-annotation sweep (one run per share)
 
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 from hcebench.config import check_config, check_config_files, validate_schema
@@ -17,9 +19,10 @@ min_version("9.0")
 
 # config.yaml (the demo) is the default. A --configfile on the command line replaces it rather than being merged
 # into it, so `--configfile config/paper.yaml` runs exactly the paper's grid, not the demo's plus the paper's.
+# With --directory, the working directory's own config.yaml when it has one, else the demo's beside this Snakefile.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config.yaml"
+    configfile: "config.yaml" if Path("config.yaml").exists() else f"{workflow.basedir}/config.yaml"
 
 
 # hcebench's own validation (defaults filled in): its message names the bad key first, without the schema dump. The

@@ -256,3 +256,11 @@ def test_a_missing_sctab_store_stops_the_plan_naming_it(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode != 0 and "Missing input files for rule import_sctab_store" in out, out[-3000:]
     assert str(tmp_path / "no_such_store") in out
+
+
+def test_a_working_directory_without_a_config_runs_the_demo(tmp_path):
+    # `--directory` alone: the demo's config.yaml beside the Snakefile, results under the working directory.
+    done = dry_run_without_profile(tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "results/demo/" in out and "simulate_census" in out
