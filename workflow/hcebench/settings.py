@@ -15,7 +15,6 @@ keys in the YAML reruns nothing. A settings field has no default of its own unle
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,18 +54,11 @@ class Settings:
 
 
 def _rebuild(hint: Any, value: Any) -> Any:
-    origin = typing.get_origin(hint)
+    """A field's plain value back in its declared form: nested settings rebuilt, a list back to a tuple."""
     if isinstance(hint, type) and issubclass(hint, Settings):
         return hint.from_params(value)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            if isinstance(arg, type) and issubclass(arg, Settings) and isinstance(value, Mapping):
-                return arg.from_params(value)
-        return value
-    if origin is tuple and value is not None:
+    if typing.get_origin(hint) is tuple and value is not None:
         return tuple(value)
-    if origin is dict and value is not None:
-        return dict(value)
     return value
 
 

@@ -88,11 +88,6 @@ class Store:
         return list(self.meta["labels"])
 
     @property
-    def label_index(self) -> dict[str, int]:
-        """Term id → output unit, as every split's ``label_index`` column holds it."""
-        return {t: i for i, t in enumerate(self.labels)}
-
-    @property
     def train_release(self) -> str:
         """The census release the training cells come from."""
         return self.meta.get("train_release", self.meta.get("census_release"))
