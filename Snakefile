@@ -67,6 +67,7 @@ else:
             rules.aggregate.output,
             rules.figures.output,
             rules.audit_ood.output,
+            rules.cl_release_diff.output if config["ontology"].get("ood_source") else [],
             rules.paper_analyses.output,
             rules.prediction_analyses.output,
             cached_artifacts(),

@@ -1,5 +1,6 @@
 # Leakage audit of the OOD set: collections, donors and titles it shares with training; non-primary cells;
-# and the OOD cells whose training label differs between matching by term id (the suite) and by name (the paper).
+# the OOD cells whose training label differs between matching by term id (the suite) and by name (the paper);
+# duplicate primary cells of both releases; and what else differs between the releases (from the OOD set's meta).
 
 
 rule audit_ood:
@@ -8,11 +9,15 @@ rule audit_ood:
         cells=result(layout.SELECTION_CELLS),
         labels=result(layout.SELECTION_LABELS),
         obo=ontology_obo(),
+        ood=result(layout.OOD_DIR),
     output:
         table=report(result(layout.AUDIT_TABLE), caption="../report/audit.rst", category="Tables"),
         totals=result(layout.AUDIT_TOTALS),
         label_rules=report(
             result(layout.AUDIT_LABEL_RULES), caption="../report/audit_label_rules.rst", category="Tables"
+        ),
+        duplicates=report(
+            result(layout.AUDIT_DUPLICATES), caption="../report/audit_duplicates.rst", category="Tables"
         ),
     log:
         f"{LOGS}/audit_ood.log",
@@ -29,3 +34,30 @@ rule audit_ood:
         ENV
     script:
         "../scripts/audit_ood.py"
+
+
+if config["ontology"].get("ood_source"):
+
+    rule cl_release_diff:
+        input:
+            obo=ontology_obo(),
+            labels=result(layout.SELECTION_LABELS),
+            ood=result(layout.OOD_DIR),
+        output:
+            table=report(
+                result(layout.AUDIT_CL_DIFF), caption="../report/audit_cl_diff.rst", category="Tables"
+            ),
+            totals=result(layout.AUDIT_CL_DIFF_TOTALS),
+        log:
+            f"{LOGS}/cl_release_diff.log",
+        params:
+            # The OOD release's Cell Ontology: bundled:<release> or a cellxgene-ontology-guide CL JSON.
+            ood_source=config["ontology"]["ood_source"],
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        conda:
+            ENV
+        script:
+            "../scripts/cl_release_diff.py"

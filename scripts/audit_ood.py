@@ -8,7 +8,13 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
-from hcebench.data.audit import audit_label_rules, audit_ood, training_label_names  # noqa: E402
+from hcebench.data.audit import (  # noqa: E402
+    audit_duplicates,
+    audit_label_rules,
+    audit_ood,
+    training_label_names,
+)
+from hcebench.data.store import Store  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.io import atomic_path, write_json  # noqa: E402
 from hcebench.settings import AuditSettings  # noqa: E402
@@ -26,10 +32,37 @@ rules_table, rules_totals = audit_label_rules(
     p.ood_source, dataset_ids, names, settings.filters, organism=settings.organism
 )
 totals["label_rules"] = {**rules_totals, "per_label": rules_table.to_dict("records")}
+duplicates, duplicate_totals = audit_duplicates(
+    p.train_source, p.ood_source, cells, dataset_ids, settings.filters, organism=settings.organism
+)
+totals["duplicate_primary_cells"] = duplicate_totals
+# Datasets new, removed and revised; assays; zero-filled genes; shared symbols; multi-valued diseases: computed
+# where the OOD set is built (hcebench.data.releases), repeated here so the audit holds every release difference.
+totals["release_pair"] = Store(snakemake.input.ood).meta.get("release_pair", {})
 with atomic_path(snakemake.output.table) as tmp:
     table.to_csv(tmp, sep="\t", index=False)
 with atomic_path(snakemake.output.label_rules) as tmp:
     rules_table.to_csv(tmp, sep="\t", index=False)
+with atomic_path(snakemake.output.duplicates) as tmp:
+    duplicates.to_csv(tmp, sep="\t", index=False)
 write_json(snakemake.output.totals, totals)
-log.info("OOD leakage audit: %s", {k: v for k, v in totals.items() if k != "label_rules"})
+log.info(
+    "OOD leakage audit: %s",
+    {k: v for k, v in totals.items() if k not in ("label_rules", "duplicate_primary_cells", "release_pair")},
+)
+log.info("duplicate primary cells (kept, as scTab): %s", duplicate_totals)
+pair = totals["release_pair"]
+if pair:
+    log.info(
+        "releases: %d new, %d removed, %d revised datasets (by %s); assays added %s, removed %s; "
+        "%d store genes zero-filled; %d OOD cells with a multi-valued disease",
+        pair["datasets"]["n_new"],
+        pair["datasets"]["n_removed"],
+        pair["datasets"]["n_revised"],
+        pair["datasets"]["revised_by"],
+        pair["assays"]["added"],
+        pair["assays"]["removed"],
+        pair["gene_zero_fill"]["n_zero_filled"],
+        pair["multi_valued_disease"]["n_cells"],
+    )
 log.info("OOD label by term id vs by name: %s", rules_totals)

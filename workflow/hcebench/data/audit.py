@@ -11,6 +11,10 @@ New dataset ids do not guarantee new biology. The audit reports, per OOD dataset
 - ``non_primary_cells``: cells flagged ``is_primary_data == False`` — duplicates of cells published elsewhere,
   which the primary-data filter drops from the OOD set.
 
+- duplicate primary cells (``audit_duplicates``): cells listed more than once in a release, both copies primary
+  (``hcebench.data.releases.duplicate_primary_cells``), with those whose copies fall in different splits of the
+  training selection and the OOD cells that copy a cell of an older dataset. Kept, as scTab kept them.
+
 Nothing is removed here; the audit documents the OOD set so that a reader can judge how "out of
 distribution" it is.
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import pandas as pd
 
 from hcebench.data.census import open_census, read_datasets, read_obs
+from hcebench.data.releases import duplicate_primary_cells
 from hcebench.data.selection import obs_value_filter
 from hcebench.settings import Filters
 
@@ -176,3 +181,48 @@ def audit_label_rules(
             organism=organism,
         )
     return label_rule_disagreement(obs, label_names)
+
+
+#: Columns of the duplicate-cell table: one row per copy, in either release.
+DUPLICATE_AUDIT_COLUMNS = ["release", "group", "soma_joinid", "dataset_id", "where"]
+
+
+def audit_duplicates(
+    train_source: dict,
+    ood_source: dict,
+    train_cells: pd.DataFrame,
+    ood_dataset_ids: list[str],
+    filters: Filters,
+    organism: str = "homo_sapiens",
+) -> tuple[pd.DataFrame, dict]:
+    """Duplicate primary cells of the kept assays in both releases (module docstring).
+
+    ``where`` is a copy's split in the training selection (``train_cells``: soma_joinid, split; "" when the selection
+    dropped it) in the training release, and ``ood`` / ``older`` (a dataset of the OOD set or one the training
+    release has) in the OOD release. Totals: per release, the duplicate counts, plus ``groups_across_splits``
+    (training release: a cell whose copies lie in two splits, e.g. one trained on and one tested) and
+    ``ood_cells_copying_older_cells`` (OOD release: OOD-set cells that are copies of an older dataset's cell)."""
+    tables, totals = [], {}
+    split_of = dict(zip(train_cells["soma_joinid"], train_cells["split"].astype(str), strict=True)) if (
+        "split" in train_cells
+    ) else {}
+    ood_set = set(ood_dataset_ids)
+    for name, source in (("train", train_source), ("ood", ood_source)):
+        with open_census(source) as census:
+            table, tot = duplicate_primary_cells(census, obs_value_filter(filters), organism=organism)
+        if name == "train":
+            where = table["soma_joinid"].map(split_of).fillna("").astype(str)
+            crossing = pd.Series(where.to_numpy()).groupby(table["group"].to_numpy()).agg(
+                lambda s: len(set(s) - {""}) > 1
+            )
+            tot["groups_across_splits"] = int(crossing.sum())
+        else:
+            where = table["dataset_id"].map(lambda d: "ood" if d in ood_set else "older").astype(str)
+            kinds = pd.Series(where.to_numpy()).groupby(table["group"].to_numpy()).agg(set)
+            mixed = set(kinds.index[kinds.map(lambda k: k == {"ood", "older"})])
+            tot["ood_cells_copying_older_cells"] = int(
+                ((where == "ood") & table["group"].isin(mixed)).sum()
+            )
+        tables.append(table.assign(release=name, where=where.to_numpy()))
+        totals[name] = tot
+    return pd.concat(tables, ignore_index=True)[DUPLICATE_AUDIT_COLUMNS], totals

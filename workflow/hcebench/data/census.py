@@ -306,6 +306,14 @@ def read_datasets(census: Any) -> pd.DataFrame:
     return _plain(census["census_info"]["datasets"].read().concat().to_pandas())
 
 
+def read_summary_cell_counts(census: Any, category: str | None = None) -> pd.DataFrame:
+    """``census_info/summary_cell_counts`` (organism, category, label, ontology_term_id, total/unique_cell_count),
+    only the rows of ``category`` (e.g. ``"assay"``) when given: what a release holds, without reading obs."""
+    table = census["census_info"]["summary_cell_counts"]
+    value_filter = f"category == {category!r}" if category else None
+    return _plain(table.read(value_filter=value_filter).concat().to_pandas())
+
+
 def read_var(census: Any, organism: str = "homo_sapiens", measurement: str = "RNA") -> pd.DataFrame:
     """Genes of a measurement: ``soma_joinid, feature_id, feature_name, feature_length``, in joinid order."""
     exp = _experiment(census, organism)
@@ -318,11 +326,14 @@ def read_obs(
     value_filter: str | None,
     column_names: list[str] | None = None,
     organism: str = "homo_sapiens",
+    *,
+    plain: bool = True,
 ) -> pd.DataFrame:
     """Cells of ``census_data/<organism>/obs`` matching ``value_filter`` (SOMA filter syntax, or None for all).
 
     ``column_names=None`` reads every column; a list reads those plus ``soma_joinid``, which is always
-    the first column. Rows come in joinid order. Categorical columns are converted to ``str`` objects.
+    the first column. Rows come in joinid order. Categorical columns are converted to ``str`` objects unless
+    ``plain`` is False (then a dataset_id costs 4 bytes per cell, not a Python string's ~90).
     """
     cols = None
     if column_names is not None:
@@ -343,7 +354,8 @@ def read_obs(
         df = pa.concat_tables(tables).to_pandas()
     else:
         df = obs.schema.empty_table().select(cols or obs.schema.names).to_pandas()
-    df = _plain(df)
+    if plain:
+        df = _plain(df)
     if cols is None:
         cols = ["soma_joinid"] + [c for c in df.columns if c != "soma_joinid"]
     return df[cols].sort_values("soma_joinid", ignore_index=True)

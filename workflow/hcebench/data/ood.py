@@ -10,7 +10,9 @@ score of a prediction at that ancestor asks "did the model place the new type in
 label is kept in ``novel_label`` / ``novel_label_name``. Cells whose label has no trained ancestor, or is not a
 term of the ontology release, cannot be scored; they are counted (``novel.n_cells_dropped``) and left out.
 Genes are aligned by ``feature_id`` to the training store's order; genes the newer release does not
-measure stay zero, and their fraction is recorded (``missing_gene_fraction``). This holds also when the store's
+measure stay zero, and their fraction is recorded (``missing_gene_fraction``; counted and listed in
+``release_pair.gene_zero_fill``, beside the rest of ``hcebench.data.releases``' comparison of the two releases:
+datasets new, removed and revised, assays, shared symbols, multi-valued diseases). This holds also when the store's
 genes were matched by symbol (``genes.match: feature_name``, as scTab did): the store's genes keep one
 feature_id per column, and an id is one gene in both releases, whereas a symbol need not be (the HCE evaluation
 code looked OOD genes up by symbol, so every column of a symbol with several ids read the same, first, gene).
@@ -33,6 +35,14 @@ import pandas as pd
 from hcebench.data.census import census_release, open_census, read_datasets, read_obs, read_var
 from hcebench.data.checks import CountChecks, check_labels_in_ontology
 from hcebench.data.reads import CensusRead, census_count_checks
+from hcebench.data.releases import (
+    assay_diff,
+    dataset_diff,
+    multi_valued,
+    release_assays,
+    shared_feature_names,
+    zero_fill_report,
+)
 from hcebench.data.selection import OBS_COLUMNS, obs_value_filter, tech_sample
 from hcebench.data.shuffle import write_split_from_census
 from hcebench.data.store import StoreWriter
@@ -108,13 +118,15 @@ def build_ood_set(
     with open_census(train_source) as census:
         train_datasets = read_datasets(census)
         train_release = census_release(train_source, census)
+        train_assays = release_assays(census)
     with (
         open_census(ood_source, chunk_size=census_cfg.chunk_size) as census,
         atomic_path(directory, is_dir=True) as tmp,
     ):
         store = StoreWriter(tmp)
         ood_release = census_release(ood_source, census)
-        added = new_datasets(train_datasets, read_datasets(census))
+        ood_datasets = read_datasets(census)
+        added = new_datasets(train_datasets, ood_datasets)
         if added.empty:
             raise ValueError(
                 f"census release {ood_source} adds no dataset to {train_source}: "
@@ -162,6 +174,13 @@ def build_ood_set(
             workers=census_cfg.build_workers,
             checks=checks,
         )
+        release_pair = {
+            "datasets": dataset_diff(train_datasets, ood_datasets),
+            "assays": assay_diff(train_assays, release_assays(census), list(filters.assays)),
+            "gene_zero_fill": zero_fill_report(store_genes, ood_var),
+            "shared_feature_names": shared_feature_names(ood_var),
+            "multi_valued_disease": multi_valued(pd.concat([obs["disease"], novel["disease"]])),
+        }
         novel_meta = None
         if ontology is not None:
             novel_meta = _write_novel(census, novel, labels, ontology, read, store, checks)
@@ -184,6 +203,9 @@ def build_ood_set(
             # Raw counts of both splits checked as read (hcebench.data.checks); labels the ontology lacks.
             "data_checks": checks.zero_cell_report(filters.max_zero_cell_fraction),
             "labels_outside_ontology": outside_ontology,
+            # What differs between the two releases (hcebench.data.releases): datasets new, removed and revised;
+            # assays; store genes zero-filled; symbols several ids share; multi-valued diseases of the OOD cells.
+            "release_pair": release_pair,
         }
         if novel_meta is not None:
             meta["novel"] = novel_meta

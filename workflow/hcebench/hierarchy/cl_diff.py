@@ -236,6 +236,11 @@ def cl_release_diff(
         "part_of_edges_old": old.part_of_edges,
         "labels_changed": int(table["term_id"].nunique()),
         "by_kind": {k: int((table["kind"] == k).sum()) for k in KINDS},
+        # Terms the newer release adds below a live label: a newer census may annotate cells with them, which the
+        # OOD set scores at their nearest trained ancestor (ood_novel).
+        "labels_with_new_cl_subtypes": sum(
+            1 for t in label_set if any(t in new.ancestors[x] for x in set(new.names) - set(old.names))
+        ),
     }
     if ood_cells is not None:
         totals["ood_cells_by_kind"] = {
@@ -252,7 +257,8 @@ def markdown(table: pd.DataFrame, totals: dict) -> str:
     lines = [
         f"CL {totals['old_release']} -> {totals['new_release']}, {totals['n_labels']} labels, "
         f"{totals['labels_changed']} with a change; closure: {totals['closure']}; part_of edges in the older "
-        f"file: {totals['part_of_edges_old']}.",
+        f"file: {totals['part_of_edges_old']}; labels with CL subtypes new in {totals['new_release']}: "
+        f"{totals['labels_with_new_cl_subtypes']}.",
         "",
         "| kind | labels |",
         "|---|---|",

@@ -103,6 +103,7 @@ __all__ = [
     "GROUND_TRUTH_SCHEMA",
     "INTERFERON_DISEASES",
     "LEAF_TABLE",
+    "MULTI_VALUE",
     "NATIVE_CELL",
     "OBS_SCHEMA",
     "ORGANISM",
@@ -119,12 +120,21 @@ __all__ = [
     "create_release",
     "default_genes",
     "make_biology",
+    "multi_disease",
     "plan_datasets",
     "simulate_census",
     "write_dataframe",
 ]
 
 log = logging.getLogger(__name__)
+
+#: SimulationConfig fields of Census schema 2.4.0's conventions; left out of the manifest while 0.
+SCHEMA_2_4_KNOBS = (
+    "n_revised_datasets",
+    "n_shared_feature_names",
+    "n_multi_disease_datasets",
+    "n_duplicate_primary_cells",
+)
 
 
 def _obs_meta(
@@ -137,6 +147,9 @@ def _obs_meta(
     """
     n = len(leaf_terms)
     labels = np.array([plan.label_of[t] for t in leaf_terms], dtype=object)
+    disease = np.array([src.donors[i]["disease"] for i in donor], dtype=object)
+    if plan.multi_disease:
+        disease[np.asarray(donor) == 0] = multi_disease(src.donors[0]["disease"])
     names = np.array([u.names[t] for t in labels], dtype=object)
     dcol = {k: np.array([src.donors[i][k] for i in donor], dtype=object) for k in src.donors[0]}
     tissue_id, general, general_id = TISSUES[src.tissue]
@@ -155,8 +168,10 @@ def _obs_meta(
             "development_stage_ontology_term_id": np.array(
                 [DEV_STAGES[s] for s in dcol["development_stage"]], dtype=object
             ),
-            "disease": dcol["disease"],
-            "disease_ontology_term_id": np.array([DISEASES[s] for s in dcol["disease"]], dtype=object),
+            "disease": disease,
+            "disease_ontology_term_id": np.array(
+                [MULTI_VALUE.join(DISEASES[d] for d in s.split(MULTI_VALUE)) for s in disease], dtype=object
+            ),
             "donor_id": dcol["donor_id"],
             "is_primary_data": np.full(n, plan.is_primary),
             "self_reported_ethnicity": dcol["self_reported_ethnicity"],
@@ -172,6 +187,18 @@ def _obs_meta(
             "tissue_general_ontology_term_id": const(general_id),
         }
     )
+
+
+#: How Census schema 2.4.0 joins several values of one obs field (disease): "A || B".
+MULTI_VALUE = " || "
+
+
+def multi_disease(disease: str) -> str:
+    """Two diseases joined as schema 2.4.0 joins them: ``disease`` (if not normal) and the first other disease of
+    ``DISEASES``, in alphabetical order."""
+    others = sorted(d for d in DISEASES if d not in ("normal", disease))
+    pair = [disease, others[0]] if disease != "normal" else others[:2]
+    return MULTI_VALUE.join(sorted(pair))
 
 
 def default_genes() -> pd.DataFrame:
@@ -237,7 +264,12 @@ def simulate_census(
         tmp.mkdir(parents=True, exist_ok=True)
         writers = {
             "train": ReleaseWriter(
-                tmp / cfg.train_release, cfg.train_release, old_cols, sum(p.n_cells for p in train), cfg
+                tmp / cfg.train_release,
+                cfg.train_release,
+                old_cols,
+                sum(p.n_cells for p in train),
+                cfg,
+                version_ids=cfg.n_revised_datasets > 0,
             ),
             "ood": ReleaseWriter(
                 tmp / cfg.ood_release,
@@ -246,6 +278,8 @@ def simulate_census(
                 sum(p.n_cells for p in plans),
                 cfg,
                 newer_schema=cfg.newer_schema,
+                version_ids=cfg.n_revised_datasets > 0,
+                shared_feature_names=cfg.n_shared_feature_names,
             ),
         }
         # Generate each dataset once and hand it to every release that contains it. Both releases order
@@ -254,9 +288,15 @@ def simulate_census(
         t_gen = 0.0
         for plan in order["ood"]:
             targets = ["train", "ood"] if plan.first_release == "train" else ["ood"]
+            done = 0  # rows of the dataset written so far
             for src, cells in _dataset_cells(plan, samplers, u):
                 t0 = time.perf_counter()
                 meta = _obs_meta(plan, src, u, cells["leaf_terms"], cells["donor"])
+                if plan.primary_rows > done:  # duplicate primary cells: the re-upload's first rows
+                    primary = meta["is_primary_data"].to_numpy().copy()
+                    primary[: plan.primary_rows - done] = True
+                    meta["is_primary_data"] = primary
+                done += len(meta)
                 names = np.array([u.names[t] for t in cells["leaf_terms"]], dtype=object)
                 truth = np.stack([cells["leaf_terms"], names], axis=1)
                 t_gen += time.perf_counter() - t0 + cells["seconds"]
@@ -306,6 +346,9 @@ def _manifest(
     if not sweep:
         # Unset, the knob changes nothing; leaving it out keeps the manifests of earlier censuses byte for byte.
         del config["coarse_study_share"]
+    for knob in SCHEMA_2_4_KNOBS:  # the same for the schema-2.4.0 knobs at 0
+        if not config[knob]:
+            del config[knob]
     return {
         "generator": "hcebench.data.simulate",
         "seed": cfg.seed,
@@ -337,6 +380,9 @@ def _manifest(
                 "tissue": p.tissue,
                 "suspension_type": p.suspension_type,
                 "is_primary_data": p.is_primary,
+                **({"primary_rows": p.primary_rows} if p.primary_rows else {}),
+                **({"revision": p.revision} if p.revision != 1 else {}),
+                **({"multi_disease": True} if p.multi_disease else {}),
                 "n_cells": p.n_cells,
                 "n_donors": len(p.donors),
                 "granularity_caps": {u.names[k]: v for k, v in sorted(p.caps.items())},

@@ -41,6 +41,10 @@ class DatasetPlan:
     coarse: bool = True  # annotated with its release's granularity mix; False: every cell at its leaf
     sources: list[tuple[int, np.ndarray]] = field(default_factory=list)  # duplicate: (dataset, rows)
     is_primary: bool = True
+    # Census schema 2.4.0 knobs (SimulationConfig), set after every draw so that they change nothing else:
+    primary_rows: int = 0  # a re-upload's first rows that are marked primary (duplicate primary cells)
+    revision: int = 1  # the newer release's revision of an older dataset (2: a new dataset_version_id)
+    multi_disease: bool = False  # the first donor's disease is two diseases joined by " || "
 
 
 def _uuid(rng: np.random.Generator) -> str:
@@ -293,4 +297,17 @@ def plan_datasets(cfg: SimulationConfig, u: Universe) -> list[DatasetPlan]:
         plan.donors = [d for s in src for d in plans[s].donors]
         plan.composition = {t: 0.0 for s in src for t in plans[s].composition}
         plan.title = f"Integrated atlas (re-upload of {k} studies)"
+    _schema_2_4(cfg, plans)
     return plans
+
+
+def _schema_2_4(cfg: SimulationConfig, plans: list[DatasetPlan]) -> None:
+    """Mark the datasets the schema-2.4.0 knobs change: the first older datasets (revised), the first new 10x
+    datasets (a multi-valued disease), the first re-upload (primary rows). No draw: every other field is unchanged."""
+    for plan in [p for p in plans if p.first_release == "train"][: cfg.n_revised_datasets]:
+        plan.revision = 2
+    for plan in [p for p in plans if p.first_release == "ood" and p.kind == "10x"][: cfg.n_multi_disease_datasets]:
+        plan.multi_disease = True
+    duplicates = [p for p in plans if p.kind == "duplicate"]
+    if duplicates:
+        duplicates[0].primary_rows = min(cfg.n_duplicate_primary_cells, duplicates[0].n_cells)

@@ -71,6 +71,14 @@ class SimulationConfig:
     # schema: the newer release carries X/normalized and census_info/datasets.dataset_version_id, as Census
     # 2023-12-15 does; the older carries neither, as 2023-05-15. Readers must cope with both.
     newer_schema: bool = True
+    # Census schema 2.4.0 conventions (releases from 2024-07-01 on), each off by default: at 0 the census is the
+    # one written before these knobs, byte for byte (content and manifest).
+    n_revised_datasets: int = 0  # older datasets the newer release holds as a revision: same dataset_id and cells,
+    # a new dataset_version_id (both releases then carry the column, as two releases from 2023-12-15 on do)
+    n_shared_feature_names: int = 0  # newer-release genes that share their feature_name with another gene
+    n_multi_disease_datasets: int = 0  # new 10x datasets whose first donor's disease is two joined by " || "
+    n_duplicate_primary_cells: int = 0  # cells of the re-upload marked primary: the same cell in two datasets,
+    # both primary (Census 2023-05-15 lists 243,569 such cells); needs n_ood_duplicate_datasets >= 1
     # writing
     write_batch_nnz: int = (
         5_000_000  # nonzeros buffered per release before a write: bounds memory (~16 B each)
@@ -102,9 +110,21 @@ class SimulationConfig:
             "n_ood_smartseq_datasets",
             "n_ood_duplicate_datasets",
             "state_programs",
+            "n_revised_datasets",
+            "n_shared_feature_names",
+            "n_multi_disease_datasets",
+            "n_duplicate_primary_cells",
         ):
             if getattr(self, name) < 0:
                 bad(name, "must not be negative")
+        if self.n_revised_datasets > self.n_train_datasets:
+            bad("n_revised_datasets", "must not exceed n_train_datasets")
+        if self.n_multi_disease_datasets > self.n_ood_datasets:
+            bad("n_multi_disease_datasets", "must not exceed n_ood_datasets")
+        if 2 * self.n_shared_feature_names > self.n_genes - self.n_genes_dropped + self.n_genes_added:
+            bad("n_shared_feature_names", "needs two genes of the newer release per shared name")
+        if self.n_duplicate_primary_cells and not self.n_ood_duplicate_datasets:
+            bad("n_duplicate_primary_cells", "needs a re-upload (n_ood_duplicate_datasets >= 1) to copy cells into")
         if self.n_genes_dropped >= self.n_genes:
             bad("n_genes_dropped", "must be smaller than n_genes")
         if self.cells_per_dataset is not None:

@@ -130,14 +130,17 @@ def _X_CREATE(n_var: int) -> dict[str, Any]:
 _SORTED = {"tiledb": {"write": {"sort_coords": False}}}
 
 
-def create_release(path: Path, n_obs: int, n_var: int, newer_schema: bool = False) -> None:
-    """Create the empty Census layout; children are linked by relative URI so the tree can move."""
+def create_release(
+    path: Path, n_obs: int, n_var: int, newer_schema: bool = False, version_ids: bool = False
+) -> None:
+    """Create the empty Census layout; children are linked by relative URI so the tree can move. ``newer_schema``:
+    X/normalized and datasets.dataset_version_id; ``version_ids``: the latter alone."""
     import tiledbsoma as soma
 
     with soma.Collection.create(str(path)) as root:
         with root.add_new_collection("census_info") as info:
             info.add_new_dataframe("summary", schema=SUMMARY_SCHEMA, domain=[(0, 63)]).close()
-            datasets_schema = DATASETS_SCHEMA_NEWER if newer_schema else DATASETS_SCHEMA
+            datasets_schema = DATASETS_SCHEMA_NEWER if newer_schema or version_ids else DATASETS_SCHEMA
             info.add_new_dataframe("datasets", schema=datasets_schema, domain=[(0, 100_000)]).close()
             info.add_new_dataframe(
                 "summary_cell_counts", schema=COUNTS_SCHEMA, domain=[(0, 1_000_000)]
@@ -181,11 +184,19 @@ class ReleaseWriter:
         n_obs: int,
         cfg: SimulationConfig,
         newer_schema: bool = False,
+        version_ids: bool = False,
+        shared_feature_names: int = 0,
     ):
+        """``version_ids``: datasets carry dataset_version_id even without ``newer_schema``, and a dataset planned as
+        a revision (``DatasetPlan.revision``) gets that revision's id in a release written with ``newer_schema``;
+        ``shared_feature_names``: that many pairs of var rows share a feature_name (schema 2.4.0)."""
         self.path, self.name, self.var_cols, self.cfg = path, name, var_cols, cfg
         self.newer_schema = newer_schema
+        self.version_ids = newer_schema or version_ids
+        self.revisions = newer_schema and version_ids
+        self.shared_feature_names = shared_feature_names
         self.n_var = len(var_cols)
-        create_release(path, n_obs, self.n_var, newer_schema)
+        create_release(path, n_obs, self.n_var, newer_schema, version_ids)
         exp = path / "census_data" / ORGANISM
         self.obs_uri = str(exp / "obs")
         self.X_uri = str(exp / "ms" / "RNA" / "X" / "raw")
@@ -235,7 +246,8 @@ class ReleaseWriter:
             keys = zip(obs[lab], obs[term] if term else obs[lab], obs["is_primary_data"], strict=True)
             for (label, tid, prim), k in Counter(keys).items():
                 self.counts[(cat, label, tid if term else "na", bool(prim))] += k
-        self.counts[("all", "na", "na", bool(obs["is_primary_data"].iloc[0]))] += n
+        for prim, k in Counter(obs["is_primary_data"].astype(bool)).items():
+            self.counts[("all", "na", "na", bool(prim))] += k
         for ds, k in obs["dataset_id"].value_counts(sort=False).items():
             self.dataset_counts[ds] = self.dataset_counts.get(ds, 0) + int(k)
         self.donors.update(zip(obs["dataset_id"], obs["donor_id"], strict=True))
@@ -291,11 +303,14 @@ class ReleaseWriter:
         self.gt.close()
         info = self.path / "census_info"
         n = self.next_joinid
+        names = bio.gene_names[self.var_cols].copy()
+        for i in range(self.shared_feature_names):  # rows 2i and 2i + 1 share a symbol, as GENCODE names may
+            names[2 * i + 1] = names[2 * i]
         var = pd.DataFrame(
             {
                 "soma_joinid": np.arange(self.n_var, dtype=np.int64),
                 "feature_id": bio.gene_ids[self.var_cols],
-                "feature_name": bio.gene_names[self.var_cols],
+                "feature_name": names,
                 "feature_length": bio.feature_length[self.var_cols],
                 "nnz": self.var_nnz,
                 "n_measured_obs": np.full(self.n_var, n, dtype=np.int64),
@@ -315,12 +330,15 @@ class ReleaseWriter:
                 "dataset_total_cell_count": [self.dataset_counts[p.dataset_id] for p in rows],
             }
         )
-        if self.newer_schema:
+        if self.version_ids:
             # A version id per dataset revision; derived from the dataset id so the census stays deterministic.
-            versions = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"hcebench/{p.dataset_id}/v1")) for p in rows]
+            versions = [
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"hcebench/{p.dataset_id}/v{p.revision if self.revisions else 1}"))
+                for p in rows
+            ]
             datasets.insert(5, "dataset_version_id", versions)
         write_dataframe(
-            info / "datasets", datasets, DATASETS_SCHEMA_NEWER if self.newer_schema else DATASETS_SCHEMA
+            info / "datasets", datasets, DATASETS_SCHEMA_NEWER if self.version_ids else DATASETS_SCHEMA
         )
         merged: dict[tuple[str, str, str], list[int]] = {}
         for (cat, label, tid, prim), k in self.counts.items():
