@@ -77,33 +77,29 @@ def bundled_json_path(release: str) -> Path:
     if release not in BUNDLED_JSON:
         raise OntologyError(
             f"no bundled cellxgene-ontology-guide CL JSON for release {release!r}; shipped: "
-            f"{sorted(BUNDLED_JSON)}. Give the path of a CL-ontology-<release>.json(.zst|.gz) file instead "
+            f"{sorted(BUNDLED_JSON)}. Give the path of a CL-ontology-<release>.json(.gz) file instead "
             "(cellxgene-ontology-guide's wheel holds them under cellxgene_ontology_guide/data/)"
         )
     return Path(str(resources.files("hcebench") / "resources" / BUNDLED_JSON[release]))
 
 
 def read_cellxgene_json(source: str | os.PathLike) -> ReleaseTerms:
-    """A CL release from cellxgene-ontology-guide's JSON: ``bundled:<release>``, or a ``.json``, ``.json.gz`` or
-    ``.json.zst`` path (zst needs the ``zstandard`` package; decompress it with ``unzstd`` otherwise)."""
+    """A CL release from cellxgene-ontology-guide's JSON: ``bundled:<release>``, or a ``.json`` or ``.json.gz`` path
+    (the wheel ships ``.json.zst``: decompress it first, ``unzstd CL-ontology-<release>.json.zst``)."""
     spec = str(source)
     path = bundled_json_path(spec.split(":", 1)[1]) if spec.startswith("bundled:") else Path(spec)
     if not path.is_file():
         raise OntologyError(
             f"ontology.ood_source {spec!r} is not a file; give bundled:<release> ({sorted(BUNDLED_JSON)}) or a "
-            "cellxgene-ontology-guide CL JSON (CL-ontology-<release>.json, .json.gz or .json.zst)"
+            "cellxgene-ontology-guide CL JSON (CL-ontology-<release>.json or .json.gz)"
+        )
+    if path.name.endswith(".zst"):
+        raise OntologyError(
+            f"{path} is zstd-compressed: decompress it first (`unzstd {path.name}`) and "
+            "give the .json (or gzip it: .json.gz)"
         )
     raw = path.read_bytes()
-    if path.name.endswith(".zst"):
-        try:
-            import zstandard
-        except ImportError:
-            raise OntologyError(
-                f"{path} is zstd-compressed and the zstandard package is not installed: `pip install zstandard`, "
-                f"or decompress it first (`unzstd {path.name}`) and give the .json"
-            ) from None
-        raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
-    elif path.name.endswith(".gz"):
+    if path.name.endswith(".gz"):
         raw = gzip.decompress(raw)
     try:
         data = json.loads(raw)
@@ -198,7 +194,7 @@ def cl_release_diff(
             add(term, "missing", f"not a term of CL {new.release}")
             continue
         if term in new.obsolete:
-            add(term, "obsoleted", "replaced by: " + (", ".join(new.obsolete[term]) or "none given"))
+            add(term, "obsoleted", "replaced by: " + (_named(new.obsolete[term], new) or "none given"))
             continue
         if new.names[term] != old.names.get(term):
             add(term, "renamed", f"{old.names.get(term, '?')!r} -> {new.names[term]!r}")

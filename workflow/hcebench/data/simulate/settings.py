@@ -117,6 +117,8 @@ class SimulationConfig:
         ):
             if getattr(self, name) < 0:
                 bad(name, "must not be negative")
+        if self.n_genes_dropped >= self.n_genes:
+            bad("n_genes_dropped", "must be smaller than n_genes")
         if self.n_revised_datasets > self.n_train_datasets:
             bad("n_revised_datasets", "must not exceed n_train_datasets")
         if self.n_multi_disease_datasets > self.n_ood_datasets:
@@ -125,8 +127,6 @@ class SimulationConfig:
             bad("n_shared_feature_names", "needs two genes of the newer release per shared name")
         if self.n_duplicate_primary_cells and not self.n_ood_duplicate_datasets:
             bad("n_duplicate_primary_cells", "needs a re-upload (n_ood_duplicate_datasets >= 1) to copy cells into")
-        if self.n_genes_dropped >= self.n_genes:
-            bad("n_genes_dropped", "must be smaller than n_genes")
         if self.cells_per_dataset is not None:
             lo, hi = self.cells_per_dataset
             if not 1 <= lo <= hi:
