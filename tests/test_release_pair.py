@@ -29,7 +29,9 @@ from hcebench.hierarchy.ontology import Ontology, load_ontology
 from hcebench.settings import Filters, OodSettings, SelectionSettings
 from sim_fixtures import OOD_RELEASE, TRAIN_RELEASE, build_tiny_census, bundled_ontology
 
-KNOBS = dict(n_revised_datasets=1, n_shared_feature_names=4, n_multi_disease_datasets=2, n_duplicate_primary_cells=7)
+KNOBS = dict(
+    n_revised_datasets=1, n_shared_feature_names=4, n_multi_disease_datasets=2, n_duplicate_primary_cells=7
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,13 @@ def pair(tmp_path_factory):
         store_genes = read_var(census)[["feature_id", "feature_name"]]
     out = tmp_path_factory.mktemp("pair_ood") / "ood"
     meta = build_ood_set(
-        train, ood, selection.labels, store_genes, OodSettings.from_config(config), out, ontology=bundled_ontology()
+        train,
+        ood,
+        selection.labels,
+        store_genes,
+        OodSettings.from_config(config),
+        out,
+        ontology=bundled_ontology(),
     )
     return {
         "root": root,
@@ -66,7 +74,10 @@ def test_the_newer_release_follows_schema_2_4_conventions(pair):
     both = old.merge(new, on="dataset_id", suffixes=("_old", "_new"))
     changed = both[both["dataset_version_id_old"] != both["dataset_version_id_new"]]
     assert len(changed) == KNOBS["n_revised_datasets"]
-    assert var["feature_id"].is_unique and var["feature_name"].duplicated().sum() == KNOBS["n_shared_feature_names"]
+    assert (
+        var["feature_id"].is_unique
+        and var["feature_name"].duplicated().sum() == KNOBS["n_shared_feature_names"]
+    )
     joined = obs[obs["disease"].str.contains(MULTI_VALUE, regex=False)]
     assert joined["dataset_id"].nunique() == KNOBS["n_multi_disease_datasets"]
     assert joined["disease_ontology_term_id"].str.count(r"\|\|").eq(1).all()
@@ -87,13 +98,17 @@ def test_the_ood_build_reports_each_release_difference(pair):
     assert datasets["revised"][0]["dataset_id"] not in meta["new_dataset_ids"]
     assert datasets["revised"][0]["train"] != datasets["revised"][0]["ood"]
     zero = report["gene_zero_fill"]
-    assert zero["n_zero_filled"] == len(zero["genes"]) == 12  # tiny_config drops 12 genes in the newer release
+    assert (
+        zero["n_zero_filled"] == len(zero["genes"]) == 12
+    )  # tiny_config drops 12 genes in the newer release
     assert zero["fraction"] == pytest.approx(meta["missing_gene_fraction"])
     assert report["shared_feature_names"]["n_symbols"] == KNOBS["n_shared_feature_names"]
     multi = report["multi_valued_disease"]
     assert multi["n_cells"] > 0 and all(len(v["parts"]) == 2 for v in multi["values"].values())
     assays = report["assays"]
-    assert "Smart-seq2" in assays["added"] and not assays["removed"]  # the newer release adds a Smart-seq2 study
+    assert (
+        "Smart-seq2" in assays["added"] and not assays["removed"]
+    )  # the newer release adds a Smart-seq2 study
     assert set(assays["filter_assays_absent"]["ood"]) <= set(pair["config"]["filters"]["assays"])
 
 
@@ -182,7 +197,9 @@ def test_an_obsolete_root_term_names_its_replacement():
 
 # -- CL release diff ------------------------------------------------------------------------------------------------
 def _release(names, ancestors, obsolete=None, release="x"):
-    return ReleaseTerms(names, {t: frozenset(a) for t, a in ancestors.items()}, obsolete or {}, release=release)
+    return ReleaseTerms(
+        names, {t: frozenset(a) for t, a in ancestors.items()}, obsolete or {}, release=release
+    )
 
 
 def test_cl_diff_by_hand():
@@ -196,7 +213,9 @@ def test_cl_diff_by_hand():
         {"R": [], "A": ["R"], "B": ["A", "R"], "C": ["A", "R"], "D": []},
         obsolete={"D": ("B",)},
     )
-    table, totals = cl_release_diff(["A", "B", "C", "D", "E"], old, new, ood_cells=pd.Series({"C": 5, "A": 2}))
+    table, totals = cl_release_diff(
+        ["A", "B", "C", "D", "E"], old, new, ood_cells=pd.Series({"C": 5, "A": 2})
+    )
     got = {(r.term_id, r.kind): r.n_ood_cells for r in table.itertuples()}
     assert got == {
         ("E", "missing"): 0,

@@ -203,26 +203,28 @@ def audit_duplicates(
     (training release: a cell whose copies lie in two splits, e.g. one trained on and one tested) and
     ``ood_cells_copying_older_cells`` (OOD release: OOD-set cells that are copies of an older dataset's cell)."""
     tables, totals = [], {}
-    split_of = dict(zip(train_cells["soma_joinid"], train_cells["split"].astype(str), strict=True)) if (
-        "split" in train_cells
-    ) else {}
+    split_of = (
+        dict(zip(train_cells["soma_joinid"], train_cells["split"].astype(str), strict=True))
+        if ("split" in train_cells)
+        else {}
+    )
     ood_set = set(ood_dataset_ids)
     for name, source in (("train", train_source), ("ood", ood_source)):
         with open_census(source) as census:
             table, tot = duplicate_primary_cells(census, obs_value_filter(filters), organism=organism)
         if name == "train":
             where = table["soma_joinid"].map(split_of).fillna("").astype(str)
-            crossing = pd.Series(where.to_numpy()).groupby(table["group"].to_numpy()).agg(
-                lambda s: len(set(s) - {""}) > 1
+            crossing = (
+                pd.Series(where.to_numpy())
+                .groupby(table["group"].to_numpy())
+                .agg(lambda s: len(set(s) - {""}) > 1)
             )
             tot["groups_across_splits"] = int(crossing.sum())
         else:
             where = table["dataset_id"].map(lambda d: "ood" if d in ood_set else "older").astype(str)
             kinds = pd.Series(where.to_numpy()).groupby(table["group"].to_numpy()).agg(set)
             mixed = set(kinds.index[kinds.map(lambda k: k == {"ood", "older"})])
-            tot["ood_cells_copying_older_cells"] = int(
-                ((where == "ood") & table["group"].isin(mixed)).sum()
-            )
+            tot["ood_cells_copying_older_cells"] = int(((where == "ood") & table["group"].isin(mixed)).sum())
         tables.append(table.assign(release=name, where=where.to_numpy()))
         totals[name] = tot
     return pd.concat(tables, ignore_index=True)[DUPLICATE_AUDIT_COLUMNS], totals

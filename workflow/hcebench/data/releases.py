@@ -109,7 +109,9 @@ def shared_feature_names(var: pd.DataFrame) -> dict:
     """Symbols that several feature_ids of ``var`` carry (``{symbol: [feature_ids]}``) and how many rows they cover."""
     names = var["feature_name"].astype(str)
     shared = var[names.duplicated(keep=False)]
-    groups = shared.groupby(shared["feature_name"].astype(str))["feature_id"].agg(lambda s: sorted(map(str, s)))
+    groups = shared.groupby(shared["feature_name"].astype(str))["feature_id"].agg(
+        lambda s: sorted(map(str, s))
+    )
     return {"n_symbols": int(len(groups)), "n_genes": int(len(shared)), "symbols": groups.to_dict()}
 
 
@@ -173,7 +175,10 @@ def duplicate_primary_cells(
     copies["dataset_id"] = copies["dataset_id"].astype(str)
     table = copies.sort_values(["group", "soma_joinid"])[DUPLICATE_COLUMNS].reset_index(drop=True)
     pairs = (
-        table.groupby("group")["dataset_id"].agg(lambda s: " & ".join(sorted(set(s)))).value_counts().to_dict()
+        table.groupby("group")["dataset_id"]
+        .agg(lambda s: " & ".join(sorted(set(s))))
+        .value_counts()
+        .to_dict()
     )
     totals = {
         "checked": True,

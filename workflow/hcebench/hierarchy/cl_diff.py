@@ -117,7 +117,9 @@ def read_cellxgene_json(source: str | os.PathLike) -> ReleaseTerms:
             repl = entry.get("replaced_by") or entry.get("consider") or ()
             obsolete[term] = tuple([repl] if isinstance(repl, str) else repl)
     match = _RELEASE.search(path.name)
-    return ReleaseTerms(names, ancestors, obsolete, release=match.group(0) if match else path.stem, source=str(path))
+    return ReleaseTerms(
+        names, ancestors, obsolete, release=match.group(0) if match else path.stem, source=str(path)
+    )
 
 
 def obo_relations(path: str | os.PathLike) -> tuple[dict[str, tuple[str, ...]], int]:
@@ -242,9 +244,7 @@ def cl_release_diff(
         totals["ood_cells_by_kind"] = {
             k: int(table.loc[table["kind"] == k, "n_ood_cells"].sum()) for k in KINDS
         }
-        totals["ood_cells_with_a_changed_label"] = int(
-            table.drop_duplicates("term_id")["n_ood_cells"].sum()
-        )
+        totals["ood_cells_with_a_changed_label"] = int(table.drop_duplicates("term_id")["n_ood_cells"].sum())
     return table[DIFF_COLUMNS], totals
 
 
@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m hcebench.hierarchy.cl_diff",
         description="Labels renamed, obsoleted, re-parented or gaining subtypes between two CL releases.",
     )
-    parser.add_argument("--old", default="bundled:v2022-09-15", help="training CL: OBO path or bundled:<release>")
+    parser.add_argument(
+        "--old", default="bundled:v2022-09-15", help="training CL: OBO path or bundled:<release>"
+    )
     parser.add_argument("--new", default="bundled:v2025-07-30", help="OOD CL: cellxgene-ontology-guide JSON")
     parser.add_argument(
         "--labels",

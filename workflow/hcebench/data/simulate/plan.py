@@ -306,7 +306,9 @@ def _schema_2_4(cfg: SimulationConfig, plans: list[DatasetPlan]) -> None:
     datasets (a multi-valued disease), the first re-upload (primary rows). No draw: every other field is unchanged."""
     for plan in [p for p in plans if p.first_release == "train"][: cfg.n_revised_datasets]:
         plan.revision = 2
-    for plan in [p for p in plans if p.first_release == "ood" and p.kind == "10x"][: cfg.n_multi_disease_datasets]:
+    for plan in [p for p in plans if p.first_release == "ood" and p.kind == "10x"][
+        : cfg.n_multi_disease_datasets
+    ]:
         plan.multi_disease = True
     duplicates = [p for p in plans if p.kind == "duplicate"]
     if duplicates:

@@ -73,11 +73,15 @@ class SimulationConfig:
     newer_schema: bool = True
     # Census schema 2.4.0 conventions (releases from 2024-07-01 on), each off by default: at 0 the census is the
     # one written before these knobs, byte for byte (content and manifest).
-    n_revised_datasets: int = 0  # older datasets the newer release holds as a revision: same dataset_id and cells,
+    n_revised_datasets: int = (
+        0  # older datasets the newer release holds as a revision: same dataset_id and cells,
+    )
     # a new dataset_version_id (both releases then carry the column, as two releases from 2023-12-15 on do)
     n_shared_feature_names: int = 0  # newer-release genes that share their feature_name with another gene
     n_multi_disease_datasets: int = 0  # new 10x datasets whose first donor's disease is two joined by " || "
-    n_duplicate_primary_cells: int = 0  # cells of the re-upload marked primary: the same cell in two datasets,
+    n_duplicate_primary_cells: int = (
+        0  # cells of the re-upload marked primary: the same cell in two datasets,
+    )
     # both primary (Census 2023-05-15 lists 243,569 such cells); needs n_ood_duplicate_datasets >= 1
     # writing
     write_batch_nnz: int = (
@@ -126,7 +130,10 @@ class SimulationConfig:
         if 2 * self.n_shared_feature_names > self.n_genes - self.n_genes_dropped + self.n_genes_added:
             bad("n_shared_feature_names", "needs two genes of the newer release per shared name")
         if self.n_duplicate_primary_cells and not self.n_ood_duplicate_datasets:
-            bad("n_duplicate_primary_cells", "needs a re-upload (n_ood_duplicate_datasets >= 1) to copy cells into")
+            bad(
+                "n_duplicate_primary_cells",
+                "needs a re-upload (n_ood_duplicate_datasets >= 1) to copy cells into",
+            )
         if self.cells_per_dataset is not None:
             lo, hi = self.cells_per_dataset
             if not 1 <= lo <= hi:

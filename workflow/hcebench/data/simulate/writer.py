@@ -333,7 +333,11 @@ class ReleaseWriter:
         if self.version_ids:
             # A version id per dataset revision; derived from the dataset id so the census stays deterministic.
             versions = [
-                str(uuid.uuid5(uuid.NAMESPACE_URL, f"hcebench/{p.dataset_id}/v{p.revision if self.revisions else 1}"))
+                str(
+                    uuid.uuid5(
+                        uuid.NAMESPACE_URL, f"hcebench/{p.dataset_id}/v{p.revision if self.revisions else 1}"
+                    )
+                )
                 for p in rows
             ]
             datasets.insert(5, "dataset_version_id", versions)
