@@ -205,26 +205,34 @@ def audit_duplicates(
     tables, totals = [], {}
     split_of = (
         dict(zip(train_cells["soma_joinid"], train_cells["split"].astype(str), strict=True))
-        if ("split" in train_cells)
+        if "split" in train_cells
         else {}
     )
-    ood_set = set(ood_dataset_ids)
     for name, source in (("train", train_source), ("ood", ood_source)):
         with open_census(source) as census:
             table, tot = duplicate_primary_cells(census, obs_value_filter(filters), organism=organism)
-        if name == "train":
-            where = table["soma_joinid"].map(split_of).fillna("").astype(str)
-            crossing = (
-                pd.Series(where.to_numpy())
-                .groupby(table["group"].to_numpy())
-                .agg(lambda s: len(set(s) - {""}) > 1)
-            )
-            tot["groups_across_splits"] = int(crossing.sum())
-        else:
-            where = table["dataset_id"].map(lambda d: "ood" if d in ood_set else "older").astype(str)
-            kinds = pd.Series(where.to_numpy()).groupby(table["group"].to_numpy()).agg(set)
-            mixed = set(kinds.index[kinds.map(lambda k: k == {"ood", "older"})])
-            tot["ood_cells_copying_older_cells"] = int(((where == "ood") & table["group"].isin(mixed)).sum())
+        where, extra = duplicates_where(table, name, split_of, set(ood_dataset_ids))
         tables.append(table.assign(release=name, where=where.to_numpy()))
-        totals[name] = tot
+        totals[name] = {**tot, **extra}
     return pd.concat(tables, ignore_index=True)[DUPLICATE_AUDIT_COLUMNS], totals
+
+
+def duplicates_where(
+    table: pd.DataFrame, release: str, split_of: dict, ood_dataset_ids: set[str]
+) -> tuple[pd.Series, dict]:
+    """Where each copy of ``table`` (``duplicate_primary_cells``) lies, and the counts ``audit_duplicates`` reports.
+
+    Training release (``release == "train"``): the copy's split (``split_of``: soma_joinid -> split; "" when the
+    selection dropped it) and ``groups_across_splits``. OOD release: ``ood`` or ``older`` and
+    ``ood_cells_copying_older_cells``."""
+    groups = table["group"].to_numpy()
+    if release == "train":
+        where = table["soma_joinid"].map(split_of).fillna("").astype(str)
+        splits = pd.Series(where.to_numpy()).groupby(groups).agg(lambda s: len(set(s) - {""}))
+        return where, {"groups_across_splits": int((splits > 1).sum())}
+    where = table["dataset_id"].map(lambda d: "ood" if d in ood_dataset_ids else "older").astype(str)
+    kinds = pd.Series(where.to_numpy()).groupby(groups).agg(lambda s: set(s) == {"ood", "older"})
+    mixed = set(kinds.index[kinds.to_numpy(dtype=bool)])
+    return where, {
+        "ood_cells_copying_older_cells": int(((where == "ood") & table["group"].isin(mixed)).sum())
+    }

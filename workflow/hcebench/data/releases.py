@@ -144,18 +144,35 @@ def duplicate_primary_cells(
     Candidates share ``DUPLICATE_KEY`` with a cell of another dataset; they are confirmed by their raw count rows
     (read ``chunk_size`` cells at a time over every gene). Returns one row per copy (``DUPLICATE_COLUMNS``; a
     ``group`` is one cell and its copies) and totals. A release without the count statistics in obs reports
-    ``checked: False``. Memory: the filtered obs with the key columns, ~36 bytes per cell (joinid, a categorical
-    dataset_id, three statistics), then the candidates' digests.
+    ``checked: False``. Memory: the filtered obs with the key columns while it is read, ~36 bytes per cell (joinid,
+    a categorical dataset_id, three statistics), then ~28 (joinid, a hash, a dataset code, a sort order); the
+    candidates' rows after that.
     """
     empty = pd.DataFrame(columns=DUPLICATE_COLUMNS)
     obs_columns = census["census_data"][organism].obs.schema.names
     if not set(DUPLICATE_KEY) <= set(obs_columns):
         return empty, {"checked": False, "why": f"obs lacks {sorted(set(DUPLICATE_KEY) - set(obs_columns))}"}
     obs = read_obs(census, value_filter, ["dataset_id", *DUPLICATE_KEY], organism=organism, plain=False)
-    key = list(DUPLICATE_KEY)
-    datasets_per_key = obs.groupby(key, observed=True, sort=False)["dataset_id"].transform("nunique")
-    candidates = obs[datasets_per_key.to_numpy() > 1].sort_values("soma_joinid")
-    del obs, datasets_per_key
+    if obs.empty:  # one cell of no dataset: the sort below needs one row
+        obs = pd.DataFrame({"soma_joinid": [-1], "dataset_id": [""], **{c: [0] for c in DUPLICATE_KEY}})
+    # One 64-bit hash of the statistics and a dataset code per cell; sorted, the cells of one hash that span
+    # several datasets are the candidates (a hash collision only adds a candidate: the count rows decide).
+    keys = pd.util.hash_pandas_object(obs[list(DUPLICATE_KEY)], index=False).to_numpy()
+    dataset = obs["dataset_id"].astype("category")
+    codes, names = dataset.cat.codes.to_numpy(), np.asarray(dataset.cat.categories.astype(str), dtype=object)
+    joinids = obs["soma_joinid"].to_numpy()
+    del obs, dataset
+    order = np.lexsort((codes, keys))
+    k, c = keys[order], codes[order]
+    first = np.r_[True, k[1:] != k[:-1]]  # the first cell of each hash
+    group = np.cumsum(first) - 1
+    datasets_in_group = np.bincount(group, weights=first | np.r_[True, c[1:] != c[:-1]])
+    picked = np.sort(order[datasets_in_group[group] > 1])
+    del order, k, c, group, first
+    candidates = pd.DataFrame(
+        {"soma_joinid": joinids[picked], "dataset_id": names[codes[picked]], "key": keys[picked]}
+    )
+    del keys, codes, joinids
     digests = np.empty(len(candidates), dtype=np.uint64)
     if len(candidates):
         n_var = len(read_var(census, organism=organism))
@@ -168,11 +185,10 @@ def duplicate_primary_cells(
             done += len(ids)
             progress.advance(len(ids))
         progress.finish()
-    candidates = candidates.assign(digest=digests)
-    spans = candidates.groupby([*key, "digest"], observed=True)["dataset_id"].transform("nunique")
-    copies = candidates[spans.to_numpy() > 1].copy()
-    copies["group"] = copies.groupby([*key, "digest"], observed=True, sort=False).ngroup()
-    copies["dataset_id"] = copies["dataset_id"].astype(str)
+    candidates["digest"] = digests
+    span = candidates.groupby(["key", "digest"])["dataset_id"].transform("nunique")
+    copies = candidates[span.to_numpy() > 1].copy()
+    copies["group"] = copies.groupby(["key", "digest"], sort=False).ngroup()
     table = copies.sort_values(["group", "soma_joinid"])[DUPLICATE_COLUMNS].reset_index(drop=True)
     pairs = (
         table.groupby("group")["dataset_id"]
