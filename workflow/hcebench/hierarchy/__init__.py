@@ -2,6 +2,7 @@
 
 Owns reading an OBO release (``ontology``: is_a only, checked acyclic, obsolete terms named), fetching one from a
 URL (``fetch``), the label set's reachability matrix ``R`` and its on-disk artifact (``labels``:
-``LabelHierarchy``), and the Hasse diagram of ``R`` (``hasse``). May import the root modules only (``errors``,
+``LabelHierarchy``), the Hasse diagram of ``R`` (``hasse``), and the training labels' changes between
+two CL releases (``cl_diff``). May import the root modules only (``errors``,
 ``io``); everything above reads ``R`` from here.
 """

@@ -25,6 +25,9 @@ The mechanism the benchmark is about is built in, not tuned in:
   a different gene order with a few genes dropped and added) plus new datasets: new batches, a coarser
   granularity mix, types the older release lacks, Smart-seq2 studies and a non-primary re-upload of
   cells already present, which the paper's filters must remove.
+* Later Census releases (schema 2.4.0) can be rehearsed: revised datasets (a new ``dataset_version_id``), symbols
+  shared by several genes, diseases joined by ``" || "`` and primary cells listed twice (``SCHEMA_2_4_KNOBS``, each
+  off by default, when the census is the one written without them).
 
 Everything is drawn from numpy generators keyed by ``(seed, purpose, dataset, block)``, so the content
 is a pure function of the configuration and does not depend on write batching.
