@@ -2,7 +2,7 @@
 
 A later Census LTS (2024-07-01, 2025-01-30, 2025-11-08; schema 2.4.0) differs from 2023-05-15 in ways a benchmark
 must see rather than trip over. Each function here reports one of them; ``hcebench.data.ood`` writes the reports
-into ``ood/meta.json`` and the audit (``hcebench.data.audit``) repeats them:
+into the OOD set's meta and the audit (``hcebench.data.audit``) repeats them:
 
 - ``dataset_diff``: datasets new, removed and *revised*. ``dataset_id`` survives a revision while
   ``dataset_version_id`` changes, so a ``dataset_id`` difference (how the OOD datasets are chosen) misses revised
