@@ -269,3 +269,15 @@ def test_cl_diff_of_the_real_releases_over_sctab_labels():
         before, after = old.ancestors[t] & set(live), new.ancestors[t] & set(live)
         assert ((t, "reparented") in kinds) == (before != after)
     assert np.isfinite(totals["labels_with_new_cl_subtypes"])
+
+
+def test_the_knobs_unset_leave_the_census_as_before(tiny_census):
+    # Off (the default), nothing of them reaches the census: not the manifest, not the datasets table.
+    from hcebench.data.simulate import SCHEMA_2_4_KNOBS
+
+    manifest = json.loads((tiny_census / "manifest.json").read_text())
+    assert not set(SCHEMA_2_4_KNOBS) & set(manifest["config"])
+    assert not any({"primary_rows", "revision", "multi_disease"} & set(d) for d in manifest["datasets"])
+    with open_census({"uri": str(tiny_census / TRAIN_RELEASE)}) as census:
+        assert "dataset_version_id" not in read_datasets(census).columns
+        assert not read_obs(census, None, ["disease"])["disease"].str.contains(MULTI_VALUE, regex=False).any()

@@ -111,6 +111,7 @@ __all__ = [
     "OBS_SCHEMA",
     "ORGANISM",
     "ReleaseWriter",
+    "SCHEMA_2_4_KNOBS",
     "SEXES",
     "SUMMARY_SCHEMA",
     "SimulationConfig",
