@@ -12,7 +12,6 @@ from snakemake.utils import min_version
 
 from hcebench.config import check_config, check_config_files, validate_schema
 from hcebench.models import check_architectures
-from hcebench.sweep import check_sweep
 
 min_version("9.0")
 
@@ -37,8 +36,6 @@ report: "report/workflow.rst"
 
 
 if config.get("sweep"):
-    check_sweep(config)
-
     # A sweep config (e.g. config/mechanism.yaml): the rules of a run once per value of a key, each point with its
     # own config and results/<run>_<value>/, then the sweep figure, all in this one DAG.
     include: "rules/sweep.smk"

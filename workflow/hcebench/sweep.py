@@ -54,15 +54,12 @@ def point_name(config: dict[str, Any], value: object) -> str:
 
 def sweep_points(config: dict[str, Any]) -> list[tuple[object, dict[str, Any]]]:
     """``(value, config)`` of every point, in ``sweep.values``' order, each config validated with its defaults
-    filled in (what the point's rules read). Two values whose runs or rule names would be the same stop here."""
-    points = []
-    for value in config["sweep"]["values"]:
-        try:
-            points.append((value, load_config(point_config(config, value))))
-        except ConfigError as err:
-            raise ConfigError(f"sweep point {config['sweep']['key']} = {value!r}: {err}") from None
+    filled in (what the point's rules read). Everything is checked before any job is planned: two values whose
+    runs or rule names would be the same, and each point's config (a misspelt last part of ``sweep.key``, a value
+    the key does not accept), the error naming the value."""
+    values = config["sweep"]["values"]
     names: dict[str, object] = {}
-    for value, _ in points:
+    for value in values:
         name = point_name(config, value)
         if name in names:
             raise ConfigError(
@@ -70,10 +67,10 @@ def sweep_points(config: dict[str, Any]) -> list[tuple[object, dict[str, Any]]]:
                 f"({name}); give values that differ in more than punctuation"
             )
         names[name] = value
+    points = []
+    for value in values:
+        try:
+            points.append((value, load_config(point_config(config, value))))
+        except ConfigError as err:
+            raise ConfigError(f"sweep point {config['sweep']['key']} = {value!r}: {err}") from None
     return points
-
-
-def check_sweep(config: dict[str, Any]) -> None:
-    """Validate every point's config before anything runs: a misspelt last part of ``sweep.key`` (or a value the
-    key does not accept) stops the plan here, naming the value, before any point's job is planned."""
-    sweep_points(config)
