@@ -22,7 +22,7 @@ def mechanism():
     return load_config(MECHANISM)
 
 
-def snakemake(workdir: Path, *args: str) -> str:
+def snakemake(workdir: Path, *args: str, cwd: Path | None = None) -> str:
     cmd = [
         sys.executable,
         "-m",
@@ -32,7 +32,9 @@ def snakemake(workdir: Path, *args: str) -> str:
         "--directory",
         str(workdir),
     ]
-    done = subprocess.run([*cmd, "--cores", "2", *args], capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [*cmd, "--cores", "2", *args], capture_output=True, text=True, timeout=1200, cwd=cwd
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-6000:]
     return out
@@ -90,43 +92,7 @@ def test_a_misspelt_last_part_or_a_bad_value_is_named_before_anything_runs(mecha
         sweep_points(out_of_range)
 
 
-def planned(dry_run: str) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """A dry run's job count per rule (its "Job stats" table) and every output of each rule's jobs."""
-    stats = dry_run[dry_run.index("Job stats:") :]
-    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
-    outputs: dict[str, list[str]] = {}
-    rule = None
-    for line in dry_run.splitlines():
-        if m := re.match(r"^(?:local)?rule (\w+):$", line):
-            rule = m[1]
-        elif rule and (m := re.match(r"^\s+output: (.*)$", line)):
-            outputs.setdefault(rule, []).extend(m[1].split(", "))
-    return counts, outputs
-
-
-def test_the_sweeps_dry_run_lists_every_job_of_every_point(tmp_path, mechanism):
-    """One DAG: each point's training and evaluation jobs (one per loss × seed of the linear model), its census and
-    store, each writing under results/<run>_<value>/, then the figure; no nested run hides them."""
-    counts, outputs = planned(snakemake(tmp_path, "--configfile", str(MECHANISM), "--dry-run"))
-    models = len(mechanism["training"]["losses"]) * len(mechanism["training"]["seeds"])
-    assert list(mechanism["architectures"]) == ["linear"] and not mechanism["training"]["seeds_in_one_job"]
-    points = {
-        point_name(mechanism, value): point_run(mechanism, value) for value in mechanism["sweep"]["values"]
-    }
-    for name, run in points.items():
-        assert counts[f"{name}_train"] == counts[f"{name}_evaluate"] == models, counts
-        for rule in ("simulate_census", "select_cells", "build_store", "build_ood", "aggregate"):
-            assert counts[f"{name}_{rule}"] == 1, (rule, counts)
-        point_rules = [
-            rule for rule in outputs if rule.startswith(f"{name}_") and rule[len(name) + 1 :] in RULES
-        ]
-        assert point_rules and all(f.startswith(f"results/{run}/") for r in point_rules for f in outputs[r])
-    assert counts["sweep_figure"] == counts["all"] == 1
-    # Nothing but the points' jobs, the figure and the target.
-    assert counts["total"] == 2 + sum(n for rule, n in counts.items() if rule.startswith(tuple(points)))
-
-
-#: Rules of one run (rules/run.smk), as a point's jobs name them after its prefix.
+#: Rules of one run (rules/run.smk) that the sweep's figure needs, as a point's jobs name them after its prefix.
 RULES = {
     "simulate_census",
     "select_cells",
@@ -136,7 +102,51 @@ RULES = {
     "train",
     "evaluate",
 }
-RULES |= {"controls", "score", "aggregate"}
+RULES |= {"controls", "aggregate"}
+
+
+def planned(dry_run: str) -> tuple[dict[str, int], dict[str, list[str]], dict[str, list[str]]]:
+    """A dry run's job count per rule (its "Job stats" table), and each rule's jobs' outputs and resources."""
+    stats = dry_run[dry_run.index("Job stats:") :]
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    outputs: dict[str, list[str]] = {}
+    resources: dict[str, list[str]] = {}
+    rule = None
+    for line in dry_run.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):$", line):
+            rule = m[1]
+        elif rule and (m := re.match(r"^\s+output: (.*)$", line)):
+            outputs.setdefault(rule, []).extend(m[1].split(", "))
+        elif rule and (m := re.match(r"^\s+resources: (.*)$", line)):
+            resources.setdefault(rule, []).append(m[1])
+    return counts, outputs, resources
+
+
+def test_the_sweeps_dry_run_lists_every_job_of_every_point(tmp_path, mechanism):
+    """One DAG, planned as `--profile slurm` submits it: each point's training and evaluation jobs (one per loss ×
+    seed of the linear model) with the config's resources, its census, store and tables, each writing under
+    results/<run>_<value>/, then the figure; no nested run hides them."""
+    out = snakemake(tmp_path, "--profile", "slurm", "--configfile", str(MECHANISM), "--dry-run", cwd=ROOT)
+    counts, outputs, resources = planned(out)
+    models = len(mechanism["training"]["losses"]) * len(mechanism["training"]["seeds"])
+    assert list(mechanism["architectures"]) == ["linear"] and not mechanism["training"]["seeds_in_one_job"]
+    train = mechanism["resources"]["train"]
+    points = {
+        point_name(mechanism, value): point_run(mechanism, value) for value in mechanism["sweep"]["values"]
+    }
+    for name, run in points.items():
+        assert counts[f"{name}_train"] == counts[f"{name}_evaluate"] == models, counts
+        for rule in RULES - {"train", "evaluate", "controls"}:
+            assert counts[f"{name}_{rule}"] == 1, (rule, counts)
+        assert set(outputs) >= {f"{name}_{rule}" for rule in RULES}
+        assert all(f.startswith(f"results/{run}/") for rule in RULES for f in outputs[f"{name}_{rule}"])
+        assert len(resources[f"{name}_train"]) == models
+        for job in resources[f"{name}_train"]:
+            assert f"mem_mb={train['mem_mb']}," in job and f"runtime={train['runtime']}," in job, job
+            assert f"gpu={train['gpu']}" in job, job
+    assert counts["sweep_figure"] == counts["all"] == 1
+    # Nothing but the points' jobs, the figure and the target.
+    assert counts["total"] == 2 + sum(n for rule, n in counts.items() if rule.startswith(tuple(points)))
 
 
 @pytest.mark.workflow
