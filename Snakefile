@@ -12,7 +12,6 @@ from snakemake.utils import min_version
 
 from hcebench.config import check_config, check_config_files, validate_schema
 from hcebench.models import check_architectures
-from hcebench.sweep import check_sweep
 
 min_version("9.0")
 
@@ -36,13 +35,9 @@ check_architectures(config)
 report: "report/workflow.rst"
 
 
-include: "rules/common.smk"
-
-
 if config.get("sweep"):
-    check_sweep(config)
-
-    # A sweep config (e.g. config/mechanism.yaml): one whole run per value of a key, then the sweep figure.
+    # A sweep config (e.g. config/mechanism.yaml): the rules of a run once per value of a key, each point with its
+    # own config and results/<run>_<value>/, then the sweep figure, all in this one DAG.
     include: "rules/sweep.smk"
 
     rule all:
@@ -52,15 +47,7 @@ if config.get("sweep"):
 
 else:
 
-    include: "rules/census.smk"
-    include: "rules/ontology.smk"
-    include: "rules/store.smk"
-    include: "rules/audit.smk"
-    include: "rules/train.smk"
-    include: "rules/evaluate.smk"
-    include: "rules/celltypist.smk"
-    include: "rules/aggregate.smk"
-    include: "rules/analysis.smk"
+    include: "rules/run.smk"
 
     rule all:
         input:

@@ -20,7 +20,6 @@ from hcebench.settings import (
     TrainingSettings,
     canonical,
 )
-from hcebench.sweep import point_config
 
 RESULTS = f"results/{config['run']}"
 LOGS = f"{RESULTS}/{layout.LOG_DIR}"
@@ -230,12 +229,3 @@ def table(name, caption, category):
         subcategory="Tables",
     )
 
-
-# A sweep config's values (config/mechanism.yaml); rules/sweep.smk runs one point per value.
-SWEEP = config.get("sweep") or {"values": []}
-SWEEP_VALUES = [str(v) for v in SWEEP["values"]]
-
-
-def sweep_value(wc):
-    """The sweep value of a point as the config holds it (a number stays a number)."""
-    return SWEEP["values"][SWEEP_VALUES.index(wc.value)]

@@ -1,32 +1,37 @@
 # A sweep (config `sweep:`, e.g. config/mechanism.yaml): the whole workflow once per value of one config key, each
 # value its own run under results/<run>_<value>/, then one figure of each loss's OOD gain over CE against the value.
-# Included by the Snakefile instead of the other rules when the config has a `sweep:` block.
+# Included by the Snakefile instead of rules/run.smk when the config has a `sweep:` block.
+#
+# Each point is rules/run.smk loaded as a Snakemake module with the point's config (hcebench.sweep.sweep_points),
+# its rules renamed <run>_<value>_<rule> (mechanism_0_25_train), so one DAG holds every job of every point: a dry
+# run lists them, progress is Snakemake's own, and an executor (--profile slurm) submits each job on its own.
 
-# One point: the workflow run by a nested Snakemake on the derived config (the outer one holds the lock).
-rule sweep_point:
-    output:
-        metrics=f"results/{config['run']}_{{value}}/{layout.METRICS_TABLE}",
-        summary=f"results/{config['run']}_{{value}}/{layout.SUMMARY}",
-    log:
-        f"results/{config['run']}/{layout.LOG_DIR}/sweep_point_{{value}}.log",
-    wildcard_constraints:
-        value="|".join(map(re.escape, SWEEP_VALUES)),
-    params:
-        config=lambda wc: point_config(config, sweep_value(wc)),
-        snakefile=workflow.main_snakefile,
-    threads: workflow.cores
-    resources:
-        mem_mb=config["resources"]["data"]["mem_mb"],
-        runtime=config["resources"]["data"]["runtime"] * 4,
-    conda:
-        ENV
-    script:
-        "../scripts/sweep_point.py"
+from hcebench import layout
+from hcebench.models import check_architectures
+from hcebench.sweep import point_name, sweep_points
+
+SWEEP = config["sweep"]
+# (value, validated config) of every point, in the order of sweep.values.
+SWEEP_POINTS = sweep_points(config)
+
+
+for SWEEP_VALUE, SWEEP_CONFIG in SWEEP_POINTS:
+    check_architectures(SWEEP_CONFIG)
+    # The module's name, and the prefix of its rules' names (`use rule` resolves both from these globals).
+    POINT = point_name(config, SWEEP_VALUE)
+    POINT_RULES = f"{POINT}_"
+
+    module:
+        name: POINT
+        snakefile: "run.smk"
+        config: SWEEP_CONFIG
+
+    use rule * from POINT as POINT_RULES*
 
 
 rule sweep_figure:
     input:
-        metrics=expand(rules.sweep_point.output.metrics, value=SWEEP_VALUES),
+        metrics=[f"results/{point['run']}/{layout.METRICS_TABLE}" for _, point in SWEEP_POINTS],
     output:
         figure=report(
             f"results/{config['run']}/figures/sweep_gain.png",
@@ -44,6 +49,6 @@ rule sweep_figure:
         mem_mb=2000,
         runtime=10,
     conda:
-        ENV
+        "../envs/hcebench.yaml"
     script:
         "../scripts/sweep_figure.py"

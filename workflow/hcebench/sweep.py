@@ -2,13 +2,16 @@
 
 ``config/mechanism.yaml`` sweeps ``census.simulate.coarse_study_share`` over 0, ¼, ½ and ¾: at 0 every training
 cell carries a leaf label and HCE is CE, so a gain that vanishes there and grows with the share is the mechanism's.
-Each value runs the whole workflow as its own run, ``results/<run>_<value>/``, from a config this module derives,
-so every point is cached on its own and adding a value runs only that point.
+Each value is its own run, ``results/<run>_<value>/``, from a config this module derives: ``rules/sweep.smk`` loads
+the workflow's rules once per value as a Snakemake module with that config (rule names prefixed by
+``point_name``), so every job of every point is in one DAG, every point is cached on its own and adding a value
+runs only that point.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from hcebench.config import load_config
@@ -43,11 +46,31 @@ def point_config(config: dict[str, Any], value: object) -> dict[str, Any]:
     return point
 
 
-def check_sweep(config: dict[str, Any]) -> None:
-    """Validate every point's config before anything runs: a misspelt last part of ``sweep.key`` (or a value the
-    key does not accept) stops the plan here, naming the value, not inside a point's nested run."""
-    for value in config["sweep"]["values"]:
+def point_name(config: dict[str, Any], value: object) -> str:
+    """The prefix of one point's rule names in the sweep's DAG: its run name with each character a rule name cannot
+    hold as ``_`` (``mechanism_0_25``, so its training rule is ``mechanism_0_25_train``)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", point_run(config, value))
+
+
+def sweep_points(config: dict[str, Any]) -> list[tuple[object, dict[str, Any]]]:
+    """``(value, config)`` of every point, in ``sweep.values``' order, each config validated with its defaults
+    filled in (what the point's rules read). Everything is checked before any job is planned: two values whose
+    runs or rule names would be the same, and each point's config (a misspelt last part of ``sweep.key``, a value
+    the key does not accept), the error naming the value."""
+    values = config["sweep"]["values"]
+    names: dict[str, object] = {}
+    for value in values:
+        name = point_name(config, value)
+        if name in names:
+            raise ConfigError(
+                f"sweep.values {names[name]!r} and {value!r} give their points the same run or rule names "
+                f"({name}); give values that differ in more than punctuation"
+            )
+        names[name] = value
+    points = []
+    for value in values:
         try:
-            load_config(point_config(config, value))
+            points.append((value, load_config(point_config(config, value))))
         except ConfigError as err:
             raise ConfigError(f"sweep point {config['sweep']['key']} = {value!r}: {err}") from None
+    return points
