@@ -66,6 +66,20 @@ def read_order(obs: pd.DataFrame) -> np.ndarray:
     return np.argsort(obs["soma_joinid"].to_numpy(np.int64), kind="stable")
 
 
+def store_rows(counts: sp.spmatrix, columns: np.ndarray, n_genes: int, target_sum: float) -> sp.csr_matrix:
+    """Raw counts (cells × the genes read) as store rows: count column ``c`` goes to store column ``columns[c]`` of
+    ``n_genes`` (store columns no count maps to stay zero), then each row is normalised to ``target_sum`` over the
+    store's genes and log1p'd (``hcebench.data.store.normalise``). The one road from raw counts to what a model
+    sees: the store build, the OOD set and ``hcebench-annotate`` all take it."""
+    counts = sp.coo_matrix(counts)
+    aligned = sp.csr_matrix(
+        (counts.data, (counts.row, np.asarray(columns)[counts.col])),
+        shape=(counts.shape[0], n_genes),
+        dtype=np.float32,
+    )
+    return normalise(aligned, target_sum)
+
+
 def read_normalised(
     census,
     joinids: np.ndarray,
@@ -95,12 +109,6 @@ def read_normalised(
             raise RuntimeError("census reader returned cells out of the requested order")
         checks.check(counts, datasets[start : start + len(ids)])
         start += len(ids)
-        counts = counts.tocoo()
-        aligned = sp.csr_matrix(
-            (counts.data, (counts.row, read.columns[counts.col])),
-            shape=(len(ids), read.n_genes),
-            dtype=np.float32,
-        )
-        yield normalise(aligned, read.target_sum)
+        yield store_rows(counts, read.columns, read.n_genes, read.target_sum)
     if start != len(joinids):
         raise RuntimeError(f"census reader returned {start} of {len(joinids)} cells")
