@@ -62,6 +62,10 @@ else:
     include: "rules/aggregate.smk"
     include: "rules/analysis.smk"
 
+    if ANNOTATE_INPUTS:
+
+        include: "rules/annotate.smk"
+
     rule all:
         input:
             rules.aggregate.output,
@@ -70,4 +74,5 @@ else:
             rules.paper_analyses.output,
             rules.prediction_analyses.output,
             cached_artifacts(),
+            annotated_files(),
         default_target: True
