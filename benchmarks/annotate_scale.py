@@ -48,15 +48,23 @@ def write_run(root: Path, architecture: str) -> Path:
     from hcebench.models import build_model
     from hcebench.training.checkpoints import save_model
 
-    genes = pd.read_parquet(Path(str(resources.files("hcebench") / "resources" / "sctab_features_protein_coding.parquet")))
+    genes = pd.read_parquet(
+        Path(str(resources.files("hcebench") / "resources" / "sctab_features_protein_coding.parquet"))
+    )
     store = root / layout.STORE_DIR
     store.mkdir(parents=True)
     names = genes["gene_names"] if "gene_names" in genes else genes.iloc[:, 0]
-    table = pd.DataFrame({"feature_id": genes.index.astype(str), "feature_name": names.astype(str).to_numpy()})
+    table = pd.DataFrame(
+        {"feature_id": genes.index.astype(str), "feature_name": names.astype(str).to_numpy()}
+    )
     table.to_parquet(store / "var.parquet", index=False)
     ontology = load_ontology("bundled")
     by_name = {name: term for term, name in ontology.names.items()}
-    wanted = (resources.files("hcebench") / "resources" / "sctab_cell_types_2023-05-15.txt").read_text().splitlines()
+    wanted = (
+        (resources.files("hcebench") / "resources" / "sctab_cell_types_2023-05-15.txt")
+        .read_text()
+        .splitlines()
+    )
     labels = sorted({by_name[n] for n in wanted if n in by_name})
     hierarchy = ontology.closure(labels)
     hierarchy.save(root / layout.HIERARCHY_DIR)
@@ -76,8 +84,11 @@ def write_run(root: Path, architecture: str) -> Path:
         best_epoch=0,
     )
     write_json(root / layout.DECODER.format(**{**run, "loss": "hce_prop"}), {"tau": 0.5, "chosen_on": "val"})
-    print(f"model: {architecture}, {len(table):,} genes, {hierarchy.k} labels, "
-          f"{sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
+    print(
+        f"model: {architecture}, {len(table):,} genes, {hierarchy.k} labels, "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters",
+        flush=True,
+    )
     return model_dir
 
 
@@ -123,7 +134,16 @@ def child(args) -> None:
     started = time.perf_counter()
     summary = annotate(args.input, args.output, model, chunk_size=args.chunk_size, batch_size=args.batch_size)
     seconds = time.perf_counter() - started
-    print(json.dumps({"cells": summary["n_cells"], "seconds": seconds, "rss_after_load_mb": floor, "peak_rss_mb": vm("VmHWM")}))
+    print(
+        json.dumps(
+            {
+                "cells": summary["n_cells"],
+                "seconds": seconds,
+                "rss_after_load_mb": floor,
+                "peak_rss_mb": vm("VmHWM"),
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -134,7 +154,9 @@ def main() -> int:
     p.add_argument("--chunk-size", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=1_024)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--workdir", default=None, help="where to write the files (default: a temporary directory)")
+    p.add_argument(
+        "--workdir", default=None, help="where to write the files (default: a temporary directory)"
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--input", help=argparse.SUPPRESS)
@@ -149,9 +171,12 @@ def main() -> int:
     import anndata
     import torch
 
-    print(f"python {platform.python_version()}, torch {torch.__version__}, anndata {anndata.__version__}, "
-          f"{os.cpu_count()} CPUs, {args.threads} torch thread(s), chunk {args.chunk_size:,}, batch {args.batch_size:,}, "
-          f"{args.nnz} counts per cell", flush=True)
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, anndata {anndata.__version__}, "
+        f"{os.cpu_count()} CPUs, {args.threads} torch thread(s), chunk {args.chunk_size:,}, batch {args.batch_size:,}, "
+        f"{args.nnz} counts per cell",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp) / "results" / "bench"
         model_dir = write_run(root, args.architecture)
@@ -164,13 +189,29 @@ def main() -> int:
             h5ad = Path(tmp) / f"cells_{n}.h5ad"
             started = time.perf_counter()
             write_h5ad(h5ad, n, genes, args.nnz)
-            print(f"{n:,} cells: wrote {h5ad.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - started:.0f} s",
-                  flush=True)
+            print(
+                f"{n:,} cells: wrote {h5ad.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
             for fmt in peaks:
                 out = Path(tmp) / f"out_{n}.{fmt}"
-                cmd = [sys.executable, __file__, "--child", "--model", str(model_dir), "--input", str(h5ad),
-                       "--output", str(out), "--chunk-size", str(args.chunk_size), "--batch-size",
-                       str(args.batch_size), "--threads", str(args.threads)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--model",
+                    str(model_dir),
+                    "--input",
+                    str(h5ad),
+                    "--output",
+                    str(out),
+                    "--chunk-size",
+                    str(args.chunk_size),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--threads",
+                    str(args.threads),
+                ]
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                 stdout = proc.stdout.read()
                 _, status, usage = os.wait4(proc.pid, 0)

@@ -199,7 +199,9 @@ def check_annotate(config: dict) -> None:
     names = [Path(p).name for p in block["inputs"]]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise ConfigError(f"annotate.inputs share file names {repeated}: their outputs would collide; rename them")
+        raise ConfigError(
+            f"annotate.inputs share file names {repeated}: their outputs would collide; rename them"
+        )
 
 
 def check_losses(config: dict) -> None:

@@ -137,6 +137,13 @@ class QueryGeneMatch:
     column: str
     ambiguous_symbols: dict[str, dict[str, int]]
 
+    def lookup(self, n_query_genes: int) -> np.ndarray:
+        """The store column of every query var row, -1 for those not matched (``hcebench.data.reads.store_rows``'s
+        ``columns``)."""
+        out = np.full(n_query_genes, -1, dtype=np.int64)
+        out[self.query_columns] = self.store_columns
+        return out
+
     @property
     def n_found(self) -> int:
         return len(self.store_columns)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from hcebench.data.checks import bad_values
+from hcebench.data.checks import any_bad_value, bad_values
 from hcebench.errors import DataError
 
 #: Where the counts may be: ``X``, ``raw`` (``raw.X``, whose genes are ``raw.var``) or ``layer:<name>``.
@@ -153,16 +153,14 @@ class QueryCounts:
         values = obs[obs.attrs.get("_index", "_index")][start:stop]
         return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
 
-    def chunks(self, chunk_size: int, columns: np.ndarray) -> Iterator[tuple[int, sp.csr_matrix]]:
-        """``(first row, counts)`` for every ``chunk_size`` rows, counts restricted to the query var columns
-        ``columns`` (in that order) and checked (``check_counts``)."""
-        columns = np.asarray(columns, dtype=np.int64)
+    def chunks(self, chunk_size: int) -> Iterator[tuple[int, sp.csr_matrix]]:
+        """``(first row, counts)`` for every ``chunk_size`` rows, every gene, checked (``check_counts``)."""
         for start in range(0, self.n_cells, chunk_size):
             stop = min(start + chunk_size, self.n_cells)
             block = self.matrix[start:stop]
             block = sp.csr_matrix(block) if not sp.issparse(block) else block.tocsr()
             check_counts(block.data, self.what, start, self.matrices())
-            yield start, block[:, columns]
+            yield start, block
 
 
 def check_counts(
@@ -172,7 +170,7 @@ def check_counts(
     finite, non-negative integers. Non-integer values that all lie below ``LOG_NORMALISED_MAX`` are called what they
     most likely are, a log-normalised matrix; the message names the file's ``matrices`` to try instead."""
     values = np.asarray(values)
-    if values.size == 0:
+    if values.size == 0 or not any_bad_value(values, integer=True):
         return
     masks = bad_values(values, integer=True)
     counts = {kind: int(mask.sum()) for kind, mask in masks.items() if mask.any()}

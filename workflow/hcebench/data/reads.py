@@ -68,15 +68,20 @@ def read_order(obs: pd.DataFrame) -> np.ndarray:
 
 def store_rows(counts: sp.spmatrix, columns: np.ndarray, n_genes: int, target_sum: float) -> sp.csr_matrix:
     """Raw counts (cells × the genes read) as store rows: count column ``c`` goes to store column ``columns[c]`` of
-    ``n_genes`` (store columns no count maps to stay zero), then each row is normalised to ``target_sum`` over the
-    store's genes and log1p'd (``hcebench.data.store.normalise``). The one road from raw counts to what a model
-    sees: the store build, the OOD set and ``hcebench-annotate`` all take it."""
-    counts = sp.coo_matrix(counts)
-    aligned = sp.csr_matrix(
-        (counts.data, (counts.row, np.asarray(columns)[counts.col])),
-        shape=(counts.shape[0], n_genes),
-        dtype=np.float32,
-    )
+    ``n_genes``, or is dropped where ``columns[c]`` is -1 (store columns no count maps to stay zero); then each row
+    is normalised to ``target_sum`` over the store's genes and log1p'd (``hcebench.data.store.normalise``). The one
+    road from raw counts to what a model sees: the store build, the OOD set and ``hcebench-annotate`` all take it.
+    ``columns`` must map no two count columns to one store column. The CSR arrays are relabelled in place of a
+    COO round trip: a chunk costs one copy of its values and indices."""
+    counts = sp.csr_matrix(counts)
+    target = np.asarray(columns, dtype=np.int64)[counts.indices]
+    data, indptr = counts.data, counts.indptr
+    dropped = target < 0
+    if dropped.any():
+        kept = ~dropped
+        indptr = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])[counts.indptr]
+        data, target = data[kept], target[kept]
+    aligned = sp.csr_matrix((data, target.astype(np.int32), indptr), shape=(counts.shape[0], n_genes))
     return normalise(aligned, target_sum)
 
 

@@ -252,10 +252,9 @@ def annotate_chunks(
     r = np.asarray(model.hierarchy.reachability).astype(bool)
     depth = model.hierarchy.depth()
     progress = Progress(query.n_cells, f"annotate {query.path.name}", log, progress_every_s)
-    for start, counts in query.chunks(chunk_size, match.query_columns):
-        probs = model.predict(
-            store_rows(counts, match.store_columns, model.n_genes, model.target_sum), batch_size
-        )
+    columns = match.lookup(len(query.var))
+    for start, counts in query.chunks(chunk_size):
+        probs = model.predict(store_rows(counts, columns, model.n_genes, model.target_sum), batch_size)
         label = probs.argmax(axis=1)
         q = propagate(probs, r)
         backoff, _ = decode_propagated(q, depth, model.tau)
