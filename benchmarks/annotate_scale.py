@@ -43,6 +43,7 @@ def write_run(root: Path, architecture: str) -> Path:
     import pandas as pd
     import torch
     from hcebench import layout
+    from hcebench.data.store import StoreWriter
     from hcebench.hierarchy.ontology import load_ontology
     from hcebench.io import write_json
     from hcebench.models import build_model
@@ -51,13 +52,12 @@ def write_run(root: Path, architecture: str) -> Path:
     genes = pd.read_parquet(
         Path(str(resources.files("hcebench") / "resources" / "sctab_features_protein_coding.parquet"))
     )
-    store = root / layout.STORE_DIR
-    store.mkdir(parents=True)
+    store = StoreWriter(root / layout.STORE_DIR)
     names = genes["gene_names"] if "gene_names" in genes else genes.iloc[:, 0]
     table = pd.DataFrame(
         {"feature_id": genes.index.astype(str), "feature_name": names.astype(str).to_numpy()}
     )
-    table.to_parquet(store / "var.parquet", index=False)
+    store.write_genes(table)
     ontology = load_ontology("bundled")
     by_name = {name: term for term, name in ontology.names.items()}
     wanted = (
@@ -68,7 +68,7 @@ def write_run(root: Path, architecture: str) -> Path:
     labels = sorted({by_name[n] for n in wanted if n in by_name})
     hierarchy = ontology.closure(labels)
     hierarchy.save(root / layout.HIERARCHY_DIR)
-    write_json(store / "meta.json", {"n_genes": len(table), "labels": labels, "target_sum": 10_000.0})
+    store.write_meta({"n_genes": len(table), "labels": labels, "target_sum": 10_000.0})
     torch.manual_seed(0)
     model = build_model(architecture, {}, len(table), hierarchy.k)
     run = {"arch": architecture, "loss": "hce", "seed": 0}
@@ -180,9 +180,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp) / "results" / "bench"
         model_dir = write_run(root, args.architecture)
-        import pandas as pd
+        from hcebench.data.store import Store
 
-        genes = pd.read_parquet(root / "store" / "var.parquet")["feature_id"].tolist()
+        genes = Store(root / "store").gene_ids
         peaks: dict[str, dict[int, float]] = {"parquet": {}, "h5ad": {}}
         sizes = [int(s) for s in args.sizes.split(",")]
         for n in sizes:

@@ -278,3 +278,40 @@ def test_reannotating_an_annotated_file_replaces_its_columns(run, model, tmp_pat
         order = [str(c) for c in f["obs"].attrs["column-order"]]
     assert len(order) == len(set(order)) and order.count("x_label") == 1
     assert ad.read_h5ad(second).obs["x_label"].equals(ad.read_h5ad(first).obs["x_label"])
+
+
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ({"inputs": ["a.h5ad"]}, "annotate.inputs are given but annotate.model is not"),
+        (
+            {"inputs": ["a.h5ad"], "model": "linear/hce/9"},
+            "annotate.model 'linear/hce/9' is not a model of this run",
+        ),
+        (
+            {"inputs": ["a.h5ad"], "model": "tabnet/hxe/0"},
+            "annotate.model 'tabnet/hxe/0' is not a model of this run",
+        ),
+        ({"inputs": ["x/a.h5ad", "y/a.h5ad"], "model": "linear/hce/0"}, r"share file names \['a.h5ad'\]"),
+        ({"inputs": ["a.csv"], "model": "linear/hce/0"}, r"annotate.inputs"),
+    ],
+)
+def test_the_annotate_block_names_a_model_of_the_grid(block, message):
+    from hcebench.errors import ConfigError
+
+    config = load_config(ROOT / "config.yaml")
+    config["annotate"] = block
+    with pytest.raises(ConfigError, match=message):
+        load_config(config)
+
+
+def test_the_annotate_block_needs_a_threshold_without_the_decoder():
+    from hcebench.errors import ConfigError
+
+    config = load_config(ROOT / "config.yaml")
+    config["annotate"] = {"inputs": ["a.h5ad"], "model": "linear/hce/0"}
+    config["evaluation"]["propagation_decoding"] = False
+    with pytest.raises(ConfigError, match="annotate.tau is null.*propagation_decoding is false"):
+        load_config(config)
+    config["annotate"]["tau"] = 0.7
+    assert load_config(config)["annotate"]["chunk_size"] == 10_000

@@ -44,7 +44,7 @@ from hcebench.axes import PROPAGATION, loss_label
 from hcebench.data.genes import MIN_GENE_SHARE, QueryGeneMatch, match_query_genes
 from hcebench.data.h5ad import COUNTS_HELP, QueryCounts
 from hcebench.data.reads import store_rows
-from hcebench.data.store import SparseBatch, Store
+from hcebench.data.store import GENES_FILE, META_FILE, SparseBatch, Store
 from hcebench.errors import CheckpointError, DataError
 from hcebench.evaluation.predict import load_model
 from hcebench.evaluation.propagation import decode_propagated, propagate
@@ -72,7 +72,7 @@ DEFAULT_TARGET_SUM = 10_000.0
 @dataclass(frozen=True)
 class ModelFiles:
     """What annotating with one trained model reads: its ``model.pt``, the run's ``hierarchy/`` (labels, names,
-    reachability), the training ``store/`` (``meta.json``: the normalisation; ``var.parquet``: the genes) and
+    reachability), the training ``store/`` (its meta: the normalisation; its gene table: the genes) and
     the propagation decoder's ``decoder.json`` (its ``τ``), or the threshold ``tau`` given instead (then
     ``decoder`` is None)."""
 
@@ -127,7 +127,7 @@ class ModelFiles:
         needed = {
             "model": [self.model],
             "hierarchy": [self.hierarchy / n for n in ("labels.tsv", "reachability.npy", "hierarchy.json")],
-            "store": [self.store / n for n in ("meta.json", "var.parquet")],
+            "store": [self.store / n for n in (META_FILE, GENES_FILE)],
             "decoder": [self.decoder] if self.decoder is not None else [],
         }
         missing = [str(p) for files in needed.values() for p in files if not p.is_file()]
