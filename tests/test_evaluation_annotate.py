@@ -315,3 +315,47 @@ def test_the_annotate_block_needs_a_threshold_without_the_decoder():
         load_config(config)
     config["annotate"]["tau"] = 0.7
     assert load_config(config)["annotate"]["chunk_size"] == 10_000
+
+
+def test_the_workflow_rule_annotates_the_configured_files(run, tmp_path):
+    # The run's results as the workflow left them; only rule annotate may run (the others' outputs are taken as
+    # they are), so this checks the rule, its script and the config block without running the whole workflow.
+    import subprocess
+    import sys
+
+    import yaml
+
+    workdir = run["root"].parents[1]
+    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny_config.yaml").read_text())
+    config["annotate"] = {"inputs": [str(run["h5ad"])], "model": "linear/hce/0", "format": "parquet"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    target = f"results/tiny/{layout.ANNOTATION.format(**RUN, name='ood_cells', ext='parquet')}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            target,
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--cores",
+            "1",
+            "--allowed-rules",
+            "annotate",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    table = pd.read_parquet(workdir / target).set_index("cell_id")
+    expected = by_cell(run["argmax"]).loc[table.index]
+    assert (table["hcebench_label"].astype(str).to_numpy() == expected["pred_label"].to_numpy()).all()
+    summary = read_json(workdir / target.replace(".parquet", ".json"))
+    assert summary["n_cells"] == len(table) and summary["gene_match"]["matched_by"] == "feature_id"
+    log = (workdir / "results/tiny/logs/annotate/linear_hce_seed0_ood_cells.log").read_text()
+    assert "cells annotated" in log and "genes found by feature_id" in log
