@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -96,7 +97,11 @@ def run(tiny_census, tmp_path_factory):
     joinids = pd.read_parquet(ood_dir / "ood" / "obs.parquet")["soma_joinid"].to_numpy()
     with tiledbsoma.Experiment.open(f"{ood_source['uri']}/census_data/homo_sapiens") as exp:
         query = exp.axis_query("RNA", obs_query=tiledbsoma.AxisQuery(coords=(np.sort(joinids),)))
-        adata = query.to_anndata(X_name="raw")
+        with (
+            warnings.catch_warnings()
+        ):  # tiledbsoma's obs index is integers; anndata says it makes them strings
+            warnings.simplefilter("ignore", ad.ImplicitModificationWarning)
+            adata = query.to_anndata(X_name="raw")
     adata.obs_names = adata.obs["soma_joinid"].astype(str).to_numpy()
     adata = adata[np.random.default_rng(0).permutation(adata.n_obs)].copy()
     adata.X = sp.csr_matrix(adata.X)
