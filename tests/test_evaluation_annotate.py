@@ -364,3 +364,24 @@ def test_the_workflow_rule_annotates_the_configured_files(run, tmp_path):
     assert summary["n_cells"] == len(table) and summary["gene_match"]["matched_by"] == "feature_id"
     log = (workdir / "results/tiny/logs/annotate/linear_hce_seed0_ood_cells.log").read_text()
     assert "cells annotated" in log and "genes found by feature_id" in log
+
+
+def test_counts_in_raw_with_more_genes_than_a_dense_x_are_read_with_raws_genes(run, model, tmp_path):
+    # A common shape of shared files: X dense and log-normalised over a few "highly variable" genes, the raw counts
+    # of every gene in raw.X (genes in raw.var).
+    full = ad.read_h5ad(run["h5ad"])
+    hvg = full[:, :40].copy()
+    x = hvg.X.toarray().astype(np.float32)
+    hvg.X = np.log1p(x / np.maximum(x.sum(axis=1, keepdims=True), 1) * 1e4)
+    hvg.raw = full
+    hvg.write_h5ad(tmp_path / "hvg.h5ad")
+    with pytest.raises(ValueError, match=r"X holds only 40 of the model's 300 genes.*--counts raw reads it"):
+        annotate(tmp_path / "hvg.h5ad", tmp_path / "x.parquet", model)
+    with pytest.raises(DataError, match=r"X looks log-normalised.*the file holds X, raw"):
+        annotate(tmp_path / "hvg.h5ad", tmp_path / "x.parquet", model, min_gene_share=0.1)
+    summary = annotate(tmp_path / "hvg.h5ad", tmp_path / "raw.parquet", model, counts="raw", chunk_size=500)
+    table = pd.read_parquet(tmp_path / "raw.parquet").set_index("cell_id")
+    expected = by_cell(run["argmax"]).loc[table.index]
+    assert summary["genes_found"] > 40
+    assert (table["hcebench_label"].astype(str).to_numpy() == expected["pred_label"].to_numpy()).all()
+    np.testing.assert_allclose(table["hcebench_label_prob"], expected["pred_prob"], rtol=1e-5, atol=1e-6)

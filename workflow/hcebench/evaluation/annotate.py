@@ -395,9 +395,22 @@ def annotate(
     if chunk_size < 1 or batch_size < 1:
         raise ValueError(f"chunk size ({chunk_size}) and batch size ({batch_size}) must be positive")
     with QueryCounts(input_path, counts) as query:
-        match = match_query_genes(
-            model.genes, query.var, column=gene_column, by=match_by, min_share=min_gene_share, what=query.what
-        )
+        try:
+            match = match_query_genes(
+                model.genes,
+                query.var,
+                column=gene_column,
+                by=match_by,
+                min_share=min_gene_share,
+                what=query.what,
+            )
+        except ValueError as err:
+            if counts == "raw" or "raw" not in query.matrices():
+                raise
+            # X often holds a subset of genes (highly variable ones) while raw.X keeps them all, with the counts.
+            raise ValueError(
+                f"{err}; the file also holds raw.X: --counts raw reads it with raw.var's genes"
+            ) from None
         log.info(
             "%s: %s of the model's %s genes found by %s (column %s); %.1f %% missing, left at zero",
             query.what,
