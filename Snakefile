@@ -49,6 +49,10 @@ else:
 
     include: "rules/run.smk"
 
+    if ANNOTATE_INPUTS:
+
+        include: "rules/annotate.smk"
+
     rule all:
         input:
             rules.aggregate.output,
@@ -58,4 +62,5 @@ else:
             rules.paper_analyses.output,
             rules.prediction_analyses.output,
             cached_artifacts(),
+            annotated_files(),
         default_target: True

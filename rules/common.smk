@@ -9,6 +9,7 @@ from hcebench.hierarchy.ontology import resolve_source as resolve_ontology_sourc
 from hcebench.models import architecture_losses
 from hcebench.settings import (
     AnalysisSettings,
+    AnnotateSettings,
     AuditSettings,
     BankSettings,
     CellTypistSettings,
@@ -187,6 +188,23 @@ def cached_artifacts():
             for seed in SEEDS
         ]
     return files
+
+
+# The .h5ad files to annotate (annotate.inputs), by file name without .h5ad: the {name} of rules/annotate.smk.
+ANNOTATE_INPUTS = {Path(p).name[: -len(".h5ad")]: p for p in config["annotate"]["inputs"]}
+
+
+def annotated_files():
+    """Every annotation and its summary that annotate.inputs ask for (none without them)."""
+    if not ANNOTATE_INPUTS:
+        return []
+    block = config["annotate"]
+    run = dict(zip(("arch", "loss", "seed"), block["model"].split("/")))
+    return [
+        result(template, **run, name=name, ext=block["format"])
+        for name in ANNOTATE_INPUTS
+        for template in (layout.ANNOTATION, layout.ANNOTATION_SUMMARY)
+    ]
 
 
 # The census to stream training batches from with training.data_source: tiledbsoma_ml; None with the store.

@@ -161,12 +161,46 @@ def check_config(config: dict) -> None:
                 "and the in-distribution test read one each); give it a positive share"
             )
     check_losses(config)
+    check_annotate(config)
     archs = config["architectures"]
     focus = config["evaluation"]["focus_architecture"]
     if focus not in archs:
         raise ConfigError(
             f"evaluation.focus_architecture is {focus!r}, which is not under architectures "
             f"({', '.join(archs)}): name one of them"
+        )
+
+
+def check_annotate(config: dict) -> None:
+    """``annotate.model`` names a trained model of the grid when ``annotate.inputs`` are given, its back-off
+    threshold has a source, and no two inputs share a file name (their outputs would collide)."""
+    block = config["annotate"]
+    if not block["inputs"]:
+        return
+    model = block["model"]
+    if not model:
+        raise ConfigError(
+            "annotate.inputs are given but annotate.model is not: name the model as <architecture>/<loss>/<seed> "
+            "of this run (e.g. the best row of summary.tsv)"
+        )
+    arch, loss, seed = model.split("/")
+    archs = config["architectures"]
+    losses = (archs.get(arch) or {}).get("losses") or config["training"]["losses"]
+    if arch not in archs or loss not in losses or int(seed) not in config["training"]["seeds"]:
+        raise ConfigError(
+            f"annotate.model {model!r} is not a model of this run: choose an architecture of architectures "
+            f"({', '.join(archs)}), one of its losses and a seed of training.seeds ({config['training']['seeds']})"
+        )
+    if block["tau"] is None and not config["evaluation"]["propagation_decoding"]:
+        raise ConfigError(
+            "annotate.tau is null, which takes the propagation decoder's threshold, but "
+            "evaluation.propagation_decoding is false: turn it on or give annotate.tau"
+        )
+    names = [Path(p).name for p in block["inputs"]]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(
+            f"annotate.inputs share file names {repeated}: their outputs would collide; rename them"
         )
 
 

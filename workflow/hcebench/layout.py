@@ -82,6 +82,10 @@ TRAIN_SUMMARY = f"{MODEL_DIR}/train.json"
 EXTERNAL_MODEL = f"{MODEL_DIR}/model.pkl"
 PREDICTIONS = "predictions/{arch}/{loss}/seed{seed}/{split}.parquet"
 METRICS = "metrics/{arch}/{loss}/seed{seed}/{split}.tsv"
+#: A user's .h5ad annotated by a trained model (rules/annotate.smk): ``{name}`` is the input's file name without
+#: ``.h5ad``, ``{ext}`` the output format (h5ad or parquet); the summary is ANNOTATION_SUMMARY beside it.
+ANNOTATION = "annotated/{arch}/{loss}/seed{seed}/{name}.{ext}"
+ANNOTATION_SUMMARY = "annotated/{arch}/{loss}/seed{seed}/{name}.json"
 METRICS_TABLE = "metrics.tsv"
 SUMMARY = "summary.tsv"
 HISTORIES = "histories.tsv"

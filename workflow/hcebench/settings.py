@@ -303,6 +303,28 @@ class EvaluationSettings(Settings):
 
 
 @dataclass(frozen=True)
+class AnnotateSettings(Settings):
+    """Rule ``annotate``: how a trained model reads the user's ``.h5ad`` files (``annotate:``, less the files, the
+    model and the resources), and the device it runs on (``training.device``)."""
+
+    counts: str  # X, raw or layer:<name>: the matrix of raw counts
+    gene_column: str | None  # var column of ids or symbols; None tries the usual ones
+    match_by: str | None  # feature_id, feature_name, or None for whichever finds more
+    min_gene_share: float  # the share of the model's genes a file must hold
+    tau: float | None  # the back-off threshold; None takes decoder.json's
+    format: str  # h5ad (a copy with obs columns) or parquet
+    chunk_size: int
+    batch_size: int
+    device: str
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> AnnotateSettings:
+        block = config["annotate"]
+        keys = [f.name for f in dataclasses.fields(cls) if f.name != "device"]
+        return cls(**{k: block[k] for k in keys}, device=config["training"]["device"])
+
+
+@dataclass(frozen=True)
 class CellTypistSettings(Settings):
     """Rule ``celltypist``: CellTypist's training (``celltypist:``, less the grid and resource keys)."""
 
@@ -359,6 +381,7 @@ STAGES: dict[str, type[Settings]] = {
     "augmentation_bank": BankSettings,
     "train": TrainingSettings,
     "evaluate": EvaluationSettings,
+    "annotate": AnnotateSettings,
     "celltypist": CellTypistSettings,
     "analyses": AnalysisSettings,
 }

@@ -4,8 +4,9 @@ Owns census access (``census``: one ``open_census`` for the real Census, a local
 simulated census (``simulate``), scTab's cell selection and tech_sample split (``selection``), the store format
 and its loader (``store``), building a store from the census (``build``, with ``reads``, ``genes``, ``shuffle`` and
 ``workers``) or importing scTab's (``sctab``), the OOD set (``ood``), what differs between the training and the
-OOD release (``releases``) and the leakage audit (``audit``), streaming from SOMA (``soma_stream``) and the
-augmentation bank (``augmentation``). May import the root modules and
+OOD release (``releases``) and the leakage audit (``audit``), streaming from SOMA (``soma_stream``), the
+augmentation bank (``augmentation``) and a user's ``.h5ad`` read in chunks for ``hcebench-annotate`` (``h5ad``; its
+genes matched in ``genes``). May import the root modules and
 ``hierarchy``; never models, training, evaluation or report. torch is imported only where a batch is densified, so
 the CellTypist environment reads stores without it.
 """

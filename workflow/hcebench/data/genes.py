@@ -2,11 +2,13 @@
 
 ``read_gene_list`` reads the list (``all``, the bundled scTab protein-coding list, or a parquet indexed by Ensembl
 id); ``resolve_genes`` matches it to the release's var by Ensembl id or by symbol (``genes.match``) and orders it
-(``genes.order``); ``gene_match_counts`` records what each matching rule finds, for the store's meta.
+(``genes.order``); ``gene_match_counts`` records what each matching rule finds, for the store's meta. ``match_query_genes`` matches a
+query's var (a user's ``.h5ad``, for ``hcebench-annotate``) to a store's genes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -105,3 +107,157 @@ def resolve_genes(
         )
     found = found.sort_values(["_census"] if order == "census" else ["_rank", "_census"], kind="stable")
     return found[["feature_id", "feature_name"]].astype(str).reset_index(drop=True)
+
+
+# -- a query's genes (a user's .h5ad) against a store's --------------------------------------------------------
+#: Query var columns that may hold Ensembl ids, tried in this order after the var index (CELLxGENE's feature_id,
+#: scanpy/10x's gene_ids).
+QUERY_ID_COLUMNS = ("feature_id", "gene_ids", "gene_id", "ensembl_id", "ensembl_ids")
+#: Query var columns that may hold gene symbols, tried after the id columns (the var index is tried too).
+QUERY_SYMBOL_COLUMNS = ("feature_name", "gene_symbols", "gene_symbol", "gene_name", "gene_names", "symbol")
+#: The var index, named as ``match_query_genes``'s ``column`` names it.
+VAR_INDEX = "index"
+
+
+@dataclass(frozen=True)
+class QueryGeneMatch:
+    """Where a query's genes go in a store's column order, and what is missing.
+
+    Query var row ``query_columns[c]`` (a position in the query's var) is read into store column
+    ``store_columns[c]``. ``by`` is ``feature_id`` or ``feature_name``, ``column`` the query var column it was found
+    in (``index`` for the var index). ``ambiguous_symbols``: symbols (matching by symbol only) that appear more
+    than once in the query or in the store, with their counts there; none of them is used, so no two genes are
+    merged into one column.
+    """
+
+    query_columns: np.ndarray
+    store_columns: np.ndarray
+    n_store_genes: int
+    by: str
+    column: str
+    ambiguous_symbols: dict[str, dict[str, int]]
+
+    def lookup(self, n_query_genes: int) -> np.ndarray:
+        """The store column of every query var row, -1 for those not matched (``hcebench.data.reads.store_rows``'s
+        ``columns``)."""
+        out = np.full(n_query_genes, -1, dtype=np.int64)
+        out[self.query_columns] = self.store_columns
+        return out
+
+    @property
+    def n_found(self) -> int:
+        return len(self.store_columns)
+
+    @property
+    def missing_fraction(self) -> float:
+        """The share of the store's genes the query lacks (they stay zero, as in the OOD set)."""
+        return 1.0 - self.n_found / self.n_store_genes if self.n_store_genes else 0.0
+
+    def report(self) -> dict:
+        return {
+            "matched_by": self.by,
+            "query_column": self.column,
+            "n_model_genes": int(self.n_store_genes),
+            "n_found": int(self.n_found),
+            "missing_fraction": float(self.missing_fraction),
+            "ambiguous_symbols": self.ambiguous_symbols,
+        }
+
+
+def strip_version(ids: pd.Series | pd.Index) -> pd.Series:
+    """Ensembl ids without a version suffix (``ENSG00000141510.17`` → ``ENSG00000141510``)."""
+    return pd.Series(np.asarray(ids, dtype=str)).str.replace(r"\.\d+$", "", regex=True)
+
+
+def query_var_columns(var: pd.DataFrame) -> dict[str, pd.Series]:
+    """Every candidate gene column of a query var, by name: the index, then the known id and symbol columns."""
+    columns = {VAR_INDEX: pd.Series(var.index.astype(str), dtype=object)}
+    for name in (*QUERY_ID_COLUMNS, *QUERY_SYMBOL_COLUMNS):
+        if name in var.columns:
+            columns[name] = pd.Series(var[name].astype(str).to_numpy(), dtype=object)
+    return columns
+
+
+def match_query_genes(
+    store_genes: pd.DataFrame,
+    query_var: pd.DataFrame,
+    *,
+    column: str | None = None,
+    by: str | None = None,
+    min_share: float = MIN_GENE_SHARE,
+    what: str = "the query",
+) -> QueryGeneMatch:
+    """Match a query's var (a user's ``.h5ad``) to a store's genes (``feature_id``, ``feature_name``, in column
+    order), by Ensembl id or by symbol.
+
+    By default every candidate column (``query_var_columns``) is tried by id (version suffixes ignored) and by
+    symbol, and the pair that finds the most store genes wins, ids first on a tie; ``column`` (a var column, or
+    ``index``) and ``by`` (``feature_id`` / ``feature_name``) pin either. Matching by symbol leaves out every
+    symbol that appears more than once in the query or the store (``QueryGeneMatch.ambiguous_symbols``): a
+    symbol naming two genes cannot say which of them a column holds. Raises ``ValueError`` when less than
+    ``min_share`` of the store's genes is found (``MIN_GENE_SHARE``: another organism, id namespace or file),
+    naming the best attempt and the columns tried.
+    """
+    if by not in (None, "feature_id", "feature_name"):
+        raise ValueError(f"genes are matched by 'feature_id' or 'feature_name', not {by!r}")
+    candidates = query_var_columns(query_var)
+    if column is not None:
+        if column not in candidates and column in query_var.columns:
+            candidates[column] = pd.Series(query_var[column].astype(str).to_numpy(), dtype=object)
+        if column not in candidates:
+            raise ValueError(
+                f"{what} has no var column {column!r}; its var columns: {list(query_var.columns)} "
+                f"(or {VAR_INDEX!r} for the var index)"
+            )
+        candidates = {column: candidates[column]}
+    store_ids = strip_version(store_genes["feature_id"])
+    store_names = pd.Series(store_genes["feature_name"].astype(str).to_numpy(), dtype=object)
+    attempts = []
+    for name, values in candidates.items():
+        for rule in ("feature_id", "feature_name") if by is None else (by,):
+            attempts.append(_match_one(store_ids, store_names, values, name, rule))
+    # Most genes found; on a tie an id match (unique by construction), then the candidates' order.
+    best = max(attempts, key=lambda m: (m.n_found, m.by == "feature_id"))
+    share = best.n_found / max(len(store_genes), 1)
+    if share < min_share:
+        tried = ", ".join(f"{m.column} by {m.by}: {m.n_found:,}" for m in attempts)
+        raise ValueError(
+            f"{what} holds only {best.n_found:,} of the model's {len(store_genes):,} genes ({share:.1%}; tried "
+            f"{tried}); below {min_share:.0%} its genes are another gene space than the model's (another "
+            "organism, id namespace or a filtered gene list). Give the var column of Ensembl ids or symbols "
+            "(e.g. feature_id, gene_ids, feature_name), or annotate with a model trained on these genes"
+        )
+    return best
+
+
+def _match_one(
+    store_ids: pd.Series, store_names: pd.Series, values: pd.Series, column: str, rule: str
+) -> QueryGeneMatch:
+    ambiguous: dict[str, dict[str, int]] = {}
+    if rule == "feature_id":
+        query = strip_version(values)
+        store = store_ids
+    else:
+        query, store = values.reset_index(drop=True), store_names
+        query_counts, store_counts = query.value_counts(), store.value_counts()
+        shared = set(query) & set(store)
+        ambiguous = {
+            s: {"query": int(query_counts.get(s, 0)), "model": int(store_counts.get(s, 0))}
+            for s in sorted(shared)
+            if query_counts.get(s, 0) > 1 or store_counts.get(s, 0) > 1
+        }
+        query = query.where(~query.isin(ambiguous.keys()), None)
+    # The first query column of each value: ids are unique in a var, and ambiguous symbols are left out above.
+    position = pd.Series(np.arange(len(query)), index=query).loc[lambda s: s.index.notna()]
+    position = position[~position.index.duplicated(keep="first")]
+    found = store.isin(position.index) & store.ne("") & ~store.isin(ambiguous.keys())
+    store_columns = np.flatnonzero(found.to_numpy())
+    query_columns = position.loc[store[found].to_numpy()].to_numpy(np.int64)
+    return QueryGeneMatch(
+        query_columns=query_columns,
+        store_columns=store_columns.astype(np.int64),
+        n_store_genes=len(store),
+        by=rule,
+        column=column,
+        ambiguous_symbols=ambiguous,
+    )

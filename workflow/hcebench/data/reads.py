@@ -66,6 +66,25 @@ def read_order(obs: pd.DataFrame) -> np.ndarray:
     return np.argsort(obs["soma_joinid"].to_numpy(np.int64), kind="stable")
 
 
+def store_rows(counts: sp.spmatrix, columns: np.ndarray, n_genes: int, target_sum: float) -> sp.csr_matrix:
+    """Raw counts (cells × the genes read) as store rows: count column ``c`` goes to store column ``columns[c]`` of
+    ``n_genes``, or is dropped where ``columns[c]`` is -1 (store columns no count maps to stay zero); then each row
+    is normalised to ``target_sum`` over the store's genes and log1p'd (``hcebench.data.store.normalise``). The one
+    road from raw counts to what a model sees: the store build, the OOD set and ``hcebench-annotate`` all take it.
+    ``columns`` must map no two count columns to one store column. The CSR arrays are relabelled in place of a
+    COO round trip: a chunk costs one copy of its values and indices."""
+    counts = sp.csr_matrix(counts)
+    target = np.asarray(columns, dtype=np.int64)[counts.indices]
+    data, indptr = counts.data, counts.indptr
+    dropped = target < 0
+    if dropped.any():
+        kept = ~dropped
+        indptr = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])[counts.indptr]
+        data, target = data[kept], target[kept]
+    aligned = sp.csr_matrix((data, target.astype(np.int32), indptr), shape=(counts.shape[0], n_genes))
+    return normalise(aligned, target_sum)
+
+
 def read_normalised(
     census,
     joinids: np.ndarray,
@@ -95,12 +114,6 @@ def read_normalised(
             raise RuntimeError("census reader returned cells out of the requested order")
         checks.check(counts, datasets[start : start + len(ids)])
         start += len(ids)
-        counts = counts.tocoo()
-        aligned = sp.csr_matrix(
-            (counts.data, (counts.row, read.columns[counts.col])),
-            shape=(len(ids), read.n_genes),
-            dtype=np.float32,
-        )
-        yield normalise(aligned, read.target_sum)
+        yield store_rows(counts, read.columns, read.n_genes, read.target_sum)
     if start != len(joinids):
         raise RuntimeError(f"census reader returned {start} of {len(joinids)} cells")

@@ -63,9 +63,14 @@ def predict_outputs(
     model.eval()
     out = []
     aux_sum = 0.0
+    # On a CPU every batch is densified into one reused tensor: a fresh batch-sized tensor per batch costs its page
+    # faults (a third of a linear model's prediction time at 19,331 genes); the logits are new tensors each batch.
+    dense = None
     for batch in data.sparse_batches(batch_size, reuse_buffers=True):  # each batch densified before the next
+        if device.type == "cpu" and (dense is None or dense.shape[0] < len(batch)):
+            dense = torch.empty((len(batch), batch.n_genes), dtype=torch.float32)
         with autocast(device, bf16):
-            logits, aux = logits_and_aux(model(batch.to_dense(device)))
+            logits, aux = logits_and_aux(model(batch.to_dense(device, out=dense)))
         out.append(logits.float().cpu().numpy())
         if aux is not None:
             aux_sum += float(aux) * len(out[-1])
