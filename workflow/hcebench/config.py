@@ -183,7 +183,9 @@ def check_anndata(census: dict) -> None:
     ids = [d["id"] for d in datasets]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
-        raise ConfigError(f"census.anndata.datasets: id(s) {repeated} appear more than once; give each file its own id")
+        raise ConfigError(
+            f"census.anndata.datasets: id(s) {repeated} appear more than once; give each file its own id"
+        )
     releases = set()
     for i, entry in enumerate(datasets):
         release = entry["release"]
@@ -201,7 +203,9 @@ def check_anndata(census: dict) -> None:
             "and tests out of distribution on the ood ones, so it needs both"
         )
     if census["train_release"] == census["ood_release"]:
-        raise ConfigError("census.train_release and census.ood_release must differ: each names one ingested release")
+        raise ConfigError(
+            "census.train_release and census.ood_release must differ: each names one ingested release"
+        )
 
 
 def check_losses(config: dict) -> None:

@@ -120,7 +120,9 @@ def read_h5ad(path: str | Path):
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"census.anndata.datasets: file {str(path)!r} does not exist; give the .h5ad's path")
+        raise ConfigError(
+            f"census.anndata.datasets: file {str(path)!r} does not exist; give the .h5ad's path"
+        )
     try:
         return ad.read_h5ad(path)
     except Exception as err:  # h5py and anndata raise many kinds
@@ -154,7 +156,9 @@ def _looks_log_normalised(x: sp.csr_matrix) -> float | None:
     """The per-cell total of expm1(x) when ``x`` looks like log1p of counts scaled to one total per cell."""
     if x.nnz == 0 or x.data.min() < 0 or x.data.max() > 20:
         return None
-    sums = np.asarray(sp.csr_matrix((np.expm1(x.data), x.indices, x.indptr), shape=x.shape).sum(axis=1)).ravel()
+    sums = np.asarray(
+        sp.csr_matrix((np.expm1(x.data), x.indices, x.indptr), shape=x.shape).sum(axis=1)
+    ).ravel()
     sums = sums[sums > 0]
     if len(sums) == 0:
         return None
@@ -166,7 +170,9 @@ def check_raw_counts(x: sp.csr_matrix, where: str) -> None:
     """Raw counts are finite non-negative integers; a log-normalised or scaled matrix is refused with the fix."""
     v = x.data
     if not np.isfinite(v).all():
-        raise DataError(f"{where}: the counts matrix holds {int((~np.isfinite(v)).sum()):,} NaN or infinite values")
+        raise DataError(
+            f"{where}: the counts matrix holds {int((~np.isfinite(v)).sum()):,} NaN or infinite values"
+        )
     if (v < 0).any():
         raise DataError(
             f"{where}: the counts matrix holds {int((v < 0).sum()):,} negative values: it is scaled or centred, "
@@ -212,7 +218,14 @@ def undo_log1p(
     rounded = np.rint(counts)
     deviation = np.abs(counts - rounded)
     worst = float(deviation.max()) if len(deviation) else 0.0
-    if worst > INTEGER_TOLERANCE or (len(rounded) and rounded.min() < 1):
+    smallest = float(rounded.min()) if len(rounded) else 1.0
+    if worst <= INTEGER_TOLERANCE and smallest != 1:
+        # Integers, but no count of 1 anywhere: the scale (or the totals) is off by a factor of the smallest count.
+        raise DataError(
+            f"{where}: expm1(x) · total / {scale:g} gives integers whose smallest is {smallest:g}, not 1 (every "
+            "count matrix holds ones): counts.scale or counts.total_counts_column is off by that factor; check them"
+        )
+    if worst > INTEGER_TOLERANCE:
         raise DataError(
             f"{where}: expm1(x) · total / {scale:g} is not integer counts (a value {worst:.3f} from the nearest "
             f"integer, tolerance {INTEGER_TOLERANCE}): check counts.scale and counts.total_counts_column, or leave "
@@ -319,7 +332,12 @@ def read_label_map(path: str | Path, where: str) -> dict[str, str]:
 
 
 def map_labels(
-    author: pd.Series, mapping: Mapping[str, str], ontology: Ontology, map_path: str, where: str, unmapped: str
+    author: pd.Series,
+    mapping: Mapping[str, str],
+    ontology: Ontology,
+    map_path: str,
+    where: str,
+    unmapped: str,
 ) -> tuple[pd.Series, dict]:
     """CL term id of each cell from its author label; unmapped cells are an error or dropped (``unmapped``)."""
     author = author.astype(str)
@@ -430,7 +448,9 @@ def census_obs(
     if label_spec.get("column"):
         col = label_spec["column"]
         if col not in obs.columns:
-            raise ConfigError(f"{where}: labels.column {col!r} is not an obs column (obs: {list(obs.columns)})")
+            raise ConfigError(
+                f"{where}: labels.column {col!r} is not an obs column (obs: {list(obs.columns)})"
+            )
         if not label_spec.get("map"):
             raise ConfigError(f"{where}: labels.column is set but labels.map is not: give the label-map TSV")
         mapping = read_label_map(label_spec["map"], where)
@@ -481,12 +501,16 @@ def census_obs(
     frame["is_primary_data"] = frame["is_primary_data"].astype(bool)
     report["defaults"] = defaults
     if defaults:
-        log.warning("%s: obs columns defaulted (file lacks them; set obs: or values: to choose): %s", where, defaults)
+        log.warning(
+            "%s: obs columns defaulted (file lacks them; set obs: or values: to choose): %s", where, defaults
+        )
     return frame, keep, report
 
 
 # -- datasets of an entry ---------------------------------------------------------------------------------------
-def entry_datasets(entry: Mapping, n_obs: int, obs: pd.DataFrame, where: str) -> list[tuple[str, str, np.ndarray]]:
+def entry_datasets(
+    entry: Mapping, n_obs: int, obs: pd.DataFrame, where: str
+) -> list[tuple[str, str, np.ndarray]]:
     """(dataset id, release, cell rows) of each dataset an entry holds: the file, or each value of its
     ``dataset_column``."""
     release = entry.get("release")
@@ -496,7 +520,9 @@ def entry_datasets(entry: Mapping, n_obs: int, obs: pd.DataFrame, where: str) ->
             raise ConfigError(f"{where}: release must be train or ood, not {release!r}")
         return [(entry["id"], release, np.arange(n_obs))]
     if column not in obs.columns:
-        raise ConfigError(f"{where}: dataset_column {column!r} is not an obs column (obs: {list(obs.columns)})")
+        raise ConfigError(
+            f"{where}: dataset_column {column!r} is not an obs column (obs: {list(obs.columns)})"
+        )
     values = obs[column].astype(str).to_numpy()
     out = []
     for value in sorted(set(values)):
@@ -520,7 +546,13 @@ def prepare_dataset(
     where = f"census.anndata dataset {dataset_id} ({entry['path']})"
     if len(rows) == 0:
         raise DataError(f"{where}: the file holds no cell")
-    spec = {"matrix": "X", "kind": "raw", "scale": 10000, "total_counts_column": None, **(entry.get("counts") or {})}
+    spec = {
+        "matrix": "X",
+        "kind": "raw",
+        "scale": 10000,
+        "total_counts_column": None,
+        **(entry.get("counts") or {}),
+    }
     if spec["kind"] not in COUNT_KINDS:
         raise ConfigError(f"{where}: counts.kind {spec['kind']!r} is not one of {list(COUNT_KINDS)}")
     x, var = counts_matrix(adata, spec["matrix"], where)
@@ -542,7 +574,9 @@ def prepare_dataset(
         integer = totals is not None
     genes, keep_genes, gene_report = assign_gene_ids(var, entry.get("genes") or {}, where)
     x = x[:, keep_genes]
-    obs, keep_cells, obs_report = census_obs(sub, dataset_id, entry, ontology, settings.unmapped_labels, where)
+    obs, keep_cells, obs_report = census_obs(
+        sub, dataset_id, entry, ontology, settings.unmapped_labels, where
+    )
     x = x[keep_cells]
     obs = obs.loc[keep_cells].reset_index(drop=True)
     if len(obs) == 0:
@@ -709,10 +743,14 @@ def ingest_releases(settings: IngestSettings, out_dir: str | Path, ontology: Ont
     ids = [d for d, _, _, _ in prepared]
     repeated = sorted({d for d in ids if ids.count(d) > 1})
     if repeated:
-        raise ConfigError(f"census.anndata.datasets: dataset id(s) {repeated} appear twice; give each entry its own id")
+        raise ConfigError(
+            f"census.anndata.datasets: dataset id(s) {repeated} appear twice; give each entry its own id"
+        )
     for release in ("train", "ood"):
         if not any(r == release for _, r, _, _ in prepared):
-            raise ConfigError(f"census.anndata.datasets: no dataset has release {release}; the benchmark needs both")
+            raise ConfigError(
+                f"census.anndata.datasets: no dataset has release {release}; the benchmark needs both"
+            )
     out_dir = Path(out_dir)
     releases = {}
     with atomic_path(out_dir, is_dir=True) as tmp:
@@ -746,7 +784,9 @@ def ingest_releases(settings: IngestSettings, out_dir: str | Path, ontology: Ont
 # -- command line -----------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """``python -m hcebench.data.anndata_source draft-labels FILE --column COL --out MAP.tsv``."""
-    parser = argparse.ArgumentParser(prog="python -m hcebench.data.anndata_source", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m hcebench.data.anndata_source", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     draft = sub.add_parser(
         "draft-labels",
@@ -754,8 +794,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     draft.add_argument("h5ad", help="the .h5ad file")
     draft.add_argument("--column", required=True, help="obs column holding the author labels")
-    draft.add_argument("--out", required=True, help="TSV to write (refused if it exists, so edits are never lost)")
-    draft.add_argument("--ontology", default="bundled:v2022-09-15", help="ontology.source (default: the bundled CL)")
+    draft.add_argument(
+        "--out", required=True, help="TSV to write (refused if it exists, so edits are never lost)"
+    )
+    draft.add_argument(
+        "--ontology", default="bundled:v2022-09-15", help="ontology.source (default: the bundled CL)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists():
@@ -771,7 +815,10 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, quoting=csv.QUOTE_MINIMAL)
     matched = int((table["cell_type_ontology_term_id"] != "").sum())
-    print(f"{out}: {matched} of {len(table)} labels matched; fill in the rest and check every row", file=sys.stderr)
+    print(
+        f"{out}: {matched} of {len(table)} labels matched; fill in the rest and check every row",
+        file=sys.stderr,
+    )
     return 0
 
 

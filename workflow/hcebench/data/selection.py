@@ -411,7 +411,9 @@ def select_from_census(source: dict, settings: SelectionSettings, ontology: Onto
         raise RuntimeError("selected cells are not in soma_joinid order; the split would not be scTab's")
     split = settings.split
     if split.by == "cell":
-        selection.cells["split"] = split_cells(selection.cells["tech_sample"], split.seed, list(split.fractions))
+        selection.cells["split"] = split_cells(
+            selection.cells["tech_sample"], split.seed, list(split.fractions)
+        )
         selection.report["split_leakage_caveat"] = CELL_SPLIT_CAVEAT
     else:
         selection.cells["split"] = split_tech_samples(
