@@ -11,6 +11,10 @@ before the expression store is built:
 
 Labels are ordered by name, as scTab orders them.
 
+The split is scTab's, by tech_sample (``split_tech_samples``); ``split.by: cell`` cuts each tech_sample's cells into
+the splits instead (``split_cells``), for a training release with too few donors, and the report states its leakage
+caveat (``CELL_SPLIT_CAVEAT``).
+
 Before step 2, cells whose label the ontology release lacks or marks obsolete are counted: a warning in the log and
 ``report["labels_outside_ontology"]`` under ``filters.max_unknown_label_fraction``, an error naming the labels above
 it (``hcebench.data.checks``). A ``filters.root_term`` the ontology lacks is an error before the census is read.
