@@ -268,6 +268,7 @@ def test_a_scaled_matrix_and_non_integer_counts_are_refused(tmp_path):
         prepare(entry)
 
 
+@pytest.mark.filterwarnings("ignore:Variable names are not unique")
 def test_repeated_symbols_are_reported_and_kept_once_not_summed(tmp_path):
     x = counts(4)
     names = ["CD3E", "CD3E", "MS4A1", "CD14", "NOTAGENE", "NOTAGENE"]
