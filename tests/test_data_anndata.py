@@ -173,6 +173,14 @@ def test_author_labels_go_through_the_map_and_missing_columns_take_reported_defa
     assert report["defaults"]["tissue"] == "unknown" and "donor_id" not in report["defaults"]
     # Symbols got the scTab table's Ensembl ids.
     assert list(data.var_names) == list(GENES)
+    # is_primary_data from a column of strings: "False" is false, not a non-empty string's truth.
+    entry["obs"]["is_primary_data"] = "primary"
+    adata = ad.read_h5ad(tmp_path / "f.h5ad")
+    adata.obs["primary"] = ["True", "False", "true", "0"]
+    adata.write_h5ad(tmp_path / "f.h5ad")
+    data, _, _ = prepare(entry)
+    assert list(data.obs["is_primary_data"]) == [True, False, True, False]
+    del entry["obs"]["is_primary_data"]
     # Without a donor column, the dataset is one donor, and that default is reported.
     del entry["obs"]
     data, report, _ = prepare(entry)

@@ -418,6 +418,23 @@ def draft_label_map(labels: list[str], ontology: Ontology, synonyms: Mapping[str
     return pd.DataFrame(rows, columns=list(LABEL_MAP_COLUMNS))
 
 
+_TRUTH = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _column(values: pd.Series, key: str, where: str) -> np.ndarray:
+    """A Census obs column from a file's column: strings, or for ``is_primary_data`` booleans (``True``/``False``,
+    1/0 or yes/no in any case; anything else is an error, never read as true)."""
+    if key != "is_primary_data":
+        return values.astype(str).to_numpy(dtype=object)
+    if values.dtype == bool:
+        return values.to_numpy()
+    text = values.astype(str).str.strip().str.lower()
+    bad = sorted(set(text[~text.isin(list(_TRUTH))]))
+    if bad:
+        raise DataError(f"{where}: is_primary_data holds values that are not true/false: {bad[:5]}")
+    return text.map(_TRUTH).to_numpy(dtype=bool)
+
+
 # -- obs --------------------------------------------------------------------------------------------------------
 def census_obs(
     adata, dataset_id: str, entry: Mapping, ontology: Ontology, unmapped: str, where: str
@@ -480,9 +497,9 @@ def census_obs(
         if key in values:
             out[key] = np.full(n, values[key], dtype=object if key != "is_primary_data" else bool)
         elif key in mapped:
-            out[key] = obs[mapped[key]].astype(str if key != "is_primary_data" else bool).to_numpy()
+            out[key] = _column(obs[mapped[key]], key, where)
         elif key in obs.columns:
-            out[key] = obs[key].astype(str if key != "is_primary_data" else bool).to_numpy()
+            out[key] = _column(obs[key], key, where)
         elif key.endswith("_ontology_term_id"):
             out[key] = np.full(n, "unknown", dtype=object)
         elif key == "donor_id":
