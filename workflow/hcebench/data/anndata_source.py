@@ -38,8 +38,9 @@ Per dataset:
   once (its first column) and every repeat is reported, never summed. The fraction of the gene list
   (``genes.source``) each dataset lacks is recorded, an error past ``census.anndata.max_missing_gene_fraction``.
 
-Memory: one dataset's counts at a time (CSR, 12 bytes per stored value, plus its obs); a file larger than memory
-should be split into several entries first.
+Memory: one file at a time as anndata reads it, and one dataset's counts in the Census layout (CSR, 12 bytes per
+stored value, plus its obs); each prepared dataset goes to a scratch ``.h5ad`` and is appended from there. A file
+larger than memory should be split into several files first.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import argparse
 import csv
 import logging
 import re
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -625,8 +627,16 @@ def prepare_dataset(
 
 
 # -- writing the releases ---------------------------------------------------------------------------------------
-def _write_release(path: Path, release: str, datasets: list[tuple[str, Any, Mapping]], integer: bool) -> dict:
-    """One release: census_info tables and the experiment, each dataset appended with tiledbsoma.io."""
+def _write_release(
+    path: Path, release: str, datasets: list[tuple[str, Any, Mapping, Path]], integer: bool
+) -> dict:
+    """One release: census_info tables and the experiment, each dataset appended with tiledbsoma.io.
+
+    ``datasets`` holds (id, the dataset's obs and var as an AnnData without X, its config entry, the prepared
+    ``.h5ad`` with its counts): the registration reads the obs and var of all, and each dataset's counts are read
+    from its file only while it is appended, so one dataset's counts are in memory at a time.
+    """
+    import anndata as ad
     import tiledbsoma as soma
     import tiledbsoma.io as soma_io
 
@@ -636,16 +646,16 @@ def _write_release(path: Path, release: str, datasets: list[tuple[str, Any, Mapp
             info.add_new_dataframe("datasets", schema=DATASETS_SCHEMA, domain=[(0, 100_000)]).close()
         root.add_new_collection("census_data").close()
     exp_uri = str(path / "census_data" / ORGANISM)
-    adatas = [a for _, a, _ in datasets]
+    adatas = [a for _, a, _, _ in datasets]
     mapping = soma_io.register_anndatas(
         None, adatas, measurement_name="RNA", obs_field_name="obs_id", var_field_name="feature_id"
     )
-    for k, (_, adata, _) in enumerate(datasets):
+    for k, (_, _, _, file) in enumerate(datasets):
         if k == 1:  # the experiment exists now: grow its domains to every dataset's cells and genes
             mapping.prepare_experiment(exp_uri)
         soma_io.from_anndata(
             exp_uri,
-            adata,
+            ad.read_h5ad(file),
             "RNA",
             obs_id_name="obs_id",
             var_id_name="feature_id",
@@ -660,19 +670,19 @@ def _write_release(path: Path, release: str, datasets: list[tuple[str, Any, Mapp
     rows = pd.DataFrame(
         {
             "soma_joinid": np.arange(len(datasets), dtype=np.int64),
-            "collection_id": [e.get("collection_id") or d for d, _, e in datasets],
-            "collection_name": [e.get("collection_name") or e.get("title") or d for d, _, e in datasets],
-            "collection_doi": [e.get("doi") or "" for _, _, e in datasets],
-            "dataset_id": [d for d, _, _ in datasets],
-            "dataset_title": [e.get("title") or d for d, _, e in datasets],
-            "dataset_h5ad_path": [Path(e["path"]).name for _, _, e in datasets],
-            "dataset_total_cell_count": [int(a.n_obs) for _, a, _ in datasets],
+            "collection_id": [e.get("collection_id") or d for d, _, e, _ in datasets],
+            "collection_name": [e.get("collection_name") or e.get("title") or d for d, _, e, _ in datasets],
+            "collection_doi": [e.get("doi") or "" for _, _, e, _ in datasets],
+            "dataset_id": [d for d, _, _, _ in datasets],
+            "dataset_title": [e.get("title") or d for d, _, e, _ in datasets],
+            "dataset_h5ad_path": [Path(e["path"]).name for _, _, e, _ in datasets],
+            "dataset_total_cell_count": [int(a.n_obs) for _, a, _, _ in datasets],
         }
     )
     write_dataframe(info / "datasets", rows, DATASETS_SCHEMA)
-    n = sum(int(a.n_obs) for _, a, _ in datasets)
-    donors = {(d, str(x)) for d, a, _ in datasets for x in a.obs["donor_id"].unique()}
-    primary = sum(int(a.obs["is_primary_data"].sum()) for _, a, _ in datasets)
+    n = sum(int(a.n_obs) for _, a, _, _ in datasets)
+    donors = {(d, str(x)) for d, a, _, _ in datasets for x in a.obs["donor_id"].unique()}
+    primary = sum(int(a.obs["is_primary_data"].sum()) for _, a, _, _ in datasets)
     items = [
         ("census_schema_version", "1.0.0"),
         ("census_build_date", release),
@@ -711,75 +721,51 @@ def missing_gene_fraction(gene_source: str, genes: pd.DataFrame) -> float | None
 
 def ingest_releases(settings: IngestSettings, out_dir: str | Path, ontology: Ontology) -> dict:
     """Write both releases of the configured ``.h5ad`` files into ``out_dir`` (atomically) with ``manifest.json``
-    (the ingest report); return the manifest."""
-    prepared: list[tuple[str, str, Any, Mapping]] = []
-    reports: dict[str, dict] = {}
-    integer = {"train": True, "ood": True}
-    for i, entry in enumerate(settings.datasets):
-        where = f"census.anndata.datasets[{i}] ({entry.get('id')}, {entry.get('path')})"
-        adata = read_h5ad(entry["path"])
-        if adata.n_obs == 0:
-            raise DataError(f"{where}: the file holds no cell")
-        if adata.n_vars == 0 and (adata.raw is None or adata.raw.n_vars == 0):
-            raise DataError(f"{where}: the file holds no gene")
-        for dataset_id, release, rows in entry_datasets(entry, adata.n_obs, adata.obs, where):
-            data, report, is_integer = prepare_dataset(adata, entry, dataset_id, rows, ontology, settings)
-            report["release"] = settings.train_release if release == "train" else settings.ood_release
-            assays = set(data.obs["assay"].astype(str))
-            outside = sorted(assays - set(settings.assays))
-            if outside:
-                raise ConfigError(
-                    f"census.anndata dataset {dataset_id}: assay {outside} is not in filters.assays, so the filters "
-                    "would drop every cell: set the dataset's assay (values: {assay: ...} or obs: {assay: <column>}) "
-                    "or add it to filters.assays"
-                )
-            missing = missing_gene_fraction(settings.gene_source, data.var.reset_index(names="feature_id"))
-            report["missing_gene_fraction"] = missing
-            if missing is not None and missing > settings.max_missing_gene_fraction:
-                raise DataError(
-                    f"census.anndata dataset {dataset_id}: it lacks {missing:.1%} of the gene list (genes.source "
-                    f"{settings.gene_source!r}), more than census.anndata.max_missing_gene_fraction "
-                    f"{settings.max_missing_gene_fraction:g}: too few shared genes for its cells to be read on the "
-                    "store's genes. Check genes.kind / genes.column (ids or symbols?) or choose a gene list the "
-                    "datasets share"
-                )
-            log.info(
-                "%s (%s): %d cells, %d genes, counts %s",
-                dataset_id,
-                release,
-                data.n_obs,
-                data.n_vars,
-                report["counts"].get("recovered", "raw"),
-            )
-            if not is_integer:
-                integer["ood"] = False
-                if release == "train":
-                    integer["train"] = False
-            prepared.append((dataset_id, release, data, entry))
-            reports[dataset_id] = report
-    ids = [d for d, _, _, _ in prepared]
-    repeated = sorted({d for d in ids if ids.count(d) > 1})
-    if repeated:
-        raise ConfigError(
-            f"census.anndata.datasets: dataset id(s) {repeated} appear twice; give each entry its own id"
-        )
-    for release in ("train", "ood"):
-        if not any(r == release for _, r, _, _ in prepared):
-            raise ConfigError(
-                f"census.anndata.datasets: no dataset has release {release}; the benchmark needs both"
-            )
+    (the ingest report); return the manifest.
+
+    Each dataset is read, checked and put in the Census layout in turn, then written to a scratch ``.h5ad`` beside
+    the releases and dropped from memory; only its obs and var are kept for the registration (``_write_release``).
+    """
+    import anndata as ad
+
     out_dir = Path(out_dir)
-    releases = {}
     with atomic_path(out_dir, is_dir=True) as tmp:
-        tmp.mkdir(parents=True, exist_ok=True)
-        train = [(d, a, e) for d, r, a, e in prepared if r == "train"]
-        both = [(d, a, e) for d, _, a, e in prepared]
-        releases[settings.train_release] = _write_release(
-            tmp / settings.train_release, settings.train_release, train, integer["train"]
-        )
-        releases[settings.ood_release] = _write_release(
-            tmp / settings.ood_release, settings.ood_release, both, integer["ood"]
-        )
+        scratch = tmp / ".prepared"
+        scratch.mkdir()
+        prepared, reports, integer = [], {}, {"train": True, "ood": True}
+        for i, entry in enumerate(settings.datasets):
+            for dataset_id, release, data, report, is_integer in _prepare_entry(i, entry, ontology, settings):
+                if dataset_id in reports:
+                    raise ConfigError(
+                        f"census.anndata.datasets: dataset id {dataset_id!r} appears twice; give each entry its "
+                        "own id"
+                    )
+                file = scratch / f"{dataset_id}.h5ad"
+                data.write_h5ad(file)
+                light = ad.AnnData(obs=data.obs, var=data.var)
+                del data
+                if not is_integer:
+                    integer["ood"] = False
+                    if release == "train":
+                        integer["train"] = False
+                prepared.append((dataset_id, release, light, entry, file))
+                reports[dataset_id] = report
+        for release in ("train", "ood"):
+            if not any(r == release for _, r, _, _, _ in prepared):
+                raise ConfigError(
+                    f"census.anndata.datasets: no dataset has release {release}; the benchmark needs both"
+                )
+        train = [(d, a, e, f) for d, r, a, e, f in prepared if r == "train"]
+        both = [(d, a, e, f) for d, _, a, e, f in prepared]
+        releases = {
+            settings.train_release: _write_release(
+                tmp / settings.train_release, settings.train_release, train, integer["train"]
+            ),
+            settings.ood_release: _write_release(
+                tmp / settings.ood_release, settings.ood_release, both, integer["ood"]
+            ),
+        }
+        shutil.rmtree(scratch)
         manifest = {
             "generator": "hcebench.data.anndata_source",
             "train_release": settings.train_release,
@@ -796,6 +782,46 @@ def ingest_releases(settings: IngestSettings, out_dir: str | Path, ontology: Ont
         }
         write_json(tmp / "manifest.json", manifest)
     return manifest
+
+
+def _prepare_entry(i: int, entry: Mapping, ontology: Ontology, settings: IngestSettings):
+    """Yield (dataset id, release, AnnData in the Census layout, report, integer counts?) of each dataset of one
+    config entry, checked against the filters' assays and the gene list."""
+    where = f"census.anndata.datasets[{i}] ({entry.get('id')}, {entry.get('path')})"
+    adata = read_h5ad(entry["path"])
+    if adata.n_obs == 0:
+        raise DataError(f"{where}: the file holds no cell")
+    if adata.n_vars == 0 and (adata.raw is None or adata.raw.n_vars == 0):
+        raise DataError(f"{where}: the file holds no gene")
+    for dataset_id, release, rows in entry_datasets(entry, adata.n_obs, adata.obs, where):
+        data, report, is_integer = prepare_dataset(adata, entry, dataset_id, rows, ontology, settings)
+        report["release"] = settings.train_release if release == "train" else settings.ood_release
+        outside = sorted(set(data.obs["assay"].astype(str)) - set(settings.assays))
+        if outside:
+            raise ConfigError(
+                f"census.anndata dataset {dataset_id}: assay {outside} is not in filters.assays, so the filters "
+                "would drop every cell: set the dataset's assay (values: {assay: ...} or obs: {assay: <column>}) "
+                "or add it to filters.assays"
+            )
+        missing = missing_gene_fraction(settings.gene_source, data.var.reset_index(names="feature_id"))
+        report["missing_gene_fraction"] = missing
+        if missing is not None and missing > settings.max_missing_gene_fraction:
+            raise DataError(
+                f"census.anndata dataset {dataset_id}: it lacks {missing:.1%} of the gene list (genes.source "
+                f"{settings.gene_source!r}), more than census.anndata.max_missing_gene_fraction "
+                f"{settings.max_missing_gene_fraction:g}: too few shared genes for its cells to be read on the "
+                "store's genes. Check genes.kind / genes.column (ids or symbols?) or choose a gene list the "
+                "datasets share"
+            )
+        log.info(
+            "%s (%s): %d cells, %d genes, counts %s",
+            dataset_id,
+            release,
+            data.n_obs,
+            data.n_vars,
+            report["counts"].get("recovered", "raw"),
+        )
+        yield dataset_id, release, data, report, is_integer
 
 
 # -- command line -----------------------------------------------------------------------------------------------
