@@ -272,7 +272,8 @@ def assign_gene_ids(var: pd.DataFrame, spec: Mapping, where: str) -> tuple[pd.Da
     table = symbol_to_ensembl()
     if kind == "ensembl":
         ids = np.array([k.split(".")[0] if _ENSEMBL.match(k) else k for k in keys], dtype=object)
-        sym_col = spec.get("symbol_column")
+        # The CELLxGENE schema keeps the symbol in var.feature_name.
+        sym_col = spec.get("symbol_column") or ("feature_name" if "feature_name" in var.columns else None)
         if sym_col:
             if sym_col not in var.columns:
                 raise ConfigError(f"{where}: genes.symbol_column {sym_col!r} is not a var column")
