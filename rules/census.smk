@@ -1,23 +1,50 @@
-# The census: a simulated one in the real SOMA layout (offline demo), or nothing to do for a real release.
+# The census: a simulated one in the real SOMA layout (offline demo), .h5ad files ingested into that layout
+# (census.source: anndata), or nothing to do for a real release.
 
 
-rule simulate_census:
-    output:
-        manifest=result(layout.CENSUS_MANIFEST),
-        train=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['train_release']}"),
-        ood=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['ood_release']}"),
-    log:
-        f"{LOGS}/simulate_census.log",
-    params:
-        simulate=canonical(CENSUS.get("simulate", {})),
-        train_release=CENSUS["train_release"],
-        ood_release=CENSUS["ood_release"],
-        ontology=ontology_obo(),
-    threads: 1
-    resources:
-        mem_mb=config["resources"]["data"]["mem_mb"],
-        runtime=config["resources"]["data"]["runtime"],
-    conda:
-        ENV
-    script:
-        "../scripts/simulate_census.py"
+if CENSUS["source"] == "anndata":
+
+    rule ingest_anndata:
+        input:
+            anndata_inputs(),
+            obo=ontology_obo(),
+        output:
+            manifest=result(layout.CENSUS_MANIFEST),
+            train=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['train_release']}"),
+            ood=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['ood_release']}"),
+        log:
+            f"{LOGS}/ingest_anndata.log",
+        params:
+            settings=IngestSettings.from_config(config).params(),
+        threads: 1
+        resources:
+            mem_mb=config["resources"]["data"]["mem_mb"],
+            runtime=config["resources"]["data"]["runtime"],
+        conda:
+            ENV
+        script:
+            "../scripts/ingest_anndata.py"
+
+
+else:
+
+    rule simulate_census:
+        output:
+            manifest=result(layout.CENSUS_MANIFEST),
+            train=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['train_release']}"),
+            ood=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['ood_release']}"),
+        log:
+            f"{LOGS}/simulate_census.log",
+        params:
+            simulate=canonical(CENSUS.get("simulate", {})),
+            train_release=CENSUS["train_release"],
+            ood_release=CENSUS["ood_release"],
+            ontology=ontology_obo(),
+        threads: 1
+        resources:
+            mem_mb=config["resources"]["data"]["mem_mb"],
+            runtime=config["resources"]["data"]["runtime"],
+        conda:
+            ENV
+        script:
+            "../scripts/simulate_census.py"

@@ -14,6 +14,7 @@ from hcebench.settings import (
     BankSettings,
     CellTypistSettings,
     EvaluationSettings,
+    IngestSettings,
     OodSettings,
     ScTabImportSettings,
     SelectionSettings,
@@ -76,7 +77,7 @@ class _Keep(dict):
 def census_source(which):
     """The census a stage reads, as the dict hcebench.data.census.open_census takes ('train' or 'ood')."""
     release = CENSUS[f"{which}_release"]
-    if CENSUS["source"] == "simulated":
+    if CENSUS["source"] in ("simulated", "anndata"):
         return {"uri": f"{RESULTS}/{layout.CENSUS_DIR}/{release}"}
     if CENSUS["source"] == "cellxgene":
         return {"census_version": release}
@@ -84,8 +85,19 @@ def census_source(which):
 
 
 def census_inputs():
-    """Files a job that reads the census waits for: the simulated census when there is one, else nothing."""
-    return [result(layout.CENSUS_MANIFEST)] if CENSUS["source"] == "simulated" else []
+    """Files a job that reads the census waits for: the simulated or ingested census when there is one, else
+    nothing."""
+    return [result(layout.CENSUS_MANIFEST)] if CENSUS["source"] in ("simulated", "anndata") else []
+
+
+def anndata_inputs():
+    """The .h5ad files and label maps census.source anndata ingests: editing one ingests again."""
+    files = []
+    for entry in CENSUS["anndata"]["datasets"]:
+        files.append(entry["path"])
+        if (entry.get("labels") or {}).get("map"):
+            files.append(entry["labels"]["map"])
+    return files
 
 
 def ontology_obo():

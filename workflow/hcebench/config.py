@@ -134,6 +134,8 @@ def check_config(config: dict) -> None:
         for key in ("train_uri", "ood_uri"):
             if not census.get(key):
                 raise ConfigError(f"census.source is 'local' but census.{key} is not set: give the SOMA path")
+    if census["source"] == "anndata":
+        check_anndata(census)
     store = config["training_store"]
     if store["source"] == "sctab" and not store["sctab_path"]:
         raise ConfigError(
@@ -201,6 +203,42 @@ def check_annotate(config: dict) -> None:
     if repeated:
         raise ConfigError(
             f"annotate.inputs share file names {repeated}: their outputs would collide; rename them"
+        )
+
+
+def check_anndata(census: dict) -> None:
+    """``census.source: anndata`` names datasets of both releases, each id once, and two distinct release names."""
+    datasets = census["anndata"]["datasets"]
+    if not datasets:
+        raise ConfigError(
+            "census.source is 'anndata' but census.anndata.datasets is empty: list the .h5ad files (id, path, "
+            "release: train or ood); docs/real_data.md"
+        )
+    ids = [d["id"] for d in datasets]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ConfigError(
+            f"census.anndata.datasets: id(s) {repeated} appear more than once; give each file its own id"
+        )
+    releases = set()
+    for i, entry in enumerate(datasets):
+        release = entry["release"]
+        values = set(release.values()) if isinstance(release, dict) else {release}
+        if not values <= {"train", "ood"} or (isinstance(release, dict) and not entry.get("dataset_column")):
+            raise ConfigError(
+                f"census.anndata.datasets[{i}] ({entry['id']}).release is {release!r}: give train or ood (a mapping "
+                "of values to train/ood only with dataset_column)"
+            )
+        releases |= values
+    if releases != {"train", "ood"}:
+        missing = sorted({"train", "ood"} - releases)
+        raise ConfigError(
+            f"census.anndata.datasets: no dataset has release {missing}: the benchmark trains on the train datasets "
+            "and tests out of distribution on the ood ones, so it needs both"
+        )
+    if census["train_release"] == census["ood_release"]:
+        raise ConfigError(
+            "census.train_release and census.ood_release must differ: each names one ingested release"
         )
 
 

@@ -123,10 +123,13 @@ class Split(Settings):
 
     seed: int
     fractions: tuple[float, ...]
+    # "tech_sample" (scTab: no tech_sample crosses splits) or "cell" (each tech_sample's cells cut into the splits).
+    by: str
 
     @classmethod
     def from_config(cls, config: Mapping) -> Split:
-        return cls(seed=config["split"]["seed"], fractions=tuple(config["split"]["fractions"]))
+        split = config["split"]
+        return cls(seed=split["seed"], fractions=tuple(split["fractions"]), by=split["by"])
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,34 @@ class Genes(Settings):
 
 
 # -- one per stage -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IngestSettings(Settings):
+    """Rule ``ingest_anndata``: ``.h5ad`` files as the two census releases (``census.source: anndata``)."""
+
+    train_release: str
+    ood_release: str
+    # One mapping per census.anndata.datasets entry, as the config holds it (hcebench.data.anndata_source reads it).
+    datasets: tuple[dict, ...]
+    unmapped_labels: str
+    max_missing_gene_fraction: float
+    # genes.source, against which each dataset's missing genes are counted; filters.assays, checked at ingest.
+    gene_source: str
+    assays: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> IngestSettings:
+        census, block = config["census"], config["census"]["anndata"]
+        return cls(
+            train_release=census["train_release"],
+            ood_release=census["ood_release"],
+            datasets=tuple(canonical(d) for d in block["datasets"]),
+            unmapped_labels=block["unmapped_labels"],
+            max_missing_gene_fraction=block["max_missing_gene_fraction"],
+            gene_source=config["genes"]["source"],
+            assays=tuple(config["filters"]["assays"]),
+        )
+
+
 @dataclass(frozen=True)
 class SelectionSettings(Settings):
     """Rule ``select_cells``: scTab's filters on the training release's obs, and the tech_sample split."""
@@ -373,6 +404,7 @@ class AnalysisSettings(Settings):
 
 #: Every stage's settings, by the rule that reads them (``tests/test_settings.py`` walks this table).
 STAGES: dict[str, type[Settings]] = {
+    "ingest_anndata": IngestSettings,
     "select_cells": SelectionSettings,
     "import_sctab_store": ScTabImportSettings,
     "build_store": StoreSettings,

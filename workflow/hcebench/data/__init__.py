@@ -1,7 +1,7 @@
 """Cells in and cells out: the census, the selection, and the stores that training and evaluation read.
 
 Owns census access (``census``: one ``open_census`` for the real Census, a local SOMA or the simulated one), the
-simulated census (``simulate``), scTab's cell selection and tech_sample split (``selection``), the store format
+simulated census (``simulate``), ``.h5ad`` files ingested as a census (``anndata_source``), scTab's cell selection and tech_sample split (``selection``), the store format
 and its loader (``store``), building a store from the census (``build``, with ``reads``, ``genes``, ``shuffle`` and
 ``workers``) or importing scTab's (``sctab``), the OOD set (``ood``), what differs between the training and the
 OOD release (``releases``) and the leakage audit (``audit``), streaming from SOMA (``soma_stream``), the

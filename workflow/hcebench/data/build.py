@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from hcebench.data.census import census_release, open_census, read_var
+from hcebench.data.census import census_release, open_census, raw_counts_are_integers, read_var
 from hcebench.data.genes import gene_match_counts, read_gene_list, resolve_genes
 from hcebench.data.reads import CensusRead, census_count_checks
 from hcebench.data.selection import balanced_class_weights, store_order
@@ -50,7 +50,7 @@ def build_training_store(
     ):
         store = StoreWriter(tmp)
         release = census_release(source, census)
-        checks = census_count_checks(release)
+        checks = census_count_checks(release, raw_counts_are_integers(census))
         var = read_var(census, organism=census_cfg.organism)
         genes = resolve_genes(genes_cfg.source, var, match=genes_cfg.match, order=genes_cfg.order)
         joinid_of = var.set_index("feature_id")["soma_joinid"]

@@ -301,6 +301,17 @@ def read_summary(census: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in zip(df["label"], df["value"], strict=True)}
 
 
+#: The census_info/summary label of a release whose X/raw holds normalised values rather than integer counts ("false"):
+#: one ingested from .h5ad files that hold only log1p-normalised values (hcebench.data.anndata_source). A Census
+#: release has no such label: its X/raw holds integer counts.
+RAW_COUNTS_LABEL = "x_raw_integer_counts"
+
+
+def raw_counts_are_integers(census: Any) -> bool:
+    """Whether the census's X/raw holds integer counts (the Census), so a fractional value is an error."""
+    return read_summary(census).get(RAW_COUNTS_LABEL, "true") != "false"
+
+
 def read_datasets(census: Any) -> pd.DataFrame:
     """``census_info/datasets``, one row per dataset, string columns as ``str`` objects."""
     return _plain(census["census_info"]["datasets"].read().concat().to_pandas())

@@ -32,7 +32,14 @@ import os
 import numpy as np
 import pandas as pd
 
-from hcebench.data.census import census_release, open_census, read_datasets, read_obs, read_var
+from hcebench.data.census import (
+    census_release,
+    open_census,
+    raw_counts_are_integers,
+    read_datasets,
+    read_obs,
+    read_var,
+)
 from hcebench.data.checks import CountChecks, check_labels_in_ontology
 from hcebench.data.reads import CensusRead, census_count_checks
 from hcebench.data.releases import (
@@ -147,7 +154,7 @@ def build_ood_set(
                 what=f"OOD datasets of census {ood_release} (primary cells of the kept assays)",
                 names=dict(zip(pairs["label"], pairs["cell_type"].astype(str), strict=True)),
             )
-        checks = census_count_checks(ood_release)
+        checks = census_count_checks(ood_release, raw_counts_are_integers(census))
         seen = obs["label"].isin(labels)
         unseen = obs.loc[~seen].groupby(["label", "cell_type"], observed=True).size()
         novel = obs.loc[~seen].drop(columns=["is_primary_data"])

@@ -48,9 +48,11 @@ class CensusRead:
     organism: str
 
 
-def census_count_checks(release: str) -> CountChecks:
-    """The checks of counts read from census ``release``'s X/raw: raw, so non-negative integers."""
-    return CountChecks(f"census {release} X/raw", integer=True, fix=CENSUS_COUNTS_FIX)
+def census_count_checks(release: str, integer: bool = True) -> CountChecks:
+    """The checks of counts read from census ``release``'s X/raw: raw, so non-negative integers; with
+    ``integer=False`` (a release ingested from normalised values, ``hcebench.data.census.raw_counts_are_integers``)
+    finite and non-negative only."""
+    return CountChecks(f"census {release} X/raw", integer=integer, fix=CENSUS_COUNTS_FIX)
 
 
 def datasets_in_read_order(obs: pd.DataFrame, rows: np.ndarray) -> np.ndarray:

@@ -11,6 +11,10 @@ before the expression store is built:
 
 Labels are ordered by name, as scTab orders them.
 
+The split is scTab's, by tech_sample (``split_tech_samples``); ``split.by: cell`` cuts each tech_sample's cells into
+the splits instead (``split_cells``), for a training release with too few donors, and the report states its leakage
+caveat (``CELL_SPLIT_CAVEAT``).
+
 Before step 2, cells whose label the ontology release lacks or marks obsolete are counted: a warning in the log and
 ``report["labels_outside_ontology"]`` under ``filters.max_unknown_label_fraction``, an error naming the labels above
 it (``hcebench.data.checks``). A ``filters.root_term`` the ontology lacks is an error before the census is read.
@@ -322,6 +326,41 @@ def split_tech_samples(tech_samples: pd.Series, seed: int, fractions: list[float
     return tech_samples.map(assignment)
 
 
+#: What ``split.by: cell`` costs, stated in selection/report.json.
+CELL_SPLIT_CAVEAT = (
+    "split.by is cell: every tech_sample's cells are cut into train, val and test, so the in-distribution test "
+    "shares donors and batches with training (leakage): its scores are optimistic, and the model's choice of epoch "
+    "(on val) too. The OOD scores are unaffected: the OOD datasets are not in the training release."
+)
+
+
+def split_cells(tech_samples: pd.Series, seed: int, fractions: list[float]) -> pd.Series:
+    """Assign each cell a split within its tech_sample (``split.by: cell``), for a release with too few tech_samples.
+
+    One ``np.random.default_rng(seed)`` permutes each tech_sample's cells in turn (tech_samples in order of first
+    appearance); of a tech_sample's ``n`` cells, ``ceil(f_val · n)`` go to val and ``ceil(f_test · n)`` to test, the
+    rest to train, as ``split_tech_samples`` cuts tech_samples. A tech_sample of fewer than 3 cells goes to train
+    whole. Cells of one donor then sit in every split: read ``CELL_SPLIT_CAVEAT``.
+    """
+    rng = np.random.default_rng(seed)
+    codes, uniques = pd.factorize(tech_samples)
+    out = np.empty(len(tech_samples), dtype=object)
+    for k in range(len(uniques)):
+        rows = np.flatnonzero(codes == k)
+        rows = rows[rng.permutation(len(rows))]
+        n = len(rows)
+        if n < 3:
+            out[rows] = STORE_SPLITS[0]
+            continue
+        n_val = math.ceil(fractions[1] * n)
+        n_test = math.ceil(fractions[2] * n)
+        n_train = max(n - n_val - n_test, 1)
+        out[rows[:n_train]] = STORE_SPLITS[0]
+        out[rows[n_train : n_train + n_val]] = STORE_SPLITS[1]
+        out[rows[n_train + n_val :]] = STORE_SPLITS[2]
+    return pd.Series(out, index=tech_samples.index)
+
+
 def store_order(split: pd.Series, seed: int) -> dict[str, np.ndarray]:
     """scTab's on-disk cell order of each split: ``{split: positions into split's rows, in the order to write}``.
 
@@ -374,9 +413,17 @@ def select_from_census(source: dict, settings: SelectionSettings, ontology: Onto
     # scTab takes tech_samples in order of first appearance in the release's cell order: soma_joinid order.
     if not selection.cells["soma_joinid"].is_monotonic_increasing:
         raise RuntimeError("selected cells are not in soma_joinid order; the split would not be scTab's")
-    selection.cells["split"] = split_tech_samples(
-        selection.cells["tech_sample"], settings.split.seed, list(settings.split.fractions)
-    )
+    split = settings.split
+    if split.by == "cell":
+        selection.cells["split"] = split_cells(
+            selection.cells["tech_sample"], split.seed, list(split.fractions)
+        )
+        selection.report["split_leakage_caveat"] = CELL_SPLIT_CAVEAT
+    else:
+        selection.cells["split"] = split_tech_samples(
+            selection.cells["tech_sample"], split.seed, list(split.fractions)
+        )
+    selection.report["split_by"] = split.by
     counts = selection.cells.groupby("split").agg(
         cells=("soma_joinid", "size"), tech_samples=("tech_sample", "nunique")
     )

@@ -267,10 +267,11 @@ def novel_types(table: pd.DataFrame, novel_meta: dict | None, path: str | os.Pat
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy at the nearest trained ancestor (prediction is it or a subtype)")
     cov = novel_meta.get("coverage", float("nan"))
+    # Wrapped to the figure's width (a title over the axes alone was clipped where the labels are long).
     overall_txt = "\n".join(
-        textwrap.wrap(", ".join(f"{a} {loss_label(loss)} {v:.2f}" for (a, loss), v in overall.items()), 120)
+        textwrap.wrap(", ".join(f"{a} {loss_label(loss)} {v:.2f}" for (a, loss), v in overall.items()), 100)
     )
-    ax.set_title(
+    fig.suptitle(
         f"Novel OOD types: {novel_meta['n_cells_scored']} of {novel_meta['n_cells']} cells scored "
         f"(coverage {cov:.0%})\n{overall_txt}",
         fontsize=8,
@@ -290,6 +291,11 @@ def _display_columns(columns) -> list[tuple[str, str]]:
     return [(a, loss) for a in archs for loss in loss_order(x for b, x in pairs if b == a)]
 
 
+def _short(text: str, limit: int) -> str:
+    """``text`` cut to its first ``limit`` characters and an ellipsis when it is longer than 28."""
+    return text if len(text) <= 28 else text[:limit] + "…"
+
+
 def stratified_heatmaps(table: pd.DataFrame, path: str | os.PathLike, split: str = "ood") -> None:
     """Macro F1 (mean over seeds) per dataset / tissue / assay / disease, columns architecture × loss (controls
     last, as references)."""
@@ -304,12 +310,25 @@ def stratified_heatmaps(table: pd.DataFrame, path: str | os.PathLike, split: str
         wide = wide[_display_columns(wide.columns)]
         wide.columns = [f"{a} {loss_label(loss)}" for a, loss in wide.columns]
         cells = sub.groupby("stratum")["n_cells"].max()
-        short = (lambda s: s[:8]) if kind == "dataset_id" else (lambda s: s[:28])
-        wide.index = [f"{short(s)} (n={int(cells[s])})" for s in wide.index]
+        # A Census dataset id (a 36-character UUID) by its first 8 characters; a short id whole.
+        wide.index = [
+            f"{_short(s, 8 if kind == 'dataset_id' else 28)} (n={int(cells[s])})" for s in wide.index
+        ]
         wides.append((kind, wide))
-    heights = [max(1.5, 0.32 * len(w) + 0.8) for _, w in wides]
+    # One column order for every panel (a run missing from a stratum type is a blank cell), so the column names
+    # under the last panel name every panel's columns.
+    order = list(dict.fromkeys(c for _, w in wides for c in w.columns))
+    wides = [(kind, wide.reindex(columns=order)) for kind, wide in wides]
+    heights = [max(0.6, 0.32 * len(w) + 0.3) for _, w in wides]
+    # The column names are written once, under the last panel: room for them below it.
+    labels_in = 0.075 * max(len(c) for _, w in wides for c in w.columns)
     fig, axes = plt.subplots(
-        len(wides), 1, figsize=(7, sum(heights) + 0.5), squeeze=False, gridspec_kw={"height_ratios": heights}
+        len(wides),
+        1,
+        figsize=(7, sum(heights) + 0.5 + labels_in),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+        sharex=True,
     )
     for ax, (kind, wide) in zip(axes[:, 0], wides, strict=True):
         sns.heatmap(
@@ -325,7 +344,10 @@ def stratified_heatmaps(table: pd.DataFrame, path: str | os.PathLike, split: str
         )
         ax.set_ylabel(kind, fontsize=9)
         ax.tick_params(labelsize=7)
+        ax.tick_params(axis="y", rotation=0)
         ax.set_xlabel("")
+        if ax is not axes[-1, 0]:
+            ax.tick_params(axis="x", bottom=False, labelbottom=False)
     axes[0, 0].set_title(
         f"{'OOD' if split == 'ood' else split} macro F1 (hierarchy-corrected) per stratum", fontsize=9
     )
