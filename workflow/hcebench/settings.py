@@ -107,6 +107,7 @@ class Filters(Settings):
     root_term: str
     min_ancestors: int
     pinned_labels: str | None
+    label_order: str
     max_unknown_label_fraction: float
     max_zero_cell_fraction: float
 
