@@ -521,3 +521,21 @@ def test_select_cells_orders_labels_by_the_census_names_under_sctab_order(cl):
     assert select(obs, cl, {**values, "label_order": "sctab"}).labels == [CD8, B_CELL]
     # casefold keeps the ontology's names ("B cell" < "CD8-positive, ..."), whatever the census spells.
     assert select(obs, cl, {**values, "label_order": "casefold"}).labels == [B_CELL, CD8]
+
+
+@pytest.mark.parametrize("row_multiple", [1, 7, 16])
+def test_store_order_truncates_each_split_as_scTabs_merlin_store(row_multiple):
+    """03_write_store_merlin.ipynb keeps (n // 1024) * 1024 rows of each split, the head of its permuted order;
+    restated in tests/sctab_reference.py (merlin_rows) with the row group as a parameter."""
+    from sctab_reference import SPLITS, merlin_rows, notebook_order, notebook_split
+
+    ts = _tech_samples(3, n=60)
+    split = split_tech_samples(ts, 1, [0.7, 0.15, 0.15])
+    expected = notebook_order(notebook_split(ts, 1))
+    order = store_order(split, 1, row_multiple)
+    for name in SPLITS:
+        np.testing.assert_array_equal(order[name], merlin_rows(expected[name], row_multiple))
+        assert len(order[name]) % row_multiple == 0
+        assert len(expected[name]) - len(order[name]) < row_multiple
+    with pytest.raises(ConfigError, match="split.row_multiple"):
+        store_order(split, 1, 10_000)

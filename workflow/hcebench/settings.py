@@ -172,6 +172,8 @@ class StoreSettings(Settings):
     target_sum: float
     # scTab writes each split's cells in an order permuted with the split seed.
     split_seed: int
+    # scTab keeps (n // 1024) * 1024 cells of each split (split.row_multiple; 1 keeps all).
+    row_multiple: int
     max_zero_cell_fraction: float
 
     @classmethod
@@ -181,6 +183,7 @@ class StoreSettings(Settings):
             genes=Genes.from_config(config),
             target_sum=config["normalisation"]["target_sum"],
             split_seed=config["split"]["seed"],
+            row_multiple=config["split"]["row_multiple"],
             max_zero_cell_fraction=config["filters"]["max_zero_cell_fraction"],
         )
 
@@ -268,6 +271,8 @@ class TrainingSettings(Settings):
     max_epochs: int
     patience: int
     lr_gamma: float
+    drop_last: bool
+    selection_f1: str
     grad_clip: float
     device: str
     bf16: bool

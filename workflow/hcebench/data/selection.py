@@ -349,20 +349,30 @@ def split_tech_samples(tech_samples: pd.Series, seed: int, fractions: list[float
     return tech_samples.map(assignment)
 
 
-def store_order(split: pd.Series, seed: int) -> dict[str, np.ndarray]:
+def store_order(split: pd.Series, seed: int, row_multiple: int = 1) -> dict[str, np.ndarray]:
     """scTab's on-disk cell order of each split: ``{split: positions into split's rows, in the order to write}``.
 
     ``split`` is the split of each cell, in the release's cell order. A fresh ``np.random.default_rng(seed)``
     permutes the cells of train, then val, then test (one ``permutation`` each, in that order, from the same
     generator), as scTab does before writing its store "to break up data sets": consecutive rows of a split are
-    then random cells, not runs of one dataset and donor.
+    then random cells, not runs of one dataset and donor. With ``row_multiple`` > 1 each split keeps the first
+    ``(n // row_multiple) * row_multiple`` positions of its permutation (``split.row_multiple``; scTab's 1,024-row
+    parquet row groups, 03_write_store_merlin.ipynb): the dropped tail is a random handful of cells.
     """
+    if row_multiple < 1:
+        raise ConfigError(f"split.row_multiple must be at least 1, not {row_multiple}")
     rng = np.random.default_rng(seed)
     labels = split.to_numpy()
     order = {}
     for name in STORE_SPLITS:
         rows = np.flatnonzero(labels == name)
-        order[name] = rows[rng.permutation(len(rows))]
+        permuted = rows[rng.permutation(len(rows))]
+        order[name] = permuted[: (len(permuted) // row_multiple) * row_multiple]
+        if len(rows) and not len(order[name]):
+            raise ConfigError(
+                f"split {name!r} has {len(rows)} cells, fewer than split.row_multiple {row_multiple}: it would be "
+                "empty; lower split.row_multiple (1 keeps every cell)"
+            )
     return order
 
 

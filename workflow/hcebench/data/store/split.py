@@ -236,7 +236,7 @@ class SplitData:
         return self.sparse_rows(rows).to_numpy()
 
     def batch_order(
-        self, batch_size: int, rng: np.random.Generator | None, block_rows: int = 1
+        self, batch_size: int, rng: np.random.Generator | None, block_rows: int = 1, *, drop_last: bool = False
     ) -> list[np.ndarray]:
         """Row indices of each minibatch, in the order the model sees them.
 
@@ -247,19 +247,22 @@ class SplitData:
         cache. The random order within a batch matters: TabNet's ghost batches (``virtual_batch_size`` consecutive
         rows of the batch) and every BatchNorm take statistics over their rows, which would otherwise be a couple
         of blocks of neighbouring cells. ``sparse_rows`` still reads each batch's rows in ascending order and
-        leaves the reordering to the densifying step (``SparseBatch.to_dense``). The order is a function of the generator's state, so an
+        leaves the reordering to the densifying step (``SparseBatch.to_dense``). ``drop_last`` leaves out the
+        last batch when it is short (fewer than ``batch_size`` rows), as scTab's loader does. The order is a function of the generator's state, so an
         epoch that rewinds ``rng`` replays it exactly.
         """
         n = len(self)
+        # drop_last: no batch starts where fewer than batch_size rows remain (scTab's loader).
+        end = (n // batch_size) * batch_size if drop_last else n
         if rng is None:
-            return [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+            return [np.arange(i, min(i + batch_size, n)) for i in range(0, end, batch_size)]
         if block_rows <= 1:
             order = rng.permutation(n)
-            return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+            return [order[i : i + batch_size] for i in range(0, end, batch_size)]
         blocks = rng.permutation(-(-n // block_rows))
         order = (blocks[:, None] * block_rows + np.arange(block_rows)).ravel()
         order = order[order < n]
-        batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        batches = [order[i : i + batch_size] for i in range(0, end, batch_size)]
         return [rows[rng.permutation(len(rows))] for rows in batches]
 
     def read_batches(
