@@ -26,6 +26,9 @@ RESULTS = f"results/{config['run']}"
 LOGS = f"{RESULTS}/{layout.LOG_DIR}"
 CENSUS = config["census"]
 ARCHITECTURES = list(config["architectures"])
+# Entries with checkpoints: are the authors' models, imported instead of trained (hcebench.training.imported).
+IMPORTED = [arch for arch in ARCHITECTURES if config["architectures"][arch].get("checkpoints")]
+TRAINED = [arch for arch in ARCHITECTURES if arch not in IMPORTED]
 SEEDS = config["training"]["seeds"]
 SPLITS = config["evaluation"]["splits"]
 # Each architecture's losses: its entry's `losses`, else training.losses.

@@ -234,4 +234,6 @@ def test_drop_last_leaves_out_only_a_short_last_batch(tmp_path, block_rows):
     every = data.batch_order(16, np.random.default_rng(5), block_rows)
     assert [len(b) for b in kept] == [16] * 6 and len(every) == 7 and len(every[-1]) == 7
     assert all(np.array_equal(a, b) for a, b in zip(kept, every[:6], strict=True))
-    assert [len(b) for b in data.batch_order(103, np.random.default_rng(5), block_rows, drop_last=True)] == [103]
+    assert [len(b) for b in data.batch_order(103, np.random.default_rng(5), block_rows, drop_last=True)] == [
+        103
+    ]

@@ -231,7 +231,9 @@ def test_metrics_table_holds_the_union_macro_f1():
     from hcebench.evaluation.metrics import macro_f1_union
 
     h = five_node_dag()
-    pred = pd.DataFrame({"true_label": [h.term_ids[i] for i in Y_TRUE], "pred_label": [h.term_ids[i] for i in Y_PRED]})
+    pred = pd.DataFrame(
+        {"true_label": [h.term_ids[i] for i in Y_TRUE], "pred_label": [h.term_ids[i] for i in Y_PRED]}
+    )
     table = metrics_table(pred, h)
     row = table[(table["stratum_type"] == "all") & (table["metric"] == "macro_f1_union")]
     assert row["value"].tolist() == [macro_f1_union(Y_TRUE, Y_PRED, h.reachability)]

@@ -231,9 +231,13 @@ def test_ood_subset_macro_f1_is_classification_report_over_the_ood_labels():
             y_true = rng.choice(labels, 60)
             y_pred = rng.integers(0, 5, 60)
             truth[seed, split] = (y_true, y_pred)
-            pred = pd.DataFrame({"true_label": [h.term_ids[i] for i in y_true], "pred_label": [h.term_ids[i] for i in y_pred]})
+            pred = pd.DataFrame(
+                {"true_label": [h.term_ids[i] for i in y_true], "pred_label": [h.term_ids[i] for i in y_pred]}
+            )
             frames.append(
-                metrics_table(pred, h).assign(architecture="mlp", loss="ce", seed=seed, split=split, cl_release="t")
+                metrics_table(pred, h).assign(
+                    architecture="mlp", loss="ce", seed=seed, split=split, cl_release="t"
+                )
             )
     metrics = pd.concat(frames, ignore_index=True)
     rows = ood_subset_macro_f1(metrics)
@@ -241,7 +245,9 @@ def test_ood_subset_macro_f1_is_classification_report_over_the_ood_labels():
     subset = [1, 3, 4]
     for seed in (0, 1):
         y_true, y_pred = truth[seed, "test"]
-        expected = classification_report_macro_f1(y_true, hierarchy_correct(y_true, y_pred, R_DAG), labels=subset)
+        expected = classification_report_macro_f1(
+            y_true, hierarchy_correct(y_true, y_pred, R_DAG), labels=subset
+        )
         got = rows[(rows["seed"] == seed) & (rows["metric"] == "macro_f1_ood_subset")]
         assert got["split"].tolist() == ["test"] and got["stratum"].tolist() == ["all"]
         assert got["value"].item() == pytest.approx(expected, abs=1e-12)

@@ -304,7 +304,9 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: Filters) -> Sel
     # casefold sorts the ontology's names (as the suite always has); sctab the census's, as scTab's categorical.
     kept = present_terms(obs)
     census_names = names if names is not None and filters.label_order == "sctab" else {}
-    labels = order_labels(kept, {t: census_names.get(t) or ontology.name(t) for t in kept}, filters.label_order)
+    labels = order_labels(
+        kept, {t: census_names.get(t) or ontology.name(t) for t in kept}, filters.label_order
+    )
     obs["label"] = obs["cell_type_ontology_term_id"].astype(str)
     obs["label_name"] = obs["label"].map(ontology.names)
     report.update(

@@ -323,7 +323,9 @@ def ood_subset_macro_f1(metrics: pd.DataFrame, split: str = "test") -> pd.DataFr
     the table holds no OOD per-type rows or no ``split`` rows.
     """
     per_type = metrics[metrics["stratum_type"] == "cell_type"]
-    ood = per_type[(per_type["split"] == OOD_SPLIT) & (per_type["metric"] == "support") & (per_type["value"] > 0)]
+    ood = per_type[
+        (per_type["split"] == OOD_SPLIT) & (per_type["metric"] == "support") & (per_type["value"] > 0)
+    ]
     subset = sorted(set(ood["stratum"].astype(str)))
     whole = metrics[(metrics["stratum_type"] == "all") & (metrics["split"] == split)]
     if not subset or whole.empty:

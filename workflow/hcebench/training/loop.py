@@ -496,7 +496,9 @@ def train(
     writer = _tensorboard_writer(settings, out_dir)
     n_train = len(train_data) if stream is None else len(stream)
     # == len(train_data.batch_order(...)): the short last batch is not one with drop_last.
-    n_batches = n_train // settings.batch_size if settings.drop_last else math.ceil(n_train / settings.batch_size)
+    n_batches = (
+        n_train // settings.batch_size if settings.drop_last else math.ceil(n_train / settings.batch_size)
+    )
     with _SignalFlag() as flag, float32_matmul_precision(settings.float32_matmul_precision):
         while more_epochs(state, settings):
             epoch = state.epoch

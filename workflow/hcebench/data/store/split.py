@@ -236,7 +236,12 @@ class SplitData:
         return self.sparse_rows(rows).to_numpy()
 
     def batch_order(
-        self, batch_size: int, rng: np.random.Generator | None, block_rows: int = 1, *, drop_last: bool = False
+        self,
+        batch_size: int,
+        rng: np.random.Generator | None,
+        block_rows: int = 1,
+        *,
+        drop_last: bool = False,
     ) -> list[np.ndarray]:
         """Row indices of each minibatch, in the order the model sees them.
 
