@@ -201,6 +201,16 @@ STREAM = (
 )
 
 
+def hierarchy_inputs(wc):
+    """scTab's child matrix when the run has one: the imported scTab store's, or the file hierarchy.source names."""
+    source = config["hierarchy"]["source"]
+    if source not in ("ontology", "sctab"):
+        return {"child_matrix": source}
+    if config["training_store"]["source"] == "sctab":
+        return {"store": result(layout.STORE_DIR)}
+    return {}
+
+
 def train_inputs(wc):
     """The store and label hierarchy; the augmentation bank if the entry augments; the census if streaming."""
     inputs = {"store": result(layout.STORE_DIR), "hierarchy": result(layout.HIERARCHY_DIR)}

@@ -289,3 +289,19 @@ def test_an_architecture_name_that_could_escape_or_break_a_pattern_is_refused(de
     demo["architectures"][name] = dict(demo["architectures"]["linear"])
     with pytest.raises(ConfigError, match=r"architectures: .* does not match"):
         load_config(demo)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("sctab", "hierarchy.source is 'sctab' but training_store.source is not"),
+        ("my_matrix.csv", "neither 'ontology', 'sctab' nor the path of a child matrix"),
+    ],
+)
+def test_a_hierarchy_source_without_its_data_is_refused(source, message):
+    demo = yaml.safe_load((ROOT / "config.yaml").read_text())
+    demo["hierarchy"] = {"source": source}
+    with pytest.raises(ConfigError, match=message):
+        load_config(demo)
+    demo["hierarchy"] = {"source": "child_matrix.npy"}
+    assert load_config(demo)["hierarchy"]["source"] == "child_matrix.npy"
