@@ -14,7 +14,7 @@ genes and labels, renames its weights onto hcebench's network (``map_state_dict`
 ``evaluate`` scores like a trained one. The mapping is a renaming only: the same tensors, so the logits are the
 reference network's (tests/test_training_imported.py checks them bit for bit).
 
-What the checkpoint cannot tell, the run must match: the gene order (scTab's ``var.parquet``: import scTab's store,
+What the checkpoint cannot tell, the run must match: the gene order (scTab's gene list in its order: import scTab's store,
 ``training_store.source: sctab``, or build the store from scTab's gene list in the Census's order) and the label
 order (scTab's categorical, ``filters.label_order: sctab``; an imported scTab store keeps it). The checkpoint's
 ``child_lookup`` buffer (scTab's child matrix in its label order) is compared with the run's ``R`` and the
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hcebench.axes import BASELINE_LOSS, PAPER_LOSS
 from hcebench.errors import CheckpointError
 from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import atomic_path, write_json
@@ -60,7 +61,7 @@ INERT_GLOBALS = (
 #: The columns of a training history (``hcebench.training.loop``), written empty for an imported model.
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_macro_f1", "val_macro_f1_flat", "seconds")
 #: The loss each value of scTab's ``use_hierarchical_loss`` hyperparameter means.
-LOSS_OF_FLAG = {False: "ce", True: "hce"}
+LOSS_OF_FLAG = {False: BASELINE_LOSS, True: PAPER_LOSS}
 
 
 class Referenced:
