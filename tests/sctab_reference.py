@@ -78,3 +78,16 @@ def torchmetrics_macro_f1(y_true, y_pred_corr, k: int) -> float:
     fn = np.array([np.sum((y_true == c) & (y_pred_corr != c)) for c in range(k)], dtype=float)
     seen = tp + fp + fn > 0
     return float(np.mean(2 * tp[seen] / (2 * tp[seen] + fp[seen] + fn[seen])))
+
+
+def hce_ood_rows(
+    raw: np.ndarray, var: pd.DataFrame, list_names, model_names, target_sum: float = 1e4
+) -> np.ndarray:
+    """hce-classification model_evaluation/utils.py, create_anndata_objects then streamline_data: the cells' counts
+    over every var row whose feature_name is in the gene list (var_value_filter), normalize_total to 10⁴ and log1p,
+    then the model's genes looked up by name (first match) in that var's order."""
+    keep = var["feature_name"].isin(list(list_names)).to_numpy()
+    x = raw[:, keep].astype(np.float64)
+    x = np.log1p(x / x.sum(axis=1, keepdims=True) * target_sum)
+    names = var.loc[keep, "feature_name"].tolist()
+    return x[:, [names.index(g) for g in model_names]]

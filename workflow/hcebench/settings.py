@@ -216,6 +216,10 @@ class OodSettings(Settings):
     census: CensusReads
     filters: Filters
     target_sum: float
+    # The genes each OOD cell's total is taken over: "store" (the store's) or "gene_list" (HCE's: every OOD gene whose
+    # symbol genes.source holds).
+    ood_genes: str
+    genes: Genes
 
     @classmethod
     def from_config(cls, config: Mapping) -> OodSettings:
@@ -223,6 +227,8 @@ class OodSettings(Settings):
             census=CensusReads.from_config(config),
             filters=Filters.from_config(config),
             target_sum=config["normalisation"]["target_sum"],
+            ood_genes=config["normalisation"]["ood_genes"],
+            genes=Genes.from_config(config),
         )
 
 

@@ -46,6 +46,9 @@ class CensusRead:
     target_sum: float
     chunk_size: int
     organism: str
+    # Which var_joinids count toward a cell's total before scaling (None: all of them, the store's genes). A var
+    # with column -1 is read for the total only. HCE's OOD normalisation (normalisation.ood_genes: gene_list).
+    in_sum: np.ndarray | None = None
 
 
 def census_count_checks(release: str) -> CountChecks:
@@ -78,7 +81,8 @@ def read_normalised(
     time.
 
     ``read`` maps the census's genes to the store's columns (``CensusRead``). Normalisation uses the row sum over
-    the store's genes, so training and OOD cells are scaled the same way whatever else their release measured.
+    the store's genes, so training and OOD cells are scaled the same way whatever else their release measured;
+    with ``read.in_sum``, over the genes it marks instead (HCE's OOD normalisation).
     Each chunk's raw counts go through ``checks`` first (``datasets[i]`` is the dataset of cell ``joinids[i]``),
     which raises on bad values and tallies all-zero cells; without ``checks`` they are checked all the same,
     untallied.
@@ -96,11 +100,23 @@ def read_normalised(
         checks.check(counts, datasets[start : start + len(ids)])
         start += len(ids)
         counts = counts.tocoo()
+        if read.in_sum is None:
+            aligned = sp.csr_matrix(
+                (counts.data, (counts.row, read.columns[counts.col])),
+                shape=(len(ids), read.n_genes),
+                dtype=np.float32,
+            )
+            yield normalise(aligned, read.target_sum)
+            continue
+        # Totals over the genes in_sum marks; only the genes with a store column are kept.
+        summed = read.in_sum[counts.col]
+        totals = np.bincount(counts.row[summed], weights=counts.data[summed], minlength=len(ids))
+        kept = read.columns[counts.col] >= 0
         aligned = sp.csr_matrix(
-            (counts.data, (counts.row, read.columns[counts.col])),
+            (counts.data[kept], (counts.row[kept], read.columns[counts.col[kept]])),
             shape=(len(ids), read.n_genes),
             dtype=np.float32,
         )
-        yield normalise(aligned, read.target_sum)
+        yield normalise(aligned, read.target_sum, row_sum=totals)
     if start != len(joinids):
         raise RuntimeError(f"census reader returned {start} of {len(joinids)} cells")

@@ -45,10 +45,16 @@ def split_files(directory: str | os.PathLike) -> dict[str, Path]:
     return {**{key: directory / name for key, (name, _) in X_FILES.items()}, "obs": directory / OBS_FILE}
 
 
-def normalise(counts: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
-    """Scale each row to ``target_sum`` counts, then log1p; float32. A row sum of 0 is treated as 1."""
+def normalise(counts: sp.csr_matrix, target_sum: float, row_sum: np.ndarray | None = None) -> sp.csr_matrix:
+    """Scale each row to ``target_sum`` counts, then log1p; float32. A row sum of 0 is treated as 1.
+
+    ``row_sum``: each row's total when it is not the sum of ``counts``' own columns (counts of genes that are summed
+    but not kept, ``CensusRead.in_sum``)."""
     counts = counts.astype(np.float32, copy=True).tocsr()
-    row_sum = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    if row_sum is None:
+        row_sum = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    else:
+        row_sum = np.asarray(row_sum, dtype=np.float64).copy()
     row_sum[row_sum == 0] = 1.0
     scale = (target_sum / row_sum).astype(np.float32)
     counts.data *= np.repeat(scale, np.diff(counts.indptr))
