@@ -27,6 +27,9 @@ RESULTS = f"results/{config['run']}"
 LOGS = f"{RESULTS}/{layout.LOG_DIR}"
 CENSUS = config["census"]
 ARCHITECTURES = list(config["architectures"])
+# Entries with checkpoints: are the authors' models, imported instead of trained (hcebench.training.imported).
+IMPORTED = [arch for arch in ARCHITECTURES if config["architectures"][arch].get("checkpoints")]
+TRAINED = [arch for arch in ARCHITECTURES if arch not in IMPORTED]
 SEEDS = config["training"]["seeds"]
 SPLITS = config["evaluation"]["splits"]
 # Each architecture's losses: its entry's `losses`, else training.losses.
@@ -225,6 +228,16 @@ STREAM = (
     if config["training"]["data_source"] == "tiledbsoma_ml"
     else None
 )
+
+
+def hierarchy_inputs(wc):
+    """scTab's child matrix when the run has one: the imported scTab store's, or the file hierarchy.source names."""
+    source = config["hierarchy"]["source"]
+    if source not in ("ontology", "sctab"):
+        return {"child_matrix": source}
+    if config["training_store"]["source"] == "sctab":
+        return {"store": result(layout.STORE_DIR)}
+    return {}
 
 
 def train_inputs(wc):

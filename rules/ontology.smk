@@ -1,4 +1,5 @@
-# The Cell Ontology: fetched when given as a URL, then closed over the training label set.
+# The Cell Ontology: fetched when given as a URL, then closed over the training label set; or scTab's child matrix
+# (hierarchy.source), compared with the closure.
 
 
 rule fetch_ontology:
@@ -21,12 +22,15 @@ rule fetch_ontology:
 
 rule ontology_closure:
     input:
+        unpack(hierarchy_inputs),
         obo=ontology_obo(),
         labels=result(layout.SELECTION_LABELS),
     output:
         directory(result(layout.HIERARCHY_DIR)),
     log:
         f"{LOGS}/ontology_closure.log",
+    params:
+        source=config["hierarchy"]["source"],
     threads: 1
     resources:
         mem_mb=2000,

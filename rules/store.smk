@@ -78,6 +78,7 @@ else:
 rule build_ood:
     input:
         census_inputs(),
+        gene_list_input() if config["normalisation"]["ood_genes"] == "gene_list" else [],
         store=result(layout.STORE_DIR),
         obo=ontology_obo(),
     output:

@@ -107,8 +107,16 @@ def test_paper_config_validates_with_the_paper_protocol():
     assert (cfg["census"]["train_release"], cfg["census"]["ood_release"]) == ("2023-05-15", "2023-12-15")
     assert cfg["filters"]["min_cells_per_type"] == 5000 and cfg["filters"]["min_tech_samples_per_type"] == 30
     assert len(cfg["filters"]["assays"]) == 7
-    assert cfg["split"] == {"seed": 1, "fractions": [0.70, 0.15, 0.15], "by": "tech_sample"}
+    assert cfg["split"] == {
+        "seed": 1,
+        "fractions": [0.70, 0.15, 0.15],
+        "by": "tech_sample",
+        "row_multiple": 1024,
+    }
     assert cfg["training"]["max_epochs"] == 50 and cfg["training"]["patience"] == 10
+    # The paper's exactness keys: scTab's label order, its loader's drop_last, torchmetrics' union macro F1.
+    assert cfg["filters"]["label_order"] == "sctab"
+    assert cfg["training"]["drop_last"] is True and cfg["training"]["selection_f1"] == "union"
     assert "v2022-09-15" in cfg["ontology"]["source"]
     # scTab trains its MLP and TabNet with augmentation; a store larger than the page cache shuffles blocks.
     assert sorted(name for name, entry in cfg["architectures"].items() if entry.get("augment")) == [
@@ -286,3 +294,19 @@ def test_an_architecture_name_that_could_escape_or_break_a_pattern_is_refused(de
     demo["architectures"][name] = dict(demo["architectures"]["linear"])
     with pytest.raises(ConfigError, match=r"architectures: .* does not match"):
         load_config(demo)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("sctab", "hierarchy.source is 'sctab' but training_store.source is not"),
+        ("my_matrix.csv", "neither 'ontology', 'sctab' nor the path of a child matrix"),
+    ],
+)
+def test_a_hierarchy_source_without_its_data_is_refused(source, message):
+    demo = yaml.safe_load((ROOT / "config.yaml").read_text())
+    demo["hierarchy"] = {"source": source}
+    with pytest.raises(ConfigError, match=message):
+        load_config(demo)
+    demo["hierarchy"] = {"source": "child_matrix.npy"}
+    assert load_config(demo)["hierarchy"]["source"] == "child_matrix.npy"

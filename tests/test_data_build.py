@@ -550,3 +550,31 @@ def test_a_worker_that_failed_writing_its_error_is_reported_by_its_stderr(tmp_pa
     assert "store build worker(s) [0] of 2 failed (exit 1)" in str(err) and "No space left on device" in str(
         err
     )
+
+
+def test_row_multiple_keeps_the_head_of_each_splits_order_and_weights_count_every_training_cell(
+    tiny_census, tmp_path
+):
+    """split.row_multiple (scTab's 1,024-row cut, here 64 on the tiny census): each split written is the head of
+    the full store's order; the class weights are the full training split's, as scTab computed them before its cut."""
+    from hcebench.data.store import Store
+
+    source = {"uri": str(tiny_census / "2023-05-15")}
+    config = _config(chunk_size=400, build_workers=1)
+    selection = select_from_census(source, SelectionSettings.from_config(config), bundled_ontology())
+    full = build_training_store(
+        source, selection.cells, selection.labels, StoreSettings.from_config(config), tmp_path / "full"
+    )
+    config["split"]["row_multiple"] = 64
+    cut = build_training_store(
+        source, selection.cells, selection.labels, StoreSettings.from_config(config), tmp_path / "cut"
+    )
+    assert "row_multiple" not in full  # a store that keeps every cell has the meta it always had
+    for name in SPLITS:
+        n = full["n_cells"][name]
+        assert cut["n_cells"][name] == (n // 64) * 64 and cut["cells_dropped_by_row_multiple"][name] == n % 64
+        head = Store(tmp_path / "full").obs(name)["soma_joinid"].to_numpy()[: cut["n_cells"][name]]
+        np.testing.assert_array_equal(Store(tmp_path / "cut").obs(name)["soma_joinid"].to_numpy(), head)
+    np.testing.assert_array_equal(
+        Store(tmp_path / "cut").class_weights, Store(tmp_path / "full").class_weights
+    )

@@ -191,3 +191,72 @@ def test_ood_labels_outside_the_ontology_are_counted_and_past_the_limit_stop_bef
         in message
     )
     assert not (tmp_path / "ood_stopped").exists()
+
+
+def test_hce_normalisation_sums_every_gene_of_the_list_the_release_has(monkeypatch):
+    """normalisation.ood_genes: gene_list against hce-classification's OOD preprocessing (restated in
+    tests/sctab_reference.py): totals over the release's genes whose symbol the list holds, then the store's
+    columns."""
+    from hcebench.data.ood import hce_normalisation_genes
+    from sctab_reference import hce_ood_rows
+
+    ood_var = pd.DataFrame(
+        {
+            "soma_joinid": np.arange(7),
+            "feature_id": [f"ENSG{i}" for i in range(7)],
+            "feature_name": ["A", "B", "C", "D", "E", "OFFLIST", "F"],
+        }
+    )
+    store = pd.DataFrame(
+        {"feature_id": ["ENSG3", "ENSG0", "ENSG9", "ENSG2"], "feature_name": ["D", "A", "Z", "C"]}
+    )
+    list_names = ["A", "B", "C", "D", "E", "F", "Z"]  # Z: a store gene the release lacks (stays zero)
+    rng = np.random.default_rng(0)
+    raw = rng.poisson(3.0, (6, 7)).astype(np.float32) + 1
+    joinids, columns, missing = align_genes(store["feature_id"], ood_var)
+    joinids, columns, in_sum, report = hce_normalisation_genes(joinids, columns, ood_var, list_names)
+    assert report == {
+        "ood_genes": "gene_list",
+        "n_genes_summed": 6,
+        "n_summed_not_in_store": 3,
+        "n_store_genes_not_summed": 0,
+    }
+
+    def fake_counts(census, obs, var, chunk, organism="homo_sapiens"):
+        yield np.asarray(obs), sp.csr_matrix(raw[np.asarray(obs)][:, np.asarray(var)])
+
+    monkeypatch.setattr(reads, "iter_counts", fake_counts)
+    read = reads.CensusRead(joinids, columns, len(store), 1e4, 100, "homo_sapiens", in_sum=in_sum)
+    rows = next(reads.read_normalised(None, np.arange(6), read)).toarray()
+    expected = hce_ood_rows(raw, ood_var, list_names, ["D", "A", "C"])
+    np.testing.assert_allclose(rows[:, [0, 1, 3]], expected, rtol=1e-6)
+    assert (rows[:, 2] == 0).all()
+    # The store's own rule sums the three store genes the release has: other values.
+    plain = reads.CensusRead(
+        *align_genes(store["feature_id"], ood_var)[:2], len(store), 1e4, 100, "homo_sapiens"
+    )
+    assert not np.allclose(
+        next(reads.read_normalised(None, np.arange(6), plain)).toarray()[:, [0, 1, 3]], expected
+    )
+
+
+def test_ood_set_with_hce_normalisation_matches_the_reference_through_two_workers(ood_inputs, tmp_path):
+    from hcebench.data.store import SplitData
+    from sctab_reference import hce_ood_rows
+
+    config = copy.deepcopy(ood_inputs["config"])
+    config["normalisation"]["ood_genes"] = "gene_list"
+    assert config["census"]["build_workers"] == 2 and config["genes"]["source"] == "all"
+    x = _raw_counts(ood_inputs["ood"]["uri"])
+    var = ood_inputs["ood_var"].sort_values("soma_joinid").reset_index(drop=True)
+    store_genes = var.iloc[::15][["feature_id", "feature_name"]].reset_index(drop=True)  # 20 of the 300 genes
+    settings = OodSettings.from_config(config)
+    meta = build_ood_set(
+        ood_inputs["train"], ood_inputs["ood"], ood_inputs["labels"], store_genes, settings, tmp_path / "ood"
+    )
+    assert meta["normalisation_genes"]["n_genes_summed"] == len(var)  # genes.source all: every gene's symbol
+    data = SplitData.open(tmp_path / "ood" / OOD_SPLIT, len(store_genes))
+    raw = np.asarray(x[data.obs["soma_joinid"].to_numpy()].todense())
+    raw_cells = raw.sum(axis=1) > 0
+    expected = hce_ood_rows(raw, var, var["feature_name"], store_genes["feature_name"])
+    np.testing.assert_allclose(data.x.toarray()[raw_cells], expected[raw_cells], rtol=1e-5)

@@ -147,6 +147,17 @@ def test_disagreeing_child_matrix_is_recorded(tmp_path, cl):
             "ontology": False,
         }
     ]
+    # The store keeps scTab's matrix as it was (hierarchy.source: sctab reads it), and the hierarchy lists the pair.
+    from hcebench.data.store import Store
+    from hcebench.hierarchy.labels import choose_reachability
+
+    np.testing.assert_array_equal(Store(tmp_path / "store").child_matrix, child)
+    closure = cl.closure(meta["labels"])
+    kept, disagree = choose_reachability(closure, Store(tmp_path / "store").child_matrix, "store", "ontology")
+    assert kept is closure
+    assert disagree[["ancestor", "descendant", "cl_v2022-09-15", "sctab_child_matrix"]].values.tolist() == [
+        [cl.id_of("B cell"), cl.id_of("natural killer cell"), False, True]
+    ]
 
 
 def test_missing_pieces_are_named(tmp_path, cl):

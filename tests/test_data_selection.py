@@ -493,3 +493,49 @@ def test_a_census_that_leaves_one_label_stops_the_selection(cl, monkeypatch):
         ValueError, match=r"the filters leave 1 cell type \(CL:0000625\): a benchmark of one label"
     ):
         select_from_census({"uri": "a census"}, SelectionSettings.from_config(config), cl)
+
+
+def test_sctab_label_order_is_the_pandas_categorical_order_of_scTabs_names(cl):
+    from hcebench.data.selection import order_labels
+    from sctab_reference import categorical_label_order
+
+    names = (ROOT / "resources" / "sctab_cell_types_2023-05-15.txt").read_text().splitlines()
+    ids = resolve_pinned_labels("bundled:sctab_2023-05-15", cl)
+    name_of = dict(zip(ids, names, strict=True))
+    sctab = [name_of[t] for t in order_labels(ids, name_of, "sctab")]
+    assert sctab == categorical_label_order(names)
+    casefold = [name_of[t] for t in order_labels(ids, name_of, "casefold")]
+    assert casefold == sorted(names, key=str.lower)
+    assert sum(a != b for a, b in zip(sctab, casefold, strict=True)) == 156  # the issue's count
+    with pytest.raises(ConfigError, match="filters.label_order"):
+        order_labels(ids, name_of, "alphabetical")
+
+
+def test_select_cells_orders_labels_by_the_census_names_under_sctab_order(cl):
+    obs = _obs([(CD8, "d1", 5, 20), (B_CELL, "d1", 5, 20)])
+    # Names as a census spells them: a lower-case first letter sorts after "B cell" case-sensitively only.
+    obs["cell_type"] = obs["cell_type_ontology_term_id"].map({CD8: "a CD8 T cell", B_CELL: "B cell"})
+    values = {"min_cells_per_type": 1, "min_tech_samples_per_type": 0, "min_ancestors": 0}
+    assert select(obs, cl, {**values, "label_order": "sctab"}).labels == [B_CELL, CD8]
+    obs["cell_type"] = obs["cell_type_ontology_term_id"].map({CD8: "A CD8 T cell", B_CELL: "b cell"})
+    assert select(obs, cl, {**values, "label_order": "sctab"}).labels == [CD8, B_CELL]
+    # casefold keeps the ontology's names ("B cell" < "CD8-positive, ..."), whatever the census spells.
+    assert select(obs, cl, {**values, "label_order": "casefold"}).labels == [B_CELL, CD8]
+
+
+@pytest.mark.parametrize("row_multiple", [1, 7, 16])
+def test_store_order_truncates_each_split_as_scTabs_merlin_store(row_multiple):
+    """03_write_store_merlin.ipynb keeps (n // 1024) * 1024 rows of each split, the head of its permuted order;
+    restated in tests/sctab_reference.py (merlin_rows) with the row group as a parameter."""
+    from sctab_reference import SPLITS, merlin_rows, notebook_order, notebook_split
+
+    ts = _tech_samples(3, n=60)
+    split = split_tech_samples(ts, 1, [0.7, 0.15, 0.15])
+    expected = notebook_order(notebook_split(ts, 1))
+    order = store_order(split, 1, row_multiple)
+    for name in SPLITS:
+        np.testing.assert_array_equal(order[name], merlin_rows(expected[name], row_multiple))
+        assert len(order[name]) % row_multiple == 0
+        assert len(expected[name]) - len(order[name]) < row_multiple
+    with pytest.raises(ConfigError, match="split.row_multiple"):
+        store_order(split, 1, 10_000)

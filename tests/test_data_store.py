@@ -225,3 +225,15 @@ def test_a_stores_arrays_refuse_pickles_and_name_the_file(tmp_path):
         ValueError, match=r"class_weights\.npy cannot be read as a plain \.npy array .*pickled objects"
     ):
         _ = Store(tmp_path / "store").class_weights
+
+
+@pytest.mark.parametrize("block_rows", [1, 8])
+def test_drop_last_leaves_out_only_a_short_last_batch(tmp_path, block_rows):
+    _, data = _random_split(tmp_path)  # 103 rows
+    kept = data.batch_order(16, np.random.default_rng(5), block_rows, drop_last=True)
+    every = data.batch_order(16, np.random.default_rng(5), block_rows)
+    assert [len(b) for b in kept] == [16] * 6 and len(every) == 7 and len(every[-1]) == 7
+    assert all(np.array_equal(a, b) for a, b in zip(kept, every[:6], strict=True))
+    assert [len(b) for b in data.batch_order(103, np.random.default_rng(5), block_rows, drop_last=True)] == [
+        103
+    ]

@@ -200,3 +200,40 @@ if given is not None:
         assert np.all((corr == y_pred) | (corr == y_true))
         assert np.all((corr == y_true) >= (y_pred == y_true))
         assert np.all((corr == y_true) == R_DAG[y_true, y_pred].astype(bool))
+
+
+def test_union_and_subset_macro_f1_are_the_papers_classification_report():
+    """hce-classification's model_evaluation_sctab.py (restated in tests/sctab_reference.py): classification_report
+    without labels (the union of true and predicted labels) and with the subset's labels."""
+    from hcebench.evaluation.metrics import macro_f1_over, macro_f1_union
+    from sctab_reference import classification_report_macro_f1, torchmetrics_macro_f1
+
+    rng = np.random.default_rng(3)
+    k = 12
+    y_true = rng.integers(0, 8, 400)  # labels 8..11 never true
+    y_pred = np.where(rng.random(400) < 0.6, y_true, rng.integers(0, k, 400))
+    reach = np.eye(k, dtype=np.uint8)
+    reach[0, 1:4] = 1  # 1-3 are subtypes of 0
+    y_corr = hierarchy_correct(y_true, y_pred, reach)
+    union = macro_f1_union(y_true, y_pred, reach)
+    assert union == pytest.approx(classification_report_macro_f1(y_true, y_corr), abs=1e-12)
+    assert union == pytest.approx(torchmetrics_macro_f1(y_true, y_corr, k), abs=1e-12)
+    assert union < f1_summary(y_true, y_pred, reach)["macro_f1"]  # predicted-only labels count 0
+    subset = [0, 2, 5, 9]  # 9 is never true: scores 0
+    assert macro_f1_over(y_true, y_pred, subset, reach) == pytest.approx(
+        classification_report_macro_f1(y_true, y_corr, labels=subset), abs=1e-12
+    )
+    # Only-true labels: the union is the suite's average over the labels present.
+    assert macro_f1_union(Y_TRUE, Y_TRUE) == f1_summary(Y_TRUE, Y_TRUE)["macro_f1"] == 1.0
+
+
+def test_metrics_table_holds_the_union_macro_f1():
+    from hcebench.evaluation.metrics import macro_f1_union
+
+    h = five_node_dag()
+    pred = pd.DataFrame(
+        {"true_label": [h.term_ids[i] for i in Y_TRUE], "pred_label": [h.term_ids[i] for i in Y_PRED]}
+    )
+    table = metrics_table(pred, h)
+    row = table[(table["stratum_type"] == "all") & (table["metric"] == "macro_f1_union")]
+    assert row["value"].tolist() == [macro_f1_union(Y_TRUE, Y_PRED, h.reachability)]

@@ -212,3 +212,44 @@ def test_sweep_gains_refuses_a_repeated_share_and_an_unknown_table():
         sweep_gains([(0.5, grid_metrics()), (0.5, grid_metrics())])
     with pytest.raises(ValueError, match="share 0.25"):
         sweep_gains([(0.25, pd.DataFrame({"architecture": ["mlp"], "loss": ["hce"]}))])
+
+
+def test_ood_subset_macro_f1_is_classification_report_over_the_ood_labels():
+    """The paper's SUBSET_INDICES score (hce-classification's model_evaluation_sctab.py): the test split's
+    classification_report restricted to the labels present in the OOD set, derived from the OOD per-type rows."""
+    from dag_fixtures import R_DAG, five_node_dag
+    from hcebench.evaluation.metrics import hierarchy_correct, metrics_table
+    from hcebench.report.aggregate import ood_subset_macro_f1
+    from sctab_reference import classification_report_macro_f1
+
+    h = five_node_dag()
+    rng = np.random.default_rng(0)
+    frames = []
+    truth = {}
+    for seed in (0, 1):
+        for split, labels in (("test", [0, 1, 2, 3]), ("ood", [1, 3, 4])):  # 4 only in OOD: absent from test
+            y_true = rng.choice(labels, 60)
+            y_pred = rng.integers(0, 5, 60)
+            truth[seed, split] = (y_true, y_pred)
+            pred = pd.DataFrame(
+                {"true_label": [h.term_ids[i] for i in y_true], "pred_label": [h.term_ids[i] for i in y_pred]}
+            )
+            frames.append(
+                metrics_table(pred, h).assign(
+                    architecture="mlp", loss="ce", seed=seed, split=split, cl_release="t"
+                )
+            )
+    metrics = pd.concat(frames, ignore_index=True)
+    rows = ood_subset_macro_f1(metrics)
+    assert list(rows.columns) == list(metrics.columns)
+    subset = [1, 3, 4]
+    for seed in (0, 1):
+        y_true, y_pred = truth[seed, "test"]
+        expected = classification_report_macro_f1(
+            y_true, hierarchy_correct(y_true, y_pred, R_DAG), labels=subset
+        )
+        got = rows[(rows["seed"] == seed) & (rows["metric"] == "macro_f1_ood_subset")]
+        assert got["split"].tolist() == ["test"] and got["stratum"].tolist() == ["all"]
+        assert got["value"].item() == pytest.approx(expected, abs=1e-12)
+        assert rows[(rows["seed"] == seed) & (rows["metric"] == "n_labels_ood_subset")]["value"].item() == 3
+    assert ood_subset_macro_f1(metrics[metrics["split"] == "test"]).empty  # no OOD rows: no subset

@@ -191,10 +191,10 @@ def test_shuffle_block_rows_reaches_the_loader(toy, tmp_path, monkeypatch):
     blocks = []
     real = SplitData.batch_order
 
-    def spy(self, batch_size, rng, block_rows=1):
+    def spy(self, batch_size, rng, block_rows=1, **kwargs):
         if rng is not None:  # the training split's shuffle (validation reads in order)
             blocks.append((batch_size, block_rows))
-        return real(self, batch_size, rng, block_rows)
+        return real(self, batch_size, rng, block_rows, **kwargs)
 
     monkeypatch.setattr(SplitData, "batch_order", spy)
     settings = TrainSettings.from_config(
@@ -415,3 +415,52 @@ def test_a_checkpoint_of_another_architecture_is_ignored_not_resumed(toy, tmp_pa
     assert summary["epochs_run"] == 2 and summary["best_val_macro_f1"] == clean["best_val_macro_f1"]
     model = torch.load(tmp_path / "linear" / "model.pt", weights_only=True)
     assert model["architecture"] == "linear" and not (tmp_path / "linear" / "checkpoint.pt").exists()
+
+
+def test_union_selection_f1_is_torchmetrics_macro_f1_of_the_epochs_validation_predictions(tmp_path):
+    """training.selection_f1: union selects on torchmetrics' macro MulticlassF1Score (the paper's, restated in
+    tests/sctab_reference.py) of the hierarchy-corrected validation predictions; the present-label average is kept."""
+    from hcebench.evaluation.metrics import hierarchy_correct
+    from sctab_reference import torchmetrics_macro_f1
+
+    store, hierarchy_dir = write_toy_store(tmp_path / "data")
+    entry = {"lr": 1e-12, "weight_decay": 0.0}  # at its initialisation the model predicts labels freely
+    settings = TrainSettings(
+        loss="ce", seed=0, batch_size=64, max_epochs=1, patience=1, device="cpu", selection_f1="union"
+    )
+    summary = train(store, hierarchy_dir, "linear", entry, settings, tmp_path / "run")
+    history = pd.read_csv(tmp_path / "run" / "history.tsv", sep="\t")
+    ckpt = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    model = build_model("linear", entry, 40, 5)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    val = SplitData.open(store / "val", 40, ckpt["labels"])
+    with torch.no_grad():
+        pred = model(torch.from_numpy(val.x.toarray())).argmax(1).numpy()
+    r = LabelHierarchy.load(hierarchy_dir).reachability
+    corrected = hierarchy_correct(val.y, pred, r)
+    expected = torchmetrics_macro_f1(val.y, corrected, 5)
+    assert history["val_macro_f1"].item() == pytest.approx(expected, abs=1e-12)
+    assert summary["best_val_macro_f1"] == pytest.approx(expected, abs=1e-12)
+    assert "val_macro_f1_present" in history
+
+
+def test_drop_last_skips_the_short_last_minibatch(toy, tmp_path, monkeypatch):
+    store, hierarchy = toy
+    sizes = []
+    real = train_module.train_step
+
+    def spy(model, optimiser, loss_fn, x, y, *args):
+        sizes.append(len(y))
+        return real(model, optimiser, loss_fn, x, y, *args)
+
+    monkeypatch.setattr(train_module, "train_step", spy)
+    n_train = len(SplitData.open(store / "train", 40, LabelHierarchy.load(hierarchy).term_ids))
+    for drop_last in (False, True):
+        sizes.clear()
+        settings = TrainSettings(
+            loss="ce", seed=0, batch_size=64, max_epochs=1, patience=1, device="cpu", drop_last=drop_last
+        )
+        train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path / str(drop_last))
+        assert n_train % 64 >= 2  # the toy split ends on a short batch that is trained without drop_last
+        assert sizes == ([64] * (n_train // 64) + ([] if drop_last else [n_train % 64]))

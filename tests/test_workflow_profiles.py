@@ -264,3 +264,29 @@ def test_a_working_directory_without_a_config_runs_the_demo(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     assert "results/demo/" in out and "simulate_census" in out
+
+
+def test_an_entry_with_checkpoints_is_imported_not_trained_and_then_evaluated(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    (tmp_path / "ckpts").mkdir()
+    config["training"]["losses"] = ["ce", "hce"]
+    for loss in config["training"]["losses"]:
+        for seed in config["training"]["seeds"]:
+            (tmp_path / "ckpts" / f"{loss}_seed{seed}.ckpt").write_bytes(b"")
+    config["architectures"]["paper_linear"] = {
+        "model": "linear",
+        "checkpoints": "ckpts/{loss}_seed{seed}.ckpt",
+    }
+    done = plain_dry_run(tmp_path, config)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    jobs = planned_jobs(out)
+    n_models = len(config["training"]["losses"]) * len(config["training"]["seeds"])
+    assert [rule for rule, _ in jobs].count("import_checkpoint") == n_models
+    assert "models/paper_linear/" in out and "predictions/paper_linear/" in out
+    # A checkpoints entry of a network the reference code does not have is refused.
+    config["architectures"]["paper_linear"]["model"] = "transformer"
+    done = plain_dry_run(tmp_path, config)
+    assert (
+        done.returncode != 0 and "set architectures.paper_linear.model to one of" in done.stdout + done.stderr
+    )

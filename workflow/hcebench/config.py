@@ -142,6 +142,16 @@ def check_config(config: dict) -> None:
             "training_store.source is 'sctab' but training_store.sctab_path is not set: "
             "give the directory of scTab's store"
         )
+    hierarchy = config["hierarchy"]["source"]
+    if hierarchy == "sctab" and store["source"] != "sctab":
+        raise ConfigError(
+            "hierarchy.source is 'sctab' but training_store.source is not: scTab's child matrix comes with its "
+            "store; import it (training_store.source: sctab) or give the path of child_matrix.npy"
+        )
+    if hierarchy not in ("ontology", "sctab") and not hierarchy.endswith(".npy"):
+        raise ConfigError(
+            f"hierarchy.source {hierarchy!r} is neither 'ontology', 'sctab' nor the path of a child matrix (.npy)"
+        )
     if config["training"]["data_source"] == "tiledbsoma_ml" and store["source"] == "sctab":
         raise ConfigError(
             "training.data_source is 'tiledbsoma_ml' but training_store.source is 'sctab': scTab's "

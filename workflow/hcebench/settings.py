@@ -107,6 +107,7 @@ class Filters(Settings):
     root_term: str
     min_ancestors: int
     pinned_labels: str | None
+    label_order: str
     max_unknown_label_fraction: float
     max_zero_cell_fraction: float
 
@@ -202,6 +203,8 @@ class StoreSettings(Settings):
     target_sum: float
     # scTab writes each split's cells in an order permuted with the split seed.
     split_seed: int
+    # scTab keeps (n // 1024) * 1024 cells of each split (split.row_multiple; 1 keeps all).
+    row_multiple: int
     max_zero_cell_fraction: float
 
     @classmethod
@@ -211,6 +214,7 @@ class StoreSettings(Settings):
             genes=Genes.from_config(config),
             target_sum=config["normalisation"]["target_sum"],
             split_seed=config["split"]["seed"],
+            row_multiple=config["split"]["row_multiple"],
             max_zero_cell_fraction=config["filters"]["max_zero_cell_fraction"],
         )
 
@@ -243,6 +247,10 @@ class OodSettings(Settings):
     census: CensusReads
     filters: Filters
     target_sum: float
+    # The genes each OOD cell's total is taken over: "store" (the store's) or "gene_list" (HCE's: every OOD gene whose
+    # symbol genes.source holds).
+    ood_genes: str
+    genes: Genes
 
     @classmethod
     def from_config(cls, config: Mapping) -> OodSettings:
@@ -250,6 +258,8 @@ class OodSettings(Settings):
             census=CensusReads.from_config(config),
             filters=Filters.from_config(config),
             target_sum=config["normalisation"]["target_sum"],
+            ood_genes=config["normalisation"]["ood_genes"],
+            genes=Genes.from_config(config),
         )
 
 
@@ -298,6 +308,8 @@ class TrainingSettings(Settings):
     max_epochs: int
     patience: int
     lr_gamma: float
+    drop_last: bool
+    selection_f1: str
     grad_clip: float
     device: str
     bf16: bool

@@ -40,10 +40,13 @@ def build_training_store(
     Each split is written in scTab's order: its cells in soma_joinid order, permuted by one
     ``default_rng(settings.split_seed)`` for train, then val, then test (``store_order``), so consecutive
     rows, and hence each block a loader reads, are random cells of the split rather than runs of one dataset.
+    With ``settings.row_multiple`` > 1 each split keeps the first ``(n // row_multiple) * row_multiple`` cells of
+    that order (scTab's truncation); the class weights still count every training cell of the selection, as
+    scTab's (computed before its truncation) do.
     """
     census_cfg, genes_cfg, seed = settings.census, settings.genes, settings.split_seed
     cells = cells.sort_values("soma_joinid", kind="stable").reset_index(drop=True)  # the release's order
-    order = store_order(cells["split"], seed)
+    order = store_order(cells["split"], seed, settings.row_multiple)
     with (
         open_census(source, chunk_size=census_cfg.chunk_size) as census,
         atomic_path(directory, is_dir=True) as tmp,
@@ -92,6 +95,17 @@ def build_training_store(
             # scTab's on-disk order: each split's cells permuted with default_rng(split_seed), train, val, test.
             "cell_order": "permuted",
             "split_seed": int(seed),
+            # split.row_multiple > 1 only (so a store that keeps every cell has the meta it always had).
+            **(
+                {
+                    "row_multiple": int(settings.row_multiple),
+                    "cells_dropped_by_row_multiple": {
+                        s: int((cells["split"] == s).sum()) - counts[s] for s in STORE_SPLITS
+                    },
+                }
+                if settings.row_multiple > 1
+                else {}
+            ),
             "genes_source": genes_cfg.source,
             "genes_match": genes_cfg.match,
             "genes_order": genes_cfg.order,

@@ -17,6 +17,9 @@ genes were matched by symbol (``genes.match: feature_name``, as scTab did): the 
 feature_id per column, and an id is one gene in both releases, whereas a symbol need not be (the HCE evaluation
 code looked OOD genes up by symbol, so every column of a symbol with several ids read the same, first, gene).
 The meta's ``gene_alignment`` records what a symbol lookup would do differently (``name_alignment_check``).
+Each OOD cell is normalised over the store's genes (the training cells' rule), or with ``normalisation.ood_genes:
+gene_list`` over every gene of the newer release whose symbol the gene list holds, as HCE's evaluation did
+(``hce_normalisation_genes``; the meta's ``normalisation_genes`` counts them).
 
 Data checks (``hcebench.data.checks``), as for the training store: raw counts must be non-negative integers (an
 error names the dataset), and all-zero cells are counted per dataset (the meta's ``data_checks``), an error past
@@ -41,6 +44,7 @@ from hcebench.data.census import (
     read_var,
 )
 from hcebench.data.checks import CountChecks, check_labels_in_ontology
+from hcebench.data.genes import read_gene_list
 from hcebench.data.reads import CensusRead, census_count_checks
 from hcebench.data.releases import (
     assay_diff,
@@ -74,6 +78,32 @@ def align_genes(store_genes: pd.Series, ood_var: pd.DataFrame) -> tuple[np.ndarr
     columns = position.loc[present["feature_id"]].to_numpy(np.int64)
     missing = 1.0 - len(present) / len(store_genes)
     return present["soma_joinid"].to_numpy(np.int64), columns, float(missing)
+
+
+def hce_normalisation_genes(
+    var_joinids: np.ndarray, columns: np.ndarray, ood_var: pd.DataFrame, list_names
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The reads of ``align_genes`` extended to HCE's OOD normalisation (``normalisation.ood_genes: gene_list``).
+
+    hce-classification's evaluation (model_evaluation/utils.py) fetches every var row of the newer release whose
+    feature_name is in the gene list (``var_value_filter="feature_name in <list>"``), normalises each cell to 10⁴
+    counts over those genes, then picks the model's columns. Here the cell's total is taken over the same var rows
+    (``in_sum``); the store's genes are read as before, and list genes the store lacks are read for the total only
+    (column -1). Returns (var soma_joinids, store column or -1, in_sum, counts for the OOD meta).
+    """
+    names = set(map(str, list_names))
+    summed = ood_var.loc[ood_var["feature_name"].astype(str).isin(names), "soma_joinid"].to_numpy(np.int64)
+    extra = np.setdiff1d(summed, var_joinids)
+    joinids = np.concatenate([np.asarray(var_joinids, np.int64), extra])
+    cols = np.concatenate([np.asarray(columns, np.int64), np.full(len(extra), -1, np.int64)])
+    in_sum = np.isin(joinids, summed)
+    report = {
+        "ood_genes": "gene_list",
+        "n_genes_summed": int(len(summed)),
+        "n_summed_not_in_store": int(len(extra)),
+        "n_store_genes_not_summed": int((~in_sum[: len(var_joinids)]).sum()),
+    }
+    return joinids, cols, in_sum, report
 
 
 def name_alignment_check(store_genes: pd.DataFrame, ood_var: pd.DataFrame) -> dict:
@@ -163,6 +193,12 @@ def build_ood_set(
         obs["label_index"] = obs["label"].map({t: i for i, t in enumerate(labels)}).astype(np.int64)
         ood_var = read_var(census, organism=organism)
         var_joinids, columns, missing = align_genes(store_genes["feature_id"], ood_var)
+        in_sum, normalisation = None, None
+        if settings.ood_genes == "gene_list":  # HCE's totals: every OOD gene whose symbol the list holds
+            list_names = read_gene_list(settings.genes.source, ood_var)["feature_name"]
+            var_joinids, columns, in_sum, normalisation = hce_normalisation_genes(
+                var_joinids, columns, ood_var, list_names
+            )
         read = CensusRead(
             var_joinids=var_joinids,
             columns=columns,
@@ -170,6 +206,7 @@ def build_ood_set(
             target_sum=settings.target_sum,
             chunk_size=census_cfg.chunk_size,
             organism=organism,
+            in_sum=in_sum,
         )
         store.write_genes(store_genes)
         n = write_split(
@@ -216,6 +253,8 @@ def build_ood_set(
         }
         if novel_meta is not None:
             meta["novel"] = novel_meta
+        if normalisation is not None:
+            meta["normalisation_genes"] = normalisation
         store.write_meta(meta)
     return meta
 

@@ -46,6 +46,9 @@ class CensusRead:
     target_sum: float
     chunk_size: int
     organism: str
+    # Which var_joinids count toward a cell's total before scaling (None: all of them, the store's genes). A var
+    # with column -1 is read for the total only. HCE's OOD normalisation (normalisation.ood_genes: gene_list).
+    in_sum: np.ndarray | None = None
 
 
 def census_count_checks(release: str, integer: bool = True) -> CountChecks:
@@ -68,13 +71,20 @@ def read_order(obs: pd.DataFrame) -> np.ndarray:
     return np.argsort(obs["soma_joinid"].to_numpy(np.int64), kind="stable")
 
 
-def store_rows(counts: sp.spmatrix, columns: np.ndarray, n_genes: int, target_sum: float) -> sp.csr_matrix:
+def store_rows(
+    counts: sp.spmatrix,
+    columns: np.ndarray,
+    n_genes: int,
+    target_sum: float,
+    row_sum: np.ndarray | None = None,
+) -> sp.csr_matrix:
     """Raw counts (cells × the genes read) as store rows: count column ``c`` goes to store column ``columns[c]`` of
     ``n_genes``, or is dropped where ``columns[c]`` is -1 (store columns no count maps to stay zero); then each row
     is normalised to ``target_sum`` over the store's genes and log1p'd (``hcebench.data.store.normalise``). The one
     road from raw counts to what a model sees: the store build, the OOD set and ``hcebench-annotate`` all take it.
     ``columns`` must map no two count columns to one store column. The CSR arrays are relabelled in place of a
-    COO round trip: a chunk costs one copy of its values and indices."""
+    COO round trip: a chunk costs one copy of its values and indices. ``row_sum``: each cell's total when it is
+    not the sum over the store's genes (``CensusRead.in_sum``)."""
     counts = sp.csr_matrix(counts)
     target = np.asarray(columns, dtype=np.int64)[counts.indices]
     data, indptr = counts.data, counts.indptr
@@ -84,7 +94,7 @@ def store_rows(counts: sp.spmatrix, columns: np.ndarray, n_genes: int, target_su
         indptr = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])[counts.indptr]
         data, target = data[kept], target[kept]
     aligned = sp.csr_matrix((data, target.astype(np.int32), indptr), shape=(counts.shape[0], n_genes))
-    return normalise(aligned, target_sum)
+    return normalise(aligned, target_sum, row_sum=row_sum)
 
 
 def read_normalised(
@@ -99,7 +109,8 @@ def read_normalised(
     time.
 
     ``read`` maps the census's genes to the store's columns (``CensusRead``). Normalisation uses the row sum over
-    the store's genes, so training and OOD cells are scaled the same way whatever else their release measured.
+    the store's genes, so training and OOD cells are scaled the same way whatever else their release measured;
+    with ``read.in_sum``, over the genes it marks instead (HCE's OOD normalisation).
     Each chunk's raw counts go through ``checks`` first (``datasets[i]`` is the dataset of cell ``joinids[i]``),
     which raises on bad values and tallies all-zero cells; without ``checks`` they are checked all the same,
     untallied.
@@ -116,6 +127,14 @@ def read_normalised(
             raise RuntimeError("census reader returned cells out of the requested order")
         checks.check(counts, datasets[start : start + len(ids)])
         start += len(ids)
-        yield store_rows(counts, read.columns, read.n_genes, read.target_sum)
+        if read.in_sum is None:
+            yield store_rows(counts, read.columns, read.n_genes, read.target_sum)
+            continue
+        # Totals over the genes in_sum marks (HCE's OOD normalisation); only the genes with a store column are kept.
+        counts = sp.csr_matrix(counts)
+        summed = read.in_sum[counts.indices]
+        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+        totals = np.bincount(rows[summed], weights=counts.data[summed], minlength=counts.shape[0])
+        yield store_rows(counts, read.columns, read.n_genes, read.target_sum, row_sum=totals)
     if start != len(joinids):
         raise RuntimeError(f"census reader returned {start} of {len(joinids)} cells")

@@ -153,6 +153,7 @@ def import_sctab_store(
         checks.what = f"scTab store {src}"
         data_checks = checks.zero_cell_report(max_zero_cell_fraction)
         store.write_class_weights(weights)
+        store.write_child_matrix(child)  # the paper's R (hierarchy.source: sctab)
         if (src / SCTAB_FILES["bank"]).exists():
             store.write_shipped_bank(np.load(src / SCTAB_FILES["bank"]).astype(np.float32))
         closure = ontology.closure(labels).reachability.astype(bool)

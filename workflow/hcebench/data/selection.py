@@ -9,7 +9,9 @@ before the expression store is built:
 3. cell types with at least ``min_cells_per_type`` cells in more than ``min_tech_samples_per_type``
    tech_samples, where a tech_sample is a (dataset_id, donor_id) pair.
 
-Labels are ordered by name, as scTab orders them.
+Labels are ordered by name (``order_labels``, ``filters.label_order``): ``casefold`` ignores case (the suite's
+order); ``sctab`` is case-sensitive, the order of scTab's pandas categorical of the census's cell_type names, and so
+of the paper's checkpoints (the two orders differ: capitalised names such as "T cell" come first in scTab's).
 
 The split is scTab's, by tech_sample (``split_tech_samples``); ``split.by: cell`` cuts each tech_sample's cells into
 the splits instead (``split_cells``), for a training release with too few donors, and the report states its leakage
@@ -77,7 +79,7 @@ def tech_sample(obs: pd.DataFrame) -> pd.Series:
 @dataclass
 class Selection:
     cells: pd.DataFrame  # OBS_COLUMNS + tech_sample + label (term id) + label_name
-    labels: list[str]  # term ids, ordered by name
+    labels: list[str]  # term ids, ordered by name (order_labels)
     report: dict = field(default_factory=dict)
 
 
@@ -182,6 +184,30 @@ def filters_versus_pin(
     }
 
 
+#: ``filters.label_order`` values: how ``order_labels`` sorts the label set.
+LABEL_ORDERS = ("casefold", "sctab")
+
+
+def present_terms(obs: pd.DataFrame) -> list[str]:
+    """The distinct cell_type_ontology_term_id values of ``obs``."""
+    return sorted(set(obs["cell_type_ontology_term_id"].astype(str)))
+
+
+def order_labels(terms, names: dict[str, str], order: str) -> list[str]:
+    """``terms`` in label order: by name then term id.
+
+    ``casefold``: names compared ignoring case (``str.lower``). ``sctab``: names compared as Python compares
+    strings (case-sensitive, by code point), which is the order pandas gives the categories of a categorical
+    built from the names: scTab's cell_type codes, hence the paper's output units. ``names`` maps each term to its
+    name (for ``sctab`` the census's cell_type, the strings scTab's categorical held).
+    """
+    if order == "casefold":
+        return sorted(terms, key=lambda t: (names[t].lower(), t))
+    if order == "sctab":
+        return sorted(terms, key=lambda t: (names[t], t))
+    raise ConfigError(f"filters.label_order must be one of {list(LABEL_ORDERS)}, not {order!r}")
+
+
 def check_root_term(filters: Filters, ontology: Ontology) -> None:
     """``filters.root_term`` must be a live term of the ontology: otherwise every label fails step 2 and the run
     would stop later with a misleading "too few cells" message."""
@@ -279,8 +305,11 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: Filters) -> Sel
                 f"({filters.min_cells_per_type} cells in > {filters.min_tech_samples_per_type} tech_samples); "
                 "lower them for a small census"
             )
-    labels = sorted(
-        set(obs["cell_type_ontology_term_id"].astype(str)), key=lambda t: (ontology.name(t).lower(), t)
+    # casefold sorts the ontology's names (as the suite always has); sctab the census's, as scTab's categorical.
+    kept = present_terms(obs)
+    census_names = names if names is not None and filters.label_order == "sctab" else {}
+    labels = order_labels(
+        kept, {t: census_names.get(t) or ontology.name(t) for t in kept}, filters.label_order
     )
     obs["label"] = obs["cell_type_ontology_term_id"].astype(str)
     obs["label_name"] = obs["label"].map(ontology.names)
@@ -361,20 +390,30 @@ def split_cells(tech_samples: pd.Series, seed: int, fractions: list[float]) -> p
     return pd.Series(out, index=tech_samples.index)
 
 
-def store_order(split: pd.Series, seed: int) -> dict[str, np.ndarray]:
+def store_order(split: pd.Series, seed: int, row_multiple: int = 1) -> dict[str, np.ndarray]:
     """scTab's on-disk cell order of each split: ``{split: positions into split's rows, in the order to write}``.
 
     ``split`` is the split of each cell, in the release's cell order. A fresh ``np.random.default_rng(seed)``
     permutes the cells of train, then val, then test (one ``permutation`` each, in that order, from the same
     generator), as scTab does before writing its store "to break up data sets": consecutive rows of a split are
-    then random cells, not runs of one dataset and donor.
+    then random cells, not runs of one dataset and donor. With ``row_multiple`` > 1 each split keeps the first
+    ``(n // row_multiple) * row_multiple`` positions of its permutation (``split.row_multiple``; scTab's 1,024-row
+    parquet row groups, 03_write_store_merlin.ipynb): the dropped tail is a random handful of cells.
     """
+    if row_multiple < 1:
+        raise ConfigError(f"split.row_multiple must be at least 1, not {row_multiple}")
     rng = np.random.default_rng(seed)
     labels = split.to_numpy()
     order = {}
     for name in STORE_SPLITS:
         rows = np.flatnonzero(labels == name)
-        order[name] = rows[rng.permutation(len(rows))]
+        permuted = rows[rng.permutation(len(rows))]
+        order[name] = permuted[: (len(permuted) // row_multiple) * row_multiple]
+        if len(rows) and not len(order[name]):
+            raise ConfigError(
+                f"split {name!r} has {len(rows)} cells, fewer than split.row_multiple {row_multiple}: it would be "
+                "empty; lower split.row_multiple (1 keeps every cell)"
+            )
     return order
 
 

@@ -75,7 +75,10 @@ def run_part_job(job_path: str) -> None:
     try:
         cells = np.load(job["cells"])
         genes = np.load(job["genes"])
-        read = CensusRead(var_joinids=genes["var_joinids"], columns=genes["columns"], **job["read"])
+        in_sum = genes["in_sum"] if "in_sum" in genes.files else None
+        read = CensusRead(
+            var_joinids=genes["var_joinids"], columns=genes["columns"], in_sum=in_sum, **job["read"]
+        )
         progress = Path(job["progress"])
         checks = CountChecks(**job["checks"])
         with open_census(job["source"], chunk_size=read.chunk_size) as census:
@@ -146,9 +149,10 @@ def write_split(
     staging = directory.parent / f".{directory.name}.buckets"
     shutil.rmtree(staging, ignore_errors=True)  # a killed run's buckets: appending to them would corrupt
     staging.mkdir(parents=True)
-    np.savez(
-        staging / "genes.npz", var_joinids=np.asarray(read.var_joinids), columns=np.asarray(read.columns)
-    )
+    arrays = {"var_joinids": np.asarray(read.var_joinids), "columns": np.asarray(read.columns)}
+    if read.in_sum is not None:
+        arrays["in_sum"] = np.asarray(read.in_sum, dtype=bool)
+    np.savez(staging / "genes.npz", **arrays)
     settings = {
         "n_genes": read.n_genes,
         "target_sum": read.target_sum,

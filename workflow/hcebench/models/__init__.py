@@ -9,7 +9,8 @@ module with the same two names).
 
 Besides hyperparameters an entry may hold ``training:``, overrides of ``training.batch_size``,
 ``max_epochs`` and ``patience`` for that architecture alone (``TRAINING_OVERRIDES``), and ``augment:
-true`` to train it with scTab's augmentation bank (``hcebench.data.augmentation``).
+true`` to train it with scTab's augmentation bank (``hcebench.data.augmentation``). ``checkpoints:`` makes the entry
+a set of the authors' trained checkpoints, imported instead of trained (``hcebench.training.imported``).
 
 This subpackage also owns where a model runs (``device``: device choice, bf16 autocast, batched inference). It may
 import root, ``hierarchy`` and ``data``; training and evaluation build on it.
@@ -34,8 +35,10 @@ REGISTRY: dict[str, str] = {
     "transformer": "hcebench.models.transformer",
 }
 
+#: The modules an entry with ``checkpoints:`` may build: the networks of scTab's checkpoints (hcebench.training.imported).
+CHECKPOINT_MODULES = {f"hcebench.models.{n}": n for n in ("linear", "mlp", "tabnet")}
 #: Config keys of an architecture entry that are not hyperparameters of the model.
-NON_HPARAM_KEYS = {"model", "training", "augment", "losses"}
+NON_HPARAM_KEYS = {"model", "training", "augment", "losses", "checkpoints"}
 #: Keys of ``training`` an architecture entry may override for itself.
 TRAINING_OVERRIDES = ("batch_size", "max_epochs", "patience")
 
@@ -113,6 +116,11 @@ def check_architectures(config: dict[str, Any]) -> None:
         if unknown:
             raise ConfigError(
                 f"architectures.{name}.losses: unknown loss(es) {unknown}; choose from {list(LOSSES)}"
+            )
+        if entry.get("checkpoints") and model_module(name, entry).__name__ not in CHECKPOINT_MODULES:
+            raise ConfigError(
+                f"architectures.{name}.checkpoints: the authors' checkpoints are scTab's linear, MLP or TabNet "
+                f"classifiers; set architectures.{name}.model to one of {sorted(CHECKPOINT_MODULES.values())}"
             )
         if name in EXTERNAL_METHODS or name.startswith(CONTROL_PREFIX):
             raise ConfigError(

@@ -311,6 +311,38 @@ def stratified_macro_f1(
     return table.join(cells, on=["stratum_type", "stratum"])
 
 
+def ood_subset_macro_f1(metrics: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """The paper's subset score of ``split``: each run's hierarchy-corrected macro F1 over the labels present in the
+    OOD set's truth, as rows of the long table (``stratum_type`` and ``stratum`` "all", metrics
+    ``macro_f1_ood_subset`` and ``n_labels_ood_subset``).
+
+    hce-classification's ``model_evaluation_sctab.py`` reports the test split's ``classification_report`` over 80
+    fixed label indices (``SUBSET_INDICES``, the types present in the OOD set); here the subset comes from the data:
+    the labels with OOD support in the table. A label's F1 is the per-type ``f1`` row, computed over all of the
+    split's cells (as sklearn does with ``labels=``); a subset label absent from the split scores 0. Empty when
+    the table holds no OOD per-type rows or no ``split`` rows.
+    """
+    per_type = metrics[metrics["stratum_type"] == "cell_type"]
+    ood = per_type[
+        (per_type["split"] == OOD_SPLIT) & (per_type["metric"] == "support") & (per_type["value"] > 0)
+    ]
+    subset = sorted(set(ood["stratum"].astype(str)))
+    whole = metrics[(metrics["stratum_type"] == "all") & (metrics["split"] == split)]
+    if not subset or whole.empty:
+        return metrics.iloc[0:0]
+    f1 = per_type[(per_type["split"] == split) & (per_type["metric"] == "f1")]
+    f1 = f1[f1["stratum"].astype(str).isin(subset)]
+    sums = f1.groupby(ID_COLUMNS)["value"].sum()
+    runs = whole.drop_duplicates(ID_COLUMNS).set_index(ID_COLUMNS)
+    rows = []
+    for metric, values in (
+        ("macro_f1_ood_subset", sums.reindex(runs.index, fill_value=0.0) / len(subset)),
+        ("n_labels_ood_subset", pd.Series(float(len(subset)), index=runs.index)),
+    ):
+        rows.append(runs.assign(metric=metric, value=values).reset_index())
+    return pd.concat(rows, ignore_index=True)[list(metrics.columns)]
+
+
 def aggregate_runs(
     metrics_files: Sequence[str | os.PathLike],
     history_files: Sequence[str | os.PathLike],
@@ -322,6 +354,7 @@ def aggregate_runs(
 
     Every metrics and summary row gets the run's census releases and the ``code_version`` that aggregated it."""
     metrics = pd.concat([pd.read_csv(f, sep="\t") for f in metrics_files], ignore_index=True)
+    metrics = pd.concat([metrics, ood_subset_macro_f1(metrics)], ignore_index=True)
     # The OOD release is known only to OOD rows; give every row the run's releases.
     for col in ("train_release", "ood_release"):
         known = metrics[col].dropna().astype(str)

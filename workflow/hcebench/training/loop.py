@@ -53,7 +53,7 @@ import torch
 
 from hcebench.data.store import SplitData, Store, prefetched
 from hcebench.errors import TrainingError
-from hcebench.evaluation.metrics import f1_summary
+from hcebench.evaluation.metrics import f1_summary, macro_f1_union
 from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import atomic_path, write_json
 from hcebench.models import build_model, hyperparameters, logits_and_aux
@@ -92,6 +92,10 @@ class TrainSettings:
     max_epochs: int = 50  # the paper's cap; early stopping (``patience``) usually ends training sooner
     patience: int = 10  # epochs without a better validation hierarchy-corrected macro F1 before stopping
     lr_gamma: float = 0.9  # StepLR: lr × gamma after each epoch (scTab); 1 = constant, lower decays faster
+    drop_last: bool = False  # skip each epoch's short last minibatch (scTab's loader: true)
+    # The validation macro F1 that selects the epoch: "present" = over the labels in the truth; "union" = over the
+    # labels true or predicted (torchmetrics' macro MulticlassF1Score, the paper's).
+    selection_f1: str = "present"
     grad_clip: float = 1.0  # max gradient norm per step (scTab), so one odd minibatch cannot derail a run
     device: str = "auto"  # "auto" = CUDA when visible; "cpu" for runs reproducible bit for bit (tests)
     bf16: bool = True  # bf16 autocast of the forward pass on CUDA (losses stay float32); ignored on CPU
@@ -122,6 +126,8 @@ class TrainSettings:
             "max_epochs",
             "patience",
             "lr_gamma",
+            "drop_last",
+            "selection_f1",
             "grad_clip",
             "device",
             "bf16",
@@ -277,7 +283,9 @@ def epoch_batches(
     if stream is None:
         # Row sets of the (block-)shuffled split, each in a random order (ghost batches and BatchNorm see random
         # cells), read sorted; CSR until densified on the device, where the rows are put in that order.
-        order = train_data.batch_order(settings.batch_size, rng, settings.shuffle_block_rows)
+        order = train_data.batch_order(
+            settings.batch_size, rng, settings.shuffle_block_rows, drop_last=settings.drop_last
+        )
         if device.type == "cpu":
             yield from cpu_batches(train_data, order[start:], settings)
             return
@@ -289,6 +297,8 @@ def epoch_batches(
         read = itertools.islice(
             stream.batches(settings.batch_size, seed=settings.seed, epoch=epoch), start, None
         )
+        if settings.drop_last:
+            read = (xy for xy in read if len(xy[1]) == settings.batch_size)
         for x, y in prefetched(read, settings.prefetch):
             yield torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
@@ -359,6 +369,10 @@ def validate(
 ) -> dict:
     """Validation loss and macro F1, hierarchy-corrected (the selection metric) and flat.
 
+    ``val_macro_f1``, the selection metric, averages over the labels present in the truth, or with
+    ``settings.selection_f1 == "union"`` over the labels true or predicted (the paper's torchmetrics macro F1;
+    ``val_macro_f1_present`` then keeps the other).
+
     The loss is what the paper's code logs as ``val_loss``: ``val_loss_fn`` (the training loss without class
     weights) on hierarchy-corrected targets, the prediction where it is the true label or a subtype of it and
     the true label otherwise, plus the model's auxiliary loss, in eval mode; a per-cell mean over the split.
@@ -371,7 +385,13 @@ def validate(
     pred = pred.numpy()
     corrected = f1_summary(val_data.y, pred, hierarchy.reachability)
     flat = f1_summary(val_data.y, pred)
-    return dict(val_loss=val_loss, val_macro_f1=corrected["macro_f1"], val_macro_f1_flat=flat["macro_f1"])
+    scores = dict(val_loss=val_loss, val_macro_f1=corrected["macro_f1"], val_macro_f1_flat=flat["macro_f1"])
+    if settings.selection_f1 == "union":  # the paper's selection metric; the other average is kept beside it
+        scores["val_macro_f1_present"] = scores["val_macro_f1"]
+        scores["val_macro_f1"] = macro_f1_union(val_data.y, pred, hierarchy.reachability)
+    elif settings.selection_f1 != "present":
+        raise ValueError(f"training.selection_f1 must be 'present' or 'union', not {settings.selection_f1!r}")
+    return scores
 
 
 def record_epoch(state: TrainState, row: dict, model: torch.nn.Module) -> None:
@@ -475,7 +495,10 @@ def train(
 
     writer = _tensorboard_writer(settings, out_dir)
     n_train = len(train_data) if stream is None else len(stream)
-    n_batches = math.ceil(n_train / settings.batch_size)  # == len(train_data.batch_order(...))
+    # == len(train_data.batch_order(...)): the short last batch is not one with drop_last.
+    n_batches = (
+        n_train // settings.batch_size if settings.drop_last else math.ceil(n_train / settings.batch_size)
+    )
     with _SignalFlag() as flag, float32_matmul_precision(settings.float32_matmul_precision):
         while more_epochs(state, settings):
             epoch = state.epoch

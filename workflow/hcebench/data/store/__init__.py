@@ -6,6 +6,7 @@ Layout of a store directory::
     var.parquet         feature_id, feature_name: the column order of every split's X (``Store.genes``)
     class_weights.npy   training store only: balanced weights in label order (``Store.class_weights``)
     augmentations.npy   a store imported from scTab only: scTab's own augmentation bank (``Store.shipped_bank``)
+    child_matrix.npy    a store imported from scTab only: scTab's child matrix in label order (``Store.child_matrix``)
     <split>/            one split (``Store.split``, ``Store.obs``; files in ``hcebench.data.store.split``)
 
 ``Store`` reads a finished store; ``StoreWriter`` writes one into a directory (the temporary directory of an
@@ -43,6 +44,7 @@ META_FILE = "meta.json"
 GENES_FILE = "var.parquet"
 CLASS_WEIGHTS_FILE = "class_weights.npy"
 SHIPPED_BANK_FILE = "augmentations.npy"
+CHILD_MATRIX_FILE = "child_matrix.npy"
 
 
 class Store:
@@ -127,6 +129,18 @@ class Store:
         path = self.dir / SHIPPED_BANK_FILE
         return load_array(path) if path.exists() else None
 
+    @property
+    def child_matrix(self) -> np.ndarray | None:
+        """scTab's child matrix (label × label, 1 where the column's type is a subtype of the row's) a store imported
+        from scTab carries; None for a store hcebench built."""
+        path = self.dir / CHILD_MATRIX_FILE
+        return load_array(path) if path.exists() else None
+
+    @property
+    def child_matrix_file(self) -> Path:
+        """Where an imported store keeps scTab's child matrix, for messages that name it."""
+        return self.dir / CHILD_MATRIX_FILE
+
     def has_split(self, split: str) -> bool:
         return (self.dir / split).is_dir()
 
@@ -162,6 +176,9 @@ class StoreWriter:
 
     def write_shipped_bank(self, bank: np.ndarray) -> None:
         np.save(self.dir / SHIPPED_BANK_FILE, bank)
+
+    def write_child_matrix(self, child: np.ndarray) -> None:
+        np.save(self.dir / CHILD_MATRIX_FILE, np.asarray(child))
 
     def write_meta(self, meta: dict) -> None:
         write_json(self.dir / META_FILE, meta)

@@ -45,10 +45,16 @@ def split_files(directory: str | os.PathLike) -> dict[str, Path]:
     return {**{key: directory / name for key, (name, _) in X_FILES.items()}, "obs": directory / OBS_FILE}
 
 
-def normalise(counts: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
-    """Scale each row to ``target_sum`` counts, then log1p; float32. A row sum of 0 is treated as 1."""
+def normalise(counts: sp.csr_matrix, target_sum: float, row_sum: np.ndarray | None = None) -> sp.csr_matrix:
+    """Scale each row to ``target_sum`` counts, then log1p; float32. A row sum of 0 is treated as 1.
+
+    ``row_sum``: each row's total when it is not the sum of ``counts``' own columns (counts of genes that are summed
+    but not kept, ``CensusRead.in_sum``)."""
     counts = counts.astype(np.float32, copy=True).tocsr()
-    row_sum = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    if row_sum is None:
+        row_sum = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    else:
+        row_sum = np.asarray(row_sum, dtype=np.float64).copy()
     row_sum[row_sum == 0] = 1.0
     scale = (target_sum / row_sum).astype(np.float32)
     counts.data *= np.repeat(scale, np.diff(counts.indptr))
@@ -236,7 +242,12 @@ class SplitData:
         return self.sparse_rows(rows).to_numpy()
 
     def batch_order(
-        self, batch_size: int, rng: np.random.Generator | None, block_rows: int = 1
+        self,
+        batch_size: int,
+        rng: np.random.Generator | None,
+        block_rows: int = 1,
+        *,
+        drop_last: bool = False,
     ) -> list[np.ndarray]:
         """Row indices of each minibatch, in the order the model sees them.
 
@@ -247,19 +258,22 @@ class SplitData:
         cache. The random order within a batch matters: TabNet's ghost batches (``virtual_batch_size`` consecutive
         rows of the batch) and every BatchNorm take statistics over their rows, which would otherwise be a couple
         of blocks of neighbouring cells. ``sparse_rows`` still reads each batch's rows in ascending order and
-        leaves the reordering to the densifying step (``SparseBatch.to_dense``). The order is a function of the generator's state, so an
+        leaves the reordering to the densifying step (``SparseBatch.to_dense``). ``drop_last`` leaves out the
+        last batch when it is short (fewer than ``batch_size`` rows), as scTab's loader does. The order is a function of the generator's state, so an
         epoch that rewinds ``rng`` replays it exactly.
         """
         n = len(self)
+        # drop_last: no batch starts where fewer than batch_size rows remain (scTab's loader).
+        end = (n // batch_size) * batch_size if drop_last else n
         if rng is None:
-            return [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+            return [np.arange(i, min(i + batch_size, n)) for i in range(0, end, batch_size)]
         if block_rows <= 1:
             order = rng.permutation(n)
-            return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+            return [order[i : i + batch_size] for i in range(0, end, batch_size)]
         blocks = rng.permutation(-(-n // block_rows))
         order = (blocks[:, None] * block_rows + np.arange(block_rows)).ravel()
         order = order[order < n]
-        batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        batches = [order[i : i + batch_size] for i in range(0, end, batch_size)]
         return [rows[rng.permutation(len(rows))] for rows in batches]
 
     def read_batches(
