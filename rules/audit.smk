@@ -9,10 +9,12 @@ rule audit_ood:
         labels=result(layout.SELECTION_LABELS),
         obo=ontology_obo(),
     output:
-        table=report(result(layout.AUDIT_TABLE), caption="../report/audit.rst", category="Tables"),
+        table=result(layout.AUDIT_TABLE),
         totals=result(layout.AUDIT_TOTALS),
-        label_rules=report(
-            result(layout.AUDIT_LABEL_RULES), caption="../report/audit_label_rules.rst", category="Tables"
+        label_rules=result(layout.AUDIT_LABEL_RULES),
+        table_html=table_view(result(layout.AUDIT_TABLE), "audit", REPORT_DATA, "OOD leakage audit"),
+        label_rules_html=table_view(
+            result(layout.AUDIT_LABEL_RULES), "audit_label_rules", REPORT_DATA, "OOD labels by term id vs by name"
         ),
     log:
         f"{LOGS}/audit_ood.log",

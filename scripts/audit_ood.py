@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 from hcebench.data.audit import audit_label_rules, audit_ood, training_label_names  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.io import atomic_path, write_json  # noqa: E402
+from hcebench.report.html_tables import write_table_views  # noqa: E402
 from hcebench.settings import AuditSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
@@ -31,5 +32,6 @@ with atomic_path(snakemake.output.table) as tmp:
 with atomic_path(snakemake.output.label_rules) as tmp:
     rules_table.to_csv(tmp, sep="\t", index=False)
 write_json(snakemake.output.totals, totals)
+write_table_views(dict(snakemake.output.items()))  # the report's HTML view of each table
 log.info("OOD leakage audit: %s", {k: v for k, v in totals.items() if k != "label_rules"})
 log.info("OOD label by term id vs by name: %s", rules_totals)
