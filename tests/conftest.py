@@ -22,8 +22,6 @@ def toy(tmp_path_factory):
     return write_toy_store(tmp_path_factory.mktemp("toy"))
 
 
-
-
 # -- progress of the slow tests -----------------------------------------------------------------------------------
 # A workflow test (marker `workflow`) runs Snakemake for minutes behind a single dot: without -v, print each one's
 # name as it starts and its time as it ends, so `python -m pytest` shows where it is. (The log hooks run outside

@@ -46,9 +46,14 @@ def test_citation_references_the_paper_sctab_the_census_and_the_cell_ontology():
         check_authors(ref["authors"], ref["title"])
     by_journal = {ref["journal"]: ref for ref in refs}
     paper = by_journal["Nature Computational Science"]
-    assert paper["title"] == "Improving atlas-scale single-cell annotation models with hierarchical cross-entropy loss"
+    assert (
+        paper["title"]
+        == "Improving atlas-scale single-cell annotation models with hierarchical cross-entropy loss"
+    )
     assert paper["year"] == 2026
-    assert by_journal["Nature Communications"]["title"] == "Scaling cross-tissue single-cell annotation models"
+    assert (
+        by_journal["Nature Communications"]["title"] == "Scaling cross-tissue single-cell annotation models"
+    )
     assert "CELLxGENE" in by_journal["Nucleic Acids Research"]["title"]
     assert "Cell Ontology" in by_journal["Journal of Biomedical Semantics"]["title"]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

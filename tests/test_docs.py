@@ -78,7 +78,9 @@ def test_every_relative_link_resolves(doc):
 
 def test_the_readme_is_a_map_of_at_most_300_lines():
     n = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())
-    assert n <= README_MAX_LINES, f"README.md has {n} lines; move detail into docs/ (at most {README_MAX_LINES})"
+    assert n <= README_MAX_LINES, (
+        f"README.md has {n} lines; move detail into docs/ (at most {README_MAX_LINES})"
+    )
 
 
 def test_the_readme_defines_every_loss_it_reports():

@@ -28,7 +28,15 @@ STEP = re.compile(
     re.S,
 )
 IGNORE = shutil.ignore_patterns(
-    ".git", "results", ".snakemake", ".venv", "venv", "__pycache__", "*.egg-info", ".ruff_cache", ".pytest_cache"
+    ".git",
+    "results",
+    ".snakemake",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "*.egg-info",
+    ".ruff_cache",
+    ".pytest_cache",
 )
 
 #: Per recipe: the tests to run in the scratch copy, and what the dry run must plan.
@@ -129,6 +137,12 @@ def test_the_recipes_work_verbatim(tmp_path):
     tests = [test for names, _ in CHECKS.values() for test in names]
     done = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], scratch)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    # What the recipes tell a user to finish with: the code they wrote passes the project's lint and format.
+    written = [s["path"] for r in CHECKS for s in steps()[r] if s["path"].endswith(".py")]
+    lint = run([sys.executable, "-m", "ruff", "check", *written], scratch)
+    assert lint.returncode == 0, lint.stdout[-4000:]
+    formatted = run([sys.executable, "-m", "ruff", "format", "--check", "--diff", *written], scratch)
+    assert formatted.returncode == 0, formatted.stdout[-4000:] + formatted.stderr[-2000:]
     dry = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], scratch)
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-4000:]

@@ -278,7 +278,13 @@ def test_report_renders_every_figure_in_headless_chromium(run):
     assert all(re.match(r"\d\. ", name) for name in found["categories"]), found["categories"]
     # Every table is readable in the report: its rendered HTML page, not only a download.
     tables = {Path(p).name for p in found["tables"]}
-    assert {"summary.html", "metrics.html", "loss_comparison.html", "provenance.html", "ood_leakage.html"} <= tables
+    assert {
+        "summary.html",
+        "metrics.html",
+        "loss_comparison.html",
+        "provenance.html",
+        "ood_leakage.html",
+    } <= tables
 
 
 def test_rerun_is_a_no_op_and_a_hyperparameter_reruns_one_branch(run):

@@ -80,7 +80,9 @@ def _with_probe(report: Path, directory: Path, show: str | None) -> Path:
     if show is not None:  # leave one view on screen for a screenshot: "" is the landing page, else a result
         end = (
             "document.getElementById('hcebench-probe').remove();"
-            "const s = " + json.dumps(show) + " ? Object.entries(results).find(([p]) => p.endsWith("
+            "const s = "
+            + json.dumps(show)
+            + " ? Object.entries(results).find(([p]) => p.endsWith("
             + json.dumps(show or "-")
             + ")) : null;"
             "if (s) {"
@@ -174,7 +176,9 @@ def screenshot(
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report")
-    parser.add_argument("--screenshot", help="also write a PNG of the report showing Fig. 2b (or --show) here")
+    parser.add_argument(
+        "--screenshot", help="also write a PNG of the report showing Fig. 2b (or --show) here"
+    )
     parser.add_argument(
         "--show",
         default="fig2b_ood_macro_f1.png",
