@@ -79,7 +79,10 @@ def table_html(table: pd.DataFrame, title: str, source: str, max_rows: int = MAX
 def write_table_html(tsv: str | Path, out: str | Path, max_rows: int = MAX_ROWS) -> Path:
     """Render the TSV at ``tsv`` to ``out`` (atomically); the page names the TSV by its file name."""
     tsv, out = Path(tsv), Path(out)
-    table = pd.read_csv(tsv, sep="\t")
+    try:
+        table = pd.read_csv(tsv, sep="\t")
+    except pd.errors.EmptyDataError:  # a table with no columns (nothing to report) is written as an empty file
+        table = pd.DataFrame()
     page = table_html(table, title=tsv.stem, source=tsv.name, max_rows=max_rows)
     with atomic_path(out) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
