@@ -103,3 +103,20 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     assert slug("Predictions contract: how any method joins the benchmark") == (
         "predictions-contract-how-any-method-joins-the-benchmark"
     )
+
+
+def test_every_docs_page_is_reachable_from_the_readme():
+    seen, todo = set(), [ROOT / "README.md"]
+    while todo:
+        doc = todo.pop()
+        if doc in seen:
+            continue
+        seen.add(doc)
+        for m in LINK.finditer(CODE_BLOCK.sub("", doc.read_text(encoding="utf-8"))):
+            path = m.group(1).partition("#")[0]
+            if path.endswith(".md") and not re.match(r"[a-z]+:", path):
+                target = (doc.parent / path).resolve()
+                if target.exists():
+                    todo.append(target)
+    unreachable = sorted(p.name for p in DOCS if p.resolve() not in seen)
+    assert not unreachable, f"no link from README.md leads to {unreachable}"
