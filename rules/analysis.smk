@@ -24,7 +24,7 @@ rule paper_analyses:
         connectivity_html=table_view(table("connectivity"), "connectivity_table", REPORT_HIERARCHY),
         stratified_html=table_view(table("stratified_macro_f1"), "stratified_table", REPORT_STRATIFIED),
         loss_comparison_html=table_view(
-            table("loss_comparison"), "loss_comparison_table", REPORT_HEADLINE, "Every loss vs CE"
+            table("loss_comparison"), "loss_comparison_table", REPORT_HEADLINE, "2. Every loss vs CE"
         ),
         provenance_html=table_view(table("provenance"), "provenance", REPORT_DATA, "Provenance"),
     log:

@@ -88,9 +88,10 @@ def _with_probe(report: Path, directory: Path, show: str | None) -> Path:
             "if (s) {"
             " const cat = Object.keys(categories).find((c) =>"
             "  Object.values(categories[c]).some((paths) => paths.includes(s[0])));"
-            " if (cat) app.showCategory(cat);"
             " const kind = s[1].mime_type.startsWith('image/') ? 'img' : s[1].mime_type === 'text/html' ? 'html' : 'text';"
             " app.setView({content: kind, contentPath: s[1].data_uri, resultPath: s[0]});"
+            # after the view's state is set: setView reads the state, so a category shown first would be undone
+            " if (cat) setTimeout(() => app.showCategory(cat), 200);"
             "} else { app.setView({content: 'rulegraph', navbarMode: 'menu'}); }"
         )
     probed = directory / "report_probe.html"
