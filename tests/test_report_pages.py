@@ -58,7 +58,9 @@ def test_write_table_views_renders_each_html_output_from_its_tsv(tmp_path):
         write_table_views({"metrics_html": str(tmp_path / "m.html")})
     assert write_table_html(tsv, tmp_path / "again.html").exists()
     (tmp_path / "empty.tsv").write_text("\n")
-    assert "0 rows × 0 columns" in write_table_html(tmp_path / "empty.tsv", tmp_path / "empty.html").read_text()
+    assert (
+        "0 rows × 0 columns" in write_table_html(tmp_path / "empty.tsv", tmp_path / "empty.html").read_text()
+    )
 
 
 def landing(config: dict) -> str:

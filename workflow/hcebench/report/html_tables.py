@@ -81,7 +81,9 @@ def write_table_html(tsv: str | Path, out: str | Path, max_rows: int = MAX_ROWS)
     tsv, out = Path(tsv), Path(out)
     try:
         table = pd.read_csv(tsv, sep="\t")
-    except pd.errors.EmptyDataError:  # a table with no columns (nothing to report) is written as an empty file
+    except (
+        pd.errors.EmptyDataError
+    ):  # a table with no columns (nothing to report) is written as an empty file
         table = pd.DataFrame()
     page = table_html(table, title=tsv.stem, source=tsv.name, max_rows=max_rows)
     with atomic_path(out) as tmp:
