@@ -11,13 +11,16 @@ rule audit_ood:
         obo=ontology_obo(),
         ood=result(layout.OOD_DIR),
     output:
-        table=report(result(layout.AUDIT_TABLE), caption="../report/audit.rst", category="Tables"),
+        table=result(layout.AUDIT_TABLE),
         totals=result(layout.AUDIT_TOTALS),
-        label_rules=report(
-            result(layout.AUDIT_LABEL_RULES), caption="../report/audit_label_rules.rst", category="Tables"
+        label_rules=result(layout.AUDIT_LABEL_RULES),
+        table_html=table_view(result(layout.AUDIT_TABLE), "audit", REPORT_DATA, "OOD leakage audit"),
+        label_rules_html=table_view(
+            result(layout.AUDIT_LABEL_RULES), "audit_label_rules", REPORT_DATA, "OOD labels by term id vs by name"
         ),
-        duplicates=report(
-            result(layout.AUDIT_DUPLICATES), caption="../report/audit_duplicates.rst", category="Tables"
+        duplicates=result(layout.AUDIT_DUPLICATES),
+        duplicates_html=table_view(
+            result(layout.AUDIT_DUPLICATES), "audit_duplicates", REPORT_DATA, "Duplicate primary cells"
         ),
     log:
         f"{LOGS}/audit_ood.log",
@@ -44,8 +47,9 @@ if config["ontology"].get("ood_source"):
             labels=result(layout.SELECTION_LABELS),
             ood=result(layout.OOD_DIR),
         output:
-            table=report(
-                result(layout.AUDIT_CL_DIFF), caption="../report/audit_cl_diff.rst", category="Tables"
+            table=result(layout.AUDIT_CL_DIFF),
+            table_html=table_view(
+                result(layout.AUDIT_CL_DIFF), "audit_cl_diff", REPORT_DATA, "Cell Ontology release diff"
             ),
             totals=result(layout.AUDIT_CL_DIFF_TOTALS),
         log:

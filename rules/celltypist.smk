@@ -1,6 +1,6 @@
 # CellTypist as an external method: its own environment, trained on the same store, predictions through the
 # contract, so it lands in metrics.tsv, summary.tsv and the figures as architecture "celltypist", loss "ce".
-# The worked example of adding an external tool as a rule (README, "Add an external method").
+# The worked example of adding an external tool as a rule (docs/recipes.md, "Add an external method").
 
 
 rule celltypist:

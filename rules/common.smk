@@ -253,6 +253,17 @@ def train_inputs(wc):
     return inputs
 
 
+# The report's categories. It lists them sorted by name, hence the numbers: the headline tables first.
+REPORT_HEADLINE = "1. Headline tables"
+REPORT_FIG2 = "2. Paper figures (Fig. 2)"
+REPORT_HIERARCHY = "3. Hierarchy analyses"
+REPORT_BACKOFF = "4. Back-off and calibration"
+REPORT_STRATIFIED = "5. Stratified views"
+REPORT_NOVEL = "6. Novel OOD cell types"
+REPORT_DATA = "7. Data audit and provenance"
+REPORT_TRAINING = "8. Training"
+
+
 def figure(name, caption, category, subcategory=None):
     """A figure of the report: results/<run>/figures/<name>.png with its caption file."""
     return report(
@@ -263,12 +274,21 @@ def figure(name, caption, category, subcategory=None):
     )
 
 
-def table(name, caption, category):
-    """A table of the report: results/<run>/analysis/<name>.tsv with its caption file."""
-    return report(
-        result(layout.ANALYSIS_TABLE, name=name),
-        caption=f"../report/{caption}.rst",
-        category=category,
-        subcategory="Tables",
-    )
+def table(name):
+    """A table: results/<run>/analysis/<name>.tsv (the report shows its ``table_view``)."""
+    return result(layout.ANALYSIS_TABLE, name=name)
+
+
+def html_view(path):
+    """The rendered page beside a table: <name>.html for <name>.tsv."""
+    return f"{path.removesuffix('.tsv')}.html"
+
+
+def table_view(path, caption, category, subcategory="Tables"):
+    """The report's view of the table at ``path`` (a result path): its HTML page, with the table's caption.
+
+    A rule declares it as output ``<name>_html`` beside the table's output ``<name>``; its script renders every such
+    pair with ``hcebench.report.html_tables.write_table_views`` after writing the tables.
+    """
+    return report(html_view(path), caption=f"../report/{caption}.rst", category=category, subcategory=subcategory)
 

@@ -6,6 +6,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from hcebench.report.aggregate import aggregate_runs  # noqa: E402
+from hcebench.report.html_tables import write_table_views  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
@@ -13,4 +14,5 @@ out = snakemake.output
 summary = aggregate_runs(
     snakemake.input.metrics, snakemake.input.histories, out.metrics, out.summary, out.histories
 )
+write_table_views(dict(snakemake.output.items()))  # the report's HTML view of each table
 log.info("summary:\n%s", summary.to_string())

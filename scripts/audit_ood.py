@@ -17,6 +17,7 @@ from hcebench.data.audit import (  # noqa: E402
 from hcebench.data.store import Store  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.io import atomic_path, write_json  # noqa: E402
+from hcebench.report.html_tables import write_table_views  # noqa: E402
 from hcebench.settings import AuditSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
@@ -46,6 +47,7 @@ with atomic_path(snakemake.output.label_rules) as tmp:
 with atomic_path(snakemake.output.duplicates) as tmp:
     duplicates.to_csv(tmp, sep="\t", index=False)
 write_json(snakemake.output.totals, totals)
+write_table_views(dict(snakemake.output.items()))  # the report's HTML view of each table
 log.info(
     "OOD leakage audit: %s",
     {k: v for k, v in totals.items() if k not in ("label_rules", "duplicate_primary_cells", "release_pair")},

@@ -12,6 +12,7 @@ from hcebench.hierarchy.cl_diff import cl_release_diff, read_cellxgene_json, rel
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.io import atomic_path, write_json  # noqa: E402
 from hcebench.layout import OOD_SPLIT  # noqa: E402
+from hcebench.report.html_tables import write_table_views  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
@@ -25,5 +26,6 @@ table, totals = cl_release_diff(labels, old, new, ood_cells=counts)
 with atomic_path(snakemake.output.table) as tmp:
     table.to_csv(tmp, sep="\t", index=False)
 write_json(snakemake.output.totals, totals)
+write_table_views(dict(snakemake.output.items()))  # the report's HTML view of the table
 log.info("CL %s -> %s over %d labels: %s", old.release, new.release, len(labels), totals["by_kind"])
 log.info("OOD cells with a changed label: %s", totals["ood_cells_with_a_changed_label"])

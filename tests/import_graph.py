@@ -3,7 +3,7 @@ the house rules. ``tests/test_package.py`` asserts it is clean; run it to see th
 
     python tests/import_graph.py
 
-Rules (README, "Map of the library"):
+Rules (docs/library.md, "Map of the library"):
 
 - layers, lowest first: root (``config``, ``errors``, ``io``, ``layout``, ``provenance``, ``snakemake_io``) ←
   ``hierarchy`` ← ``data`` ← ``models`` ← ``evaluation`` ← ``training``, ``external`` ← ``report``;

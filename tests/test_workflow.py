@@ -264,13 +264,27 @@ def test_report_renders_every_figure_in_headless_chromium(run):
             name,
             shown.get(f"{name}.png"),
         )
+    # The headline tables first (the report sorts categories by name), every category named and numbered.
+    assert sorted(found["categories"])[0] == "1. Headline tables"
     assert {
-        "1. Paper figures (Fig. 2)",
-        "2. Hierarchy analyses",
-        "3. Back-off and calibration",
-        "5. Novel OOD cell types",
-        "6. Provenance",
+        "1. Headline tables",
+        "2. Paper figures (Fig. 2)",
+        "3. Hierarchy analyses",
+        "4. Back-off and calibration",
+        "6. Novel OOD cell types",
+        "7. Data audit and provenance",
+        "8. Training",
     } <= set(found["categories"])
+    assert all(re.match(r"\d\. ", name) for name in found["categories"]), found["categories"]
+    # Every table is readable in the report: its rendered HTML page, not only a download.
+    tables = {Path(p).name for p in found["tables"]}
+    assert {
+        "summary.html",
+        "metrics.html",
+        "loss_comparison.html",
+        "provenance.html",
+        "ood_leakage.html",
+    } <= tables
 
 
 def test_rerun_is_a_no_op_and_a_hyperparameter_reruns_one_branch(run):

@@ -68,7 +68,7 @@ def model_module(name: str, entry: dict[str, Any] | None = None) -> ModuleType:
         where = f"architectures.{name}.model" if (entry or {}).get("model") else f"architectures.{name}"
         raise ConfigError(
             f"{where}: unknown architecture {key!r}. Known: {', '.join(sorted(known))}. To add your own, install "
-            f"a package that lists its module under the entry-point group {PLUGIN_GROUP!r} (README, Add an "
+            f"a package that lists its module under the entry-point group {PLUGIN_GROUP!r} (docs/recipes.md, Add an "
             "architecture); a module named in a config is never imported"
         )
     path = known[key]

@@ -39,7 +39,8 @@ CHROMIUM_FLAGS = (
 PROBE = """
 <script>
 window.addEventListener("load", () => setTimeout(async () => {
-  const found = {categories: Object.keys(typeof categories === "undefined" ? {} : categories), images: {}};
+  const found = {categories: Object.keys(typeof categories === "undefined" ? {} : categories), images: {},
+    tables: Object.entries(results).filter(([, r]) => r.mime_type === "text/html").map(([p]) => p)};
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   for (const [path, entry] of Object.entries(results)) {
     if (!entry.mime_type || !entry.mime_type.startsWith("image/")) continue;
@@ -76,12 +77,22 @@ def _with_probe(report: Path, directory: Path, show: str | None) -> Path:
     if "</body>" not in html:
         raise ValueError(f"{report} has no </body>: not a Snakemake HTML report")
     end = ""
-    if show is not None:  # leave one figure on screen for a screenshot
+    if show is not None:  # leave one view on screen for a screenshot: "" is the landing page, else a result
         end = (
-            "const s = Object.entries(results).find(([p]) => p.endsWith(" + json.dumps(show) + "));"
-            "if (s) { document.getElementById('hcebench-probe').remove();"
-            " const cats = Object.keys(categories).sort(); if (cats.length) app.showCategory(cats[0]);"
-            " app.setView({content: 'img', contentPath: s[1].data_uri}); }"
+            "document.getElementById('hcebench-probe').remove();"
+            "const s = "
+            + json.dumps(show)
+            + " ? Object.entries(results).find(([p]) => p.endsWith("
+            + json.dumps(show or "-")
+            + ")) : null;"
+            "if (s) {"
+            " const cat = Object.keys(categories).find((c) =>"
+            "  Object.values(categories[c]).some((paths) => paths.includes(s[0])));"
+            " const kind = s[1].mime_type.startsWith('image/') ? 'img' : s[1].mime_type === 'text/html' ? 'html' : 'text';"
+            " app.setView({content: kind, contentPath: s[1].data_uri, resultPath: s[0]});"
+            # after the view's state is set: setView reads the state, so a category shown first would be undone
+            " if (cat) setTimeout(() => app.showCategory(cat), 200);"
+            "} else { app.setView({content: 'rulegraph', navbarMode: 'menu'}); }"
         )
     probed = directory / "report_probe.html"
     at = html.rfind("</body>")  # the last one: embedded results may contain HTML of their own
@@ -134,7 +145,9 @@ def screenshot(
     chromium: str | None = None,
     timeout: int = 180,
 ) -> Path:
-    """A PNG of the report in headless Chromium with the result whose path ends in ``show`` opened."""
+    """A PNG of the report in headless Chromium with the result whose path ends in ``show`` opened (a figure, or a
+    table's HTML page, in its category), or with ``show=""`` its landing page (the workflow's description and the
+    rule graph)."""
     chromium = chromium or find_chromium()
     if chromium is None:
         raise FileNotFoundError(
@@ -164,7 +177,15 @@ def screenshot(
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report")
-    parser.add_argument("--screenshot", help="also write a PNG of the report showing Fig. 2b here")
+    parser.add_argument(
+        "--screenshot", help="also write a PNG of the report showing Fig. 2b (or --show) here"
+    )
+    parser.add_argument(
+        "--show",
+        default="fig2b_ood_macro_f1.png",
+        help="the result the screenshot opens, by the end of its path (e.g. summary.html); '' for the landing page",
+    )
+    parser.add_argument("--size", default="1280x800", help="the screenshot's window size, WIDTHxHEIGHT")
     args = parser.parse_args(argv)
     found = check_report(args.report)
     missing = [p for p, v in found["images"].items() if not v or not v["width"]]
@@ -172,7 +193,8 @@ def main(argv=None) -> int:
         print(f"{'ok ' if v and v['width'] else 'MISSING'} {path} {v}")
     print("categories:", ", ".join(found["categories"]))
     if args.screenshot:
-        print("screenshot:", screenshot(args.report, args.screenshot))
+        width, height = (int(v) for v in args.size.split("x"))
+        print("screenshot:", screenshot(args.report, args.screenshot, show=args.show, size=(width, height)))
     return 1 if missing or not found["images"] else 0
 
 
