@@ -500,7 +500,9 @@ def train(
                     try:
                         loss = train_step(model, optimiser, loss_fn, x, y, settings, device, bank_t, aug_gen)
                     except TrainingError as err:
-                        raise TrainingError(f"{architecture}, epoch {epoch + 1}, minibatch {b}: {err}") from None
+                        raise TrainingError(
+                            f"{architecture}, epoch {epoch + 1}, minibatch {b}: {err}"
+                        ) from None
                     total += loss * len(y)
                     n_seen += len(y)
                 progress.update(min((b + 1) * settings.batch_size, n_train))
