@@ -229,7 +229,10 @@ def test_hierarchical_panel_has_hop_f1_and_a_row_per_architecture(tmp_path, draw
     ]
     hop = titled[3]
     assert [t.get_text() for t in hop.get_xticklabels()] == ["0", "1", "2", "3"] and hop.get_xlabel() == ""
-    assert axes[-1].get_xlabel() == "k" and [ax.get_ylabel().split()[0] for ax in axes[::4]] == ["linear", "mlp"]
+    assert axes[-1].get_xlabel() == "k" and [ax.get_ylabel().split()[0] for ax in axes[::4]] == [
+        "linear",
+        "mlp",
+    ]
     legend = {t.get_text() for t in drawn[0].legends[0].get_texts()}
     assert {
         "CE",

@@ -28,6 +28,7 @@ from hcebench.report.figures.style import (
     mm,
     no_data,
     panel_grid,
+    panel_title,
     save,
     split_controls,
     split_label,
@@ -149,6 +150,7 @@ def loss_ranking(metrics: pd.DataFrame, path: str | os.PathLike, split: str = "o
         return
     archs = architecture_order(ranked["architecture"])
     most = max(ranked[ranked["architecture"] == a]["loss"].nunique() for a in archs)
+    cols = min(len(archs), 3)
     fig, axes = panel_grid(len(archs), max_cols=3, panel_height_mm=14.0 + 4.0 * most, sharex=True)
     rng = np.random.default_rng(0)
     handles = []
@@ -172,7 +174,7 @@ def loss_ranking(metrics: pd.DataFrame, path: str | os.PathLike, split: str = "o
         ax.set_yticks(range(len(order)), [loss_label(loss) for loss in reversed(order)])
         ax.set_ylim(-0.6, most - 0.4)  # one row height in every panel
         handles = draw_controls(ax, controls, vertical=True) or handles
-        ax.set_title(arch)
+        panel_title(ax, arch, fig, cols)
         ax.set_xlabel(f"{split_label(split)} macro F1")
         ax.tick_params(labelbottom=True)
     mean_handle = Line2D([], [], color="black", lw=1.6, label="mean over seeds")
@@ -213,7 +215,7 @@ def coarse_share_sweep(
                 elinewidth=0.6,
             )
         ax.axhline(0, color="black", lw=0.6)
-        ax.set_title(arch)
+        panel_title(ax, arch, fig, cols)
         ax.set_xlabel("share of studies annotated coarsely")
         if i % cols == 0:
             ax.set_ylabel(f"{split_label(split)} macro F1 gain over CE")
@@ -280,7 +282,7 @@ def id_versus_ood(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
             ax.plot([0, 1], [c["test"].mean(), c["ood"].mean()], lw=0.9, **control_style(arch_c))
         ax.set_xticks([0, 1], ["ID test", "OOD"])
         ax.set_xlim(-0.3, 1.3)
-        ax.set_title(arch)
+        panel_title(ax, arch, fig, cols)
         if i % cols == 0:
             ax.set_ylabel("macro F1 (hierarchy-corrected)")
         ax.tick_params(labelleft=True)
@@ -314,7 +316,7 @@ def training_curves(histories: pd.DataFrame, path: str | os.PathLike) -> None:
         sub = histories[histories["architecture"] == arch]
         for (loss, _seed), run in sub.groupby(["loss", "seed"]):
             ax.plot(run["epoch"], run["val_macro_f1"], color=loss_colour(loss), alpha=0.75, lw=0.8)
-        ax.set_title(arch)
+        panel_title(ax, arch, fig, cols)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         if i % cols == 0:

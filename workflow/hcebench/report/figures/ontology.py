@@ -188,7 +188,7 @@ def _place_labels(ax, renderer, xy, radii_pt, names, order, wrap_pt: float, dens
     named = 0
     for i in order:
         chars = max(8, int(wrap_pt / (0.55 * SMALL_PT)))
-        lines = textwrap.wrap(names[i], chars)
+        lines = textwrap.wrap(names[i], chars, break_long_words=False)
         text = (
             "\n".join(lines[:3])
             if len(lines) <= 3
@@ -269,7 +269,9 @@ def ontology_dag(
     for pts in layout.paths:
         ax.plot(pts[:, 0], pts[:, 1], color="#b0b0b0", lw=0.5, zorder=1)
     counts = np.array([train_counts.get(t, 0) for t in hierarchy.term_ids], dtype=float)
-    size = dag_node_areas(counts)
+    # Nodes shrink on a crowded layer (the paper's 164 labels): the largest spans at most ~1.4 layout units.
+    scale = float(np.clip((1.4 * unit_pt) ** 2 / (4.0 * MAX_NODE_AREA / np.pi), 0.15, 1.0))
+    size = dag_node_areas(counts) * scale
     d = np.array([delta.get(t, np.nan) for t in hierarchy.term_ids], dtype=float)
     ax.scatter(xy[:, 0], xy[:, 1], s=size, c=dag_node_colours(d), edgecolor="#404040", lw=0.5, zorder=3)
     renderer = fig.canvas.get_renderer()
@@ -288,7 +290,9 @@ def ontology_dag(
     handles = [_area_handle(40.0, ABSENT_COLOUR, "absent from OOD")]
     if counts.max() > 0:
         handles += [
-            _area_handle(MAX_NODE_AREA * share, "white", f"{share * counts.max():,.0f} training cells")
+            _area_handle(
+                MAX_NODE_AREA * scale * share, "white", f"{share * counts.max():,.0f} training cells"
+            )
             for share in (1.0, 0.25)
         ]
     if np.isfinite(d).any():

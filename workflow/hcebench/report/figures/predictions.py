@@ -28,6 +28,7 @@ from hcebench.report.figures.style import (
     mm,
     no_data,
     panel_grid,
+    panel_title,
     save,
     shorten,
     split_controls,
@@ -226,7 +227,7 @@ def backoff_curves(table: pd.DataFrame, path: str | os.PathLike, split: str = "o
                 ax, controls[controls["architecture"] == c], style["color"], style["ls"], marker_every=False
             )
             legend.setdefault(c, Line2D([], [], lw=0.9, label=f"control: {control_name(c)}", **style))
-        ax.set_title(arch)
+        panel_title(ax, arch, fig, cols)
         ax.set_xlabel("specificity (1 = finest)")
         if i % cols == 0:
             ax.set_ylabel(f"consistent with truth ({split_label(split)})")
@@ -265,6 +266,7 @@ def calibration_levels(
     if not archs:
         no_data(path, note or "no trained model with probability vectors")
         return
+    cols = min(2 * len(archs), 4)
     fig, axes = panel_grid(2 * len(archs), max_cols=4, panel_height_mm=40.0)
     ticks = ["leaf", *(lv.replace("depth", "") for lv in levels[1:])]
     legend: dict[str, Line2D] = {}
@@ -319,7 +321,7 @@ def calibration_levels(
                 )
             _depth_ticks(ax, ticks)
             ax.set_xlabel("leaf, then ancestor depth")
-            ax.set_title(f"{arch}: {'ECE' if metric == 'ece' else 'Brier score'}")
+            panel_title(ax, f"{'ECE' if metric == 'ece' else 'Brier score'}: {arch}", fig, cols)
             ax.set_ylabel(f"{'ECE' if metric == 'ece' else 'Brier'} ({split_label(split)})")
     order = [*loss_order(set(runs["loss"])), *architecture_order(controls["architecture"])]
     legend_below(fig, [legend[k] for k in order if k in legend])
@@ -373,7 +375,7 @@ def novel_types(
             edgecolor="#404040",
             lw=0.4,
         )
-    label_pt = 0.36 * PAGE_MM / 25.4 * 72.0
+    label_pt = 0.3 * PAGE_MM / 25.4 * 72.0
     labels = [
         f"{shorten(str(novel), label_pt)}\n→ {shorten(str(names.get(anc, anc)), label_pt - 8.0)}"
         for novel, anc in means.index
@@ -381,7 +383,7 @@ def novel_types(
     ax.set_yticks(y, labels)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("accuracy at the nearest trained ancestor")
+    ax.set_xlabel("accuracy at the nearest trained ancestor (the prediction is it or a subtype)")
     ax.set_title("a   per novel type (→ nearest trained ancestor)", loc="left")
     yl = np.arange(len(losses))
     rng = np.random.default_rng(0)
@@ -403,7 +405,7 @@ def novel_types(
     bx.set_yticks(yl, [loss_label(loss) for loss in losses])
     bx.set_ylim(len(losses) - 0.5, -0.5)
     bx.set_xlim(0, 1)
-    bx.set_xlabel("accuracy (dot = architecture)")
+    bx.set_xlabel("accuracy at the ancestor")
     bx.set_title("b   all novel cells", loc="left")
     cov = novel_meta.get("coverage", float("nan"))
     fig.suptitle(
@@ -411,7 +413,8 @@ def novel_types(
         f"(coverage {cov:.0%})",
         fontsize=FONT_PT,
     )
-    legend_below(fig, loss_handles(losses))
+    dot = Line2D([], [], marker="o", ms=2.5, ls="", color="black", label="one architecture (b)")
+    legend_below(fig, [*loss_handles(losses), dot])
     save(fig, path)
 
 

@@ -192,6 +192,11 @@ def panel_grid(
     return fig, flat[:n]
 
 
+def panel_title(ax, text: str, fig, cols: int) -> None:
+    """``text`` as the panel's title, shortened with "…" to the width of one of ``cols`` panels of ``fig``."""
+    ax.set_title(shorten(text, fig.get_figwidth() * 72.0 / cols - 24.0, FONT_PT))
+
+
 def legend_below(fig, handles: Sequence, *, max_cols: int | None = None, title: str | None = None):
     """A legend under every panel of ``fig`` (constrained layout makes room for it), in as many columns as fit the
     figure's width; never over the data, never clipped."""
