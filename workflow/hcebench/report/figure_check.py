@@ -4,7 +4,8 @@
 every drawn text (tick labels, titles, axis labels, annotations, legend entries, colour-bar labels; empty ones
 ignored) with ``Text.get_window_extent`` at the figure's own renderer and reports
 
-- **overlap**: two texts whose boxes overlap by more than ``OVERLAP_TOLERANCE_PT`` in both directions;
+- **overlap**: two texts whose boxes overlap by more than ``OVERLAP_TOLERANCE_PT`` vertically and come closer
+  than ``MIN_GAP_PT`` horizontally (words side by side need a visible gap);
 - **clipped**: a text, a legend or an axes that leaves the canvas, or a text clipped by its axes' clip box;
 - **too small**: a text set below ``MIN_FONT_PT`` (at the figure's print size);
 - **too wide**: a canvas wider than a page, ``PAGE_WIDTH_MM``.
@@ -35,8 +36,10 @@ PAGE_WIDTH_MM = 180.0
 COLUMN_WIDTH_MM = 88.0
 #: Smallest type at print size (Nature's figure guide: 5–7 pt; we keep every text at 6 pt or more).
 MIN_FONT_PT = 6.0
-#: Boxes may touch: two texts overlap when their boxes share more than this in both directions.
+#: Two texts collide when their boxes share more than this height and come closer than ``MIN_GAP_PT`` side by
+#: side (lines of text may stack tightly; words side by side need a visible gap).
 OVERLAP_TOLERANCE_PT = 0.75
+MIN_GAP_PT = 1.5
 #: How far a box may stray outside the canvas before it counts as clipped (rounding of the renderer).
 CANVAS_TOLERANCE_PT = 0.5
 
@@ -73,19 +76,30 @@ def drawn_texts(fig: Figure) -> tuple[list[Text], RendererAgg]:
     return texts, renderer
 
 
-def _overlaps(boxes: np.ndarray, tol: float) -> list[tuple[int, int]]:
-    """Pairs (i < j) of boxes ``[x0, y0, x1, y1]`` that overlap by more than ``tol`` in x and in y."""
+def colliding(box: np.ndarray, others: np.ndarray, px_per_pt: float) -> np.ndarray:
+    """Which of ``others`` (n × ``[x0, y0, x1, y1]``, pixels) the ``box`` collides with as the check judges
+    texts: sharing more than ``OVERLAP_TOLERANCE_PT`` of height and less than ``MIN_GAP_PT`` apart side by side.
+    Figure code that places labels itself (Fig. 2d) uses it to keep them apart."""
+    others = np.asarray(others, dtype=float).reshape(-1, 4)
+    dx = np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0])
+    dy = np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1])
+    return (dx > -MIN_GAP_PT * px_per_pt) & (dy > OVERLAP_TOLERANCE_PT * px_per_pt)
+
+
+def _overlaps(boxes: np.ndarray, tol: float, gap: float) -> list[tuple[int, int]]:
+    """Pairs (i < j) of boxes ``[x0, y0, x1, y1]`` that share more than ``tol`` in y and are less than ``gap``
+    apart in x (or overlap there)."""
     pairs = []
     order = np.argsort(boxes[:, 0], kind="stable")
     b = boxes[order]
     for k in range(len(b) - 1):
         rest = b[k + 1 :]
-        # sorted by x0: once a box starts right of this one's end, every later box does too
-        stop = np.searchsorted(rest[:, 0], b[k, 2] - tol, side="left")
+        # sorted by x0: once a box starts ``gap`` right of this one's end, every later box does too
+        stop = np.searchsorted(rest[:, 0], b[k, 2] + gap, side="left")
         cand = rest[:stop]
         dx = np.minimum(b[k, 2], cand[:, 2]) - np.maximum(b[k, 0], cand[:, 0])
         dy = np.minimum(b[k, 3], cand[:, 3]) - np.maximum(b[k, 1], cand[:, 1])
-        for j in np.flatnonzero((dx > tol) & (dy > tol)):
+        for j in np.flatnonzero((dx > -gap) & (dy > tol)):
             i1, i2 = int(order[k]), int(order[k + 1 + j])
             pairs.append((min(i1, i2), max(i1, i2)))
     return sorted(pairs)
@@ -138,7 +152,9 @@ def figure_problems(fig: Figure) -> list[str]:
             kind = "a legend" if isinstance(artist, Legend) else "an axes"
             problems.append(f"clipped: {kind} leaves the canvas")
     if boxes:
-        for i, j in _overlaps(np.asarray(boxes, dtype=float), OVERLAP_TOLERANCE_PT * px_per_pt):
+        for i, j in _overlaps(
+            np.asarray(boxes, dtype=float), OVERLAP_TOLERANCE_PT * px_per_pt, MIN_GAP_PT * px_per_pt
+        ):
             problems.append(f"overlap: {_describe(texts[i])} and {_describe(texts[j])}")
     return problems
 

@@ -30,6 +30,7 @@ from hcebench.report.figures.style import (
     panel_grid,
     panel_title,
     save,
+    shorten,
     split_controls,
     split_label,
     text_width_pt,
@@ -67,13 +68,16 @@ def macro_f1_by_architecture(
         a: [loss for loss in losses if (bars["architecture"].eq(a) & bars["loss"].eq(loss)).any()]
         for a in archs
     }
-    n_bars = sum(len(p) for p in present.values())
-    # Each group is its bars plus a gap of one bar; x is in bar widths.
-    starts, x0 = [], 0.0
+    # Each group is its bars plus a gap of one bar, wider where its name needs it; x is in bar widths.
+    name_units = {a: (text_width_pt(a) / 72.0 * 25.4 + 1.5) / BAR_MM for a in archs}
+    slots = {a: max(len(present[a]) + 1.0, name_units[a]) for a in archs}
+    width_mm = min(PAGE_MM, max(COLUMN_MM, 22.0 + BAR_MM * sum(slots.values())))
+    unit_mm = (width_mm - 22.0) / sum(slots.values())  # a bar's width once the figure is at most a page
+    starts, edges, x0 = [], [], 0.0  # first bar of each group; left edge of each slot
     for a in archs:
-        starts.append(x0)
-        x0 += len(present[a]) + 1.0
-    width_mm = min(PAGE_MM, max(COLUMN_MM, 22.0 + BAR_MM * (n_bars + len(archs))))
+        edges.append(x0 - 0.5)
+        starts.append(x0 + (slots[a] - len(present[a])) / 2)
+        x0 += slots[a]
     fig, ax = plt.subplots(figsize=mm(width_mm, 72.0), layout="constrained")
     rng = np.random.default_rng(0)
     top = float(bars["value"].max()) if len(bars) else 1.0
@@ -122,13 +126,13 @@ def macro_f1_by_architecture(
             rotation=90,
             fontsize=SMALL_PT,
         )
-    refs = [s for a, s in zip(archs, starts, strict=True) if a in REFERENCE_ARCHITECTURES]
+    refs = [e for a, e in zip(archs, edges, strict=True) if a in REFERENCE_ARCHITECTURES]
     if refs and len(refs) < len(archs):
-        ax.axvline(min(refs) - 1.0, color="#909090", lw=0.6, ls=":")
+        ax.axvline(min(refs), color="#909090", lw=0.6, ls=":")
     control_handles = draw_controls(ax, controls)
     centres = [s + (len(present[a]) - 1) / 2 for a, s in zip(archs, starts, strict=True)]
-    ax.set_xticks(centres, archs)
-    ax.set_xlim(-1.0, x0 - 1.0)
+    ax.set_xticks(centres, [shorten(a, slots[a] * unit_mm / 25.4 * 72.0 - 2.0) for a in archs])
+    ax.set_xlim(-0.5, x0 - 0.5)
     ax.set_ylim(0, max(ymax, float(values["value"].max()) * 1.03))
     ax.set_ylabel(f"{split_label(split)} macro F1\n(hierarchy-corrected)")
     ax.set_title(

@@ -15,6 +15,7 @@ from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm, to_rgba
 from matplotlib.lines import Line2D
 
 from hcebench.axes import BASELINE_LOSS, PAPER_LOSS
+from hcebench.report.figure_check import colliding
 from hcebench.report.figures.style import (
     COLUMN_MM,
     FONT_PT,
@@ -221,10 +222,7 @@ def _place_labels(ax, renderer, xy, radii_pt, names, order, wrap_pt: float, dens
             box = np.array([b.x0, b.y0, b.x1, b.y1])
             inside = b.x0 >= frame.x0 and b.x1 <= frame.x1 and b.y0 >= frame.y0 and b.y1 <= frame.y1
             others = np.vstack([*placed, nodes]) if placed else nodes
-            hit = (
-                (np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]) > 0.5 * px)
-                & (np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]) > 0.5 * px)
-            ).any()
+            hit = colliding(box, others, px).any()
             if inside and not hit:
                 placed.append(box[None, :])
                 named += 1
