@@ -171,7 +171,9 @@ def test_every_prediction_figure_passes_the_check_on_a_large_grid(tmp_path):
         for v in values:
             rows = big_metrics().assign(stratum_type=kind, stratum=v)
             strata += [rows, rows.assign(metric="n_cells", value=1234)]
-    figures.stratified_heatmaps(stratified_macro_f1(pd.concat(strata), split="ood"), tmp_path / "stratified.png")
+    figures.stratified_heatmaps(
+        stratified_macro_f1(pd.concat(strata), split="ood"), tmp_path / "stratified.png"
+    )
     for name in ("backoff", "calibration", "hierarchical", "novel", "stratified"):
         assert (tmp_path / f"{name}.png").stat().st_size > 0
 

@@ -87,9 +87,10 @@ def _numbered(metrics, prefix: str) -> list[str]:
 
 
 def _depth_ticks(ax, labels: list[str]) -> None:
-    """Tick labels that fit: all of them when there are few, else every other one."""
+    """Tick labels that fit: all of them when there are few, else "leaf" and the even depths."""
     step = 1 if len(labels) <= 8 else 2
-    ax.set_xticks(np.arange(len(labels)), [lab if i % step == 0 else "" for i, lab in enumerate(labels)])
+    shown = [lab if not lab.isdigit() or int(lab) % step == 0 else "" for lab in labels]  # "leaf" always
+    ax.set_xticks(np.arange(len(labels)), shown)
 
 
 def hierarchical_panel(table: pd.DataFrame, path: str | os.PathLike, split: str = "ood") -> None:

@@ -147,19 +147,19 @@ def text_width_pt(text: str, size: float = SMALL_PT) -> float:
 
 
 def shorten(name: str, max_pt: float, size: float = SMALL_PT) -> str:
-    """``name`` cut at a word (else a character) and ended with "…" so that it is at most ``max_pt`` wide."""
+    """``name`` cut and ended with "…" so that it is at most ``max_pt`` wide: at a word boundary when that
+    loses little, else mid-word."""
     if text_width_pt(name, size) <= max_pt:
         return name
-    words = name.split(" ")
-    for n in range(len(words) - 1, max(0, len(words) // 2 - 1), -1):
-        cut = " ".join(words[:n]).rstrip(",;:-") + "…"
-        if text_width_pt(cut, size) <= max_pt:
-            return cut
-    for n in range(len(name) - 1, 0, -1):
-        cut = name[:n].rstrip() + "…"
-        if text_width_pt(cut, size) <= max_pt:
-            return cut
-    return "…"
+    n = len(name) - 1
+    while n > 0 and text_width_pt(name[:n].rstrip() + "…", size) > max_pt:
+        n -= 1
+    if n <= 0:
+        return "…"
+    space = name.rfind(" ", 0, n + 1)
+    if space >= max(1, n - 8):
+        return name[:space].rstrip(",;:-– ") + "…"
+    return name[:n].rstrip() + "…"
 
 
 def panel_grid(
