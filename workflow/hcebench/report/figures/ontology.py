@@ -178,8 +178,8 @@ def _label_priority(names, counts: np.ndarray, delta: np.ndarray) -> list[int]:
 
 
 def _place_labels(ax, renderer, xy, radii_pt, names, order, wrap_pt: float, dense: bool) -> int:
-    """Name the nodes of ``order`` in turn, each at the first of a few spots (below, above, further below/above,
-    and rotated when ``dense``) where its text meets no other name, no node and stays inside the axes; a node
+    """Name the nodes of ``order`` in turn, each at the first of a few spots (below, above, right, left, further
+    below or above, and rotated when ``dense``) where its text meets no other name, no node and stays inside the axes; a node
     with no free spot stays unnamed. Returns the number named."""
     px = renderer.points_to_pixels(1.0)
     frame = ax.get_window_extent(renderer)
@@ -197,20 +197,22 @@ def _place_labels(ax, renderer, xy, radii_pt, names, order, wrap_pt: float, dens
         )
         gap = radii_pt[i] + 1.5
         spots = [
-            (0, -gap, "top", 0),
-            (0, gap, "bottom", 0),
-            (0, -gap - 16, "top", 0),
-            (0, gap + 16, "bottom", 0),
+            (0, -gap, "center", "top", 0),
+            (0, gap, "center", "bottom", 0),
+            (gap, 0, "left", "center", 0),
+            (-gap, 0, "right", "center", 0),
+            (0, -gap - 16, "center", "top", 0),
+            (0, gap + 16, "center", "bottom", 0),
         ]
         if dense:
-            spots += [(0, -gap, "top", 90), (0, gap, "bottom", 90)]
-        for dx, dy, va, rot in spots:
+            spots += [(0, -gap, "center", "top", 90), (0, gap, "center", "bottom", 90)]
+        for dx, dy, ha, va, rot in spots:
             label = ax.annotate(
                 text if rot == 0 else shorten(names[i], 70.0),
                 xy[i],
                 xytext=(dx, dy),
                 textcoords="offset points",
-                ha="center",
+                ha=ha,
                 va=va,
                 rotation=rot,
                 fontsize=SMALL_PT,
@@ -253,15 +255,15 @@ def ontology_dag(
     x_lo, x_hi = float(xy[:, 0].min()) - 0.8, float(xy[:, 0].max()) + 0.8
     axes_w_mm = PAGE_MM - 24.0  # the colour bar and its label on the right
     unit_pt = axes_w_mm / 25.4 * 72.0 / (x_hi - x_lo)
-    dense = unit_pt < 40.0
+    dense = k > 60  # the paper's label set: names may also stand rotated
     pitch_mm = 30.0 if dense else 22.0  # room between layers for up to three lines of names
-    axes_h_mm = pitch_mm * max(n_layers - 1, 0) + 26.0
+    axes_h_mm = pitch_mm * max(n_layers - 1, 0) + 22.0
     legend_mm, title_mm = 14.0, 9.0
     height_mm = axes_h_mm + legend_mm + title_mm
     fig = plt.figure(figsize=mm(PAGE_MM, height_mm))
     ax = fig.add_axes((2.0 / PAGE_MM, legend_mm / height_mm, axes_w_mm / PAGE_MM, axes_h_mm / height_mm))
     ax.set_xlim(x_lo, x_hi)
-    margin = 13.0 / pitch_mm  # 13 mm above the top layer and below the bottom one, in layer units
+    margin = 11.0 / pitch_mm  # 11 mm above the top layer and below the bottom one, in layer units
     ax.set_ylim(-(n_layers - 1) - margin, margin)
     ax.axis("off")
     for pts in layout.paths:
@@ -274,7 +276,7 @@ def ontology_dag(
     ax.scatter(xy[:, 0], xy[:, 1], s=size, c=dag_node_colours(d), edgecolor="#404040", lw=0.5, zorder=3)
     renderer = fig.canvas.get_renderer()
     radii = np.sqrt(size / np.pi)  # pt: a scatter's area is in pt²
-    wrap_pt = max(45.0, min(1.7 * unit_pt, 80.0))
+    wrap_pt = max(55.0, min(1.8 * unit_pt, 90.0))
     named = _place_labels(
         ax,
         renderer,

@@ -194,7 +194,7 @@ def panel_grid(
 
 def panel_title(ax, text: str, fig, cols: int) -> None:
     """``text`` as the panel's title, shortened with "…" to the width of one of ``cols`` panels of ``fig``."""
-    ax.set_title(shorten(text, fig.get_figwidth() * 72.0 / cols - 24.0, FONT_PT))
+    ax.set_title(shorten(text, fig.get_figwidth() * 72.0 / cols - 42.0, FONT_PT))  # less the y axis
 
 
 def legend_below(fig, handles: Sequence, *, max_cols: int | None = None, title: str | None = None):
