@@ -222,7 +222,8 @@ def _place_labels(ax, renderer, xy, radii_pt, names, order, wrap_pt: float, dens
             )
             b = label.get_window_extent(renderer)
             box = np.array([b.x0, b.y0, b.x1, b.y1])
-            inside = b.x0 >= frame.x0 and b.x1 <= frame.x1 and b.y0 >= frame.y0 and b.y1 <= frame.y1
+            # inside the axes, or left of them into the figure's margin (the colour bar stands on the right)
+            inside = b.x0 >= 2 * px and b.x1 <= frame.x1 and b.y0 >= frame.y0 and b.y1 <= frame.y1
             others = np.vstack([*placed, nodes]) if placed else nodes
             hit = colliding(box, others, px).any()
             if inside and not hit:

@@ -52,6 +52,12 @@ def _marker(loss: str) -> str:
     return "D" if is_decoded(loss) else "o"
 
 
+def _line_width(loss: str) -> float:
+    """A decoded model's line is thin (and dashed) over its loss's broad one: where propagation changes nothing
+    (probabilities are the same) both stay visible."""
+    return 0.8 if is_decoded(loss) else 1.6
+
+
 def _control_marker(arch: str) -> str:
     return "*" if control_bound(arch) == "upper" else "x"
 
@@ -199,9 +205,9 @@ def backoff_curves(table: pd.DataFrame, path: str | os.PathLike, split: str = "o
     )
     legend: dict[str, Line2D] = {}
 
-    def curve(ax, frame, colour, ls, marker_every=True):
+    def curve(ax, frame, colour, ls, marker_every=True, lw=0.9):
         s = frame.groupby("tau")[["specificity", "consistency"]].mean()
-        ax.plot(s["specificity"], s["consistency"], marker="o", ms=1.8, color=colour, ls=ls, lw=0.9)
+        ax.plot(s["specificity"], s["consistency"], marker="o", ms=1.8, color=colour, ls=ls, lw=lw)
         for tau, marker in TAU_MARKERS.items():
             if marker_every and tau in s.index:
                 ax.plot(
@@ -219,8 +225,17 @@ def backoff_curves(table: pd.DataFrame, path: str | os.PathLike, split: str = "o
     for i, (ax, arch) in enumerate(zip(axes, archs, strict=True)):
         for loss in loss_order(runs.loc[runs["architecture"] == arch, "loss"]):
             colour = loss_colour(loss)
-            curve(ax, runs[(runs["architecture"] == arch) & (runs["loss"] == loss)], colour, line_style(loss))
-            legend.setdefault(loss, Line2D([], [], color=colour, ls=line_style(loss), label=loss_label(loss)))
+            lw = _line_width(loss)
+            curve(
+                ax,
+                runs[(runs["architecture"] == arch) & (runs["loss"] == loss)],
+                colour,
+                line_style(loss),
+                lw=lw,
+            )
+            legend.setdefault(
+                loss, Line2D([], [], color=colour, ls=line_style(loss), lw=lw, label=loss_label(loss))
+            )
         for c in architecture_order(controls["architecture"]):
             style = control_style(c)
             curve(
@@ -287,7 +302,7 @@ def calibration_levels(
                     ms=2.5,
                     color=colour,
                     ls=line_style(loss),
-                    lw=0.9,
+                    lw=_line_width(loss),
                 )
                 legend.setdefault(
                     loss,
@@ -298,6 +313,7 @@ def calibration_levels(
                         ms=2.5,
                         color=colour,
                         ls=line_style(loss),
+                        lw=_line_width(loss),
                         label=loss_label(loss),
                     ),
                 )
