@@ -280,7 +280,7 @@ def test_every_other_figure_draws_new_losses_and_controls(tmp_path):
     )
     cells = strata.assign(metric="n_cells", value=100)
     figures.stratified_heatmaps(stratified_macro_f1(pd.concat([strata, cells])), tmp_path / "stratified.png")
-    histories = pd.concat([ident.assign(epoch=e, val_macro_f1=0.1 * e) for e in range(3)])
+    histories = pd.concat([ident.assign(epoch=e, val_macro_f1=0.1 * e) for e in range(1, 4)])
     figures.training_curves(
         histories[histories["loss"].isin(["ce", "hce", "soft_labels"])], tmp_path / "curves.png"
     )

@@ -379,7 +379,7 @@ def test_an_epoch_logs_its_progress_within(toy, tmp_path, monkeypatch, caplog):
     lines = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
     # 600 training cells in minibatches of 128: a line after each but the last, which the epoch's own line closes.
     assert [line.split(", ")[0:2] for line in lines] == [
-        ["linear hce seed 0", f"epoch 0: trained on: {n} of 600 cells ({100 * n / 600:.1f} %)"]
+        ["linear hce seed 0", f"epoch 1: trained on: {n} of 600 cells ({100 * n / 600:.1f} %)"]
         for n in (128, 256, 384, 512)
     ]
     assert all("cells/s, about" in line and "left" in line for line in lines)

@@ -463,6 +463,8 @@ def train(
         "reachability_hash": hierarchy.content_hash,
         "n_cells": store.meta.get("n_cells"),
         "bank": None if bank is None else hashlib.sha1(bank.tobytes()).hexdigest(),
+        # history.tsv's epochs count from 1: a checkpoint whose history counts from 0 is not resumed
+        "epochs_from": 1,
     }
     ckpt_path = out_dir / CHECKPOINT
     resumable = dict(
