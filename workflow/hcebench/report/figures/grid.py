@@ -137,6 +137,8 @@ def macro_f1_by_architecture(
     ax.set_xticks(centres, [shorten(a, slots[a] * unit_mm / 25.4 * 72.0 - 2.0) for a in archs])
     ax.set_xlim(-0.5, x0 - 0.5)
     ax.set_ylim(0, max(ymax, float(values["value"].max()) * 1.03))
+    if ax.get_ylim()[1] > 1.0:  # room for the gains above 1, but no tick past the largest possible F1
+        ax.set_yticks(np.linspace(0.0, 1.0, 6))
     ax.set_ylabel(f"{split_label(split)} macro F1\n(hierarchy-corrected)")
     ax.set_title(
         title
