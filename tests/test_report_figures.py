@@ -121,7 +121,11 @@ def test_fig2b_draws_every_loss_hatches_decodings_and_brackets_with_controls(tmp
     assert labels == ["linear", "mlp", "celltypist"]  # the reference method after the trained architectures
     texts = {t.get_text() for t in ax.texts}
     assert f"{100 * 0.0225 / 0.505:+.1f}%" in texts  # linear HCE over CE
-    assert {"truth", "random", "majority"} <= {t.strip() for t in texts}
+    # Controls are named once, in the legend (names beside close lines printed over each other).
+    legend = {t.get_text() for t in drawn[0].legends[0].get_texts()}
+    assert {"control: random (0.04)", "control: majority (0.08)", "control: truth (1.00)"} <= legend
+    # Every bar has the same width, whatever its architecture's number of losses (celltypist has one).
+    assert len({round(p.get_width(), 9) for p in ax.patches}) == 1
 
 
 def test_loss_ranking_orders_each_architectures_losses_by_mean(tmp_path, drawn):
@@ -214,10 +218,21 @@ def test_hierarchical_panel_has_hop_f1_and_a_row_per_architecture(tmp_path, draw
     path = tmp_path / "hierarchical.png"
     figures.hierarchical_panel(pd.DataFrame(rows), path)
     assert_drawn(path)
-    axes = [ax for ax in drawn[0].axes if ax.get_title()]
+    axes = drawn[0].axes
     assert len(axes) == 2 * 4  # two architectures × (hP/hR/hF, distance, depth, hop-F1)
-    hop = [ax for ax in axes if ax.get_title().startswith("hop-F1")]
-    assert len(hop) == 2 and [t.get_text() for t in hop[0].get_xticklabels()] == ["k0", "k1", "k2", "k3"]
+    titled = [ax for ax in axes if ax.get_title()]  # the first row names the panels of each column
+    assert [ax.get_title() for ax in titled] == [
+        "hP / hR / hF",
+        "errors: mean distance",
+        "accuracy by true depth",
+        "hop-F1 (within k edges)",
+    ]
+    hop = titled[3]
+    assert [t.get_text() for t in hop.get_xticklabels()] == ["0", "1", "2", "3"] and hop.get_xlabel() == ""
+    assert axes[-1].get_xlabel() == "k" and [ax.get_ylabel().split()[0] for ax in axes[::4]] == [
+        "linear",
+        "mlp",
+    ]
     legend = {t.get_text() for t in drawn[0].legends[0].get_texts()}
     assert {
         "CE",
@@ -265,7 +280,7 @@ def test_every_other_figure_draws_new_losses_and_controls(tmp_path):
     )
     cells = strata.assign(metric="n_cells", value=100)
     figures.stratified_heatmaps(stratified_macro_f1(pd.concat([strata, cells])), tmp_path / "stratified.png")
-    histories = pd.concat([ident.assign(epoch=e, val_macro_f1=0.1 * e) for e in range(3)])
+    histories = pd.concat([ident.assign(epoch=e, val_macro_f1=0.1 * e) for e in range(1, 4)])
     figures.training_curves(
         histories[histories["loss"].isin(["ce", "hce", "soft_labels"])], tmp_path / "curves.png"
     )

@@ -1,6 +1,7 @@
 """hcebench.training.loop: the training loop learns, is reproducible, stops early, resumes bit for bit after
 a signal or a kill, augments, and honours per-architecture overrides."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -45,12 +46,20 @@ def test_same_seed_same_weights(toy, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_early_stopping_stops(toy, tmp_path):
+def test_early_stopping_stops(toy, tmp_path, caplog):
     store, hierarchy = toy
     # lr 0: nothing improves after the first epoch, so training stops after `patience` more epochs.
     settings = TrainSettings(loss="ce", seed=0, batch_size=128, max_epochs=20, patience=2, device="cpu")
-    summary = train(store, hierarchy, "linear", {"lr": 1e-12, "weight_decay": 0.0}, settings, tmp_path)
-    assert summary["epochs_run"] == 3 and summary["best_epoch"] == 0
+    with caplog.at_level(logging.INFO, logger="hcebench.training.loop"):
+        summary = train(store, hierarchy, "linear", {"lr": 1e-12, "weight_decay": 0.0}, settings, tmp_path)
+    assert summary["epochs_run"] == 3 and summary["best_epoch"] == 1
+    # Epochs count from 1 alike in the log, history.tsv, train.json and model.pt.
+    epoch_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/20", "2/20", "3/20"]
+    assert all("(epoch 1)" in line for line in epoch_lines)
+    assert pd.read_csv(tmp_path / "history.tsv", sep="\t")["epoch"].tolist() == [1, 2, 3]
+    assert read_json(tmp_path / "train.json")["best_epoch"] == 1
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["best_epoch"] == 1
 
 
 MORE = {
@@ -258,7 +267,7 @@ def test_killed_training_job_resumes_from_its_checkpoint(toy, tmp_path):
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     assert "resumed from" in restarted.stderr
     history = pd.read_csv(out / "history.tsv", sep="\t")
-    assert history["epoch"].tolist() == list(range(20))
+    assert history["epoch"].tolist() == list(range(1, 21))
     assert (out / "model.pt").exists() and not (out / "checkpoint.pt").exists()
 
 
@@ -351,7 +360,7 @@ def test_a_non_finite_loss_stops_training_and_writes_no_model(tmp_path):
     data[5] = np.nan  # one stored value of one training cell
     data.tofile(values)
     settings = TrainSettings(loss="hce", seed=0, batch_size=1000, max_epochs=2, patience=2, device="cpu")
-    with pytest.raises(TrainingError, match=r"linear, epoch 0, minibatch 0: training loss is nan"):
+    with pytest.raises(TrainingError, match=r"linear, epoch 1, minibatch 0: training loss is nan"):
         train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path / "run")
     assert not (tmp_path / "run" / "model.pt").exists() and not (tmp_path / "run" / "train.json").exists()
 
@@ -370,7 +379,7 @@ def test_an_epoch_logs_its_progress_within(toy, tmp_path, monkeypatch, caplog):
     lines = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
     # 600 training cells in minibatches of 128: a line after each but the last, which the epoch's own line closes.
     assert [line.split(", ")[0:2] for line in lines] == [
-        ["linear hce seed 0", f"epoch 0: trained on: {n} of 600 cells ({100 * n / 600:.1f} %)"]
+        ["linear hce seed 0", f"epoch 1: trained on: {n} of 600 cells ({100 * n / 600:.1f} %)"]
         for n in (128, 256, 384, 512)
     ]
     assert all("cells/s, about" in line and "left" in line for line in lines)

@@ -44,3 +44,8 @@ class DataError(ValueError):
 class NetworkError(RuntimeError):
     """A remote source (a Census release, an ontology URL) that did not answer within its timeout after a few
     attempts; the message names the source, its config key, and how to run offline."""
+
+
+class FigureCheckError(RuntimeError):
+    """A figure that would print badly: text that overlaps other text or leaves the canvas, type below the
+    smallest readable size, or a canvas wider than a page; the message names the figure and each offending text."""

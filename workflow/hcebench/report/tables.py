@@ -89,7 +89,7 @@ def paper_analyses(
         delta_of,
         out["fig2d"],
         title=f"Label set ({hierarchy.k} types, CL {hierarchy.release}); area ∝ training cells, "
-        f"colour = ΔF1 of {focus} on {split}",
+        f"colour = ΔF1 of {focus} on {'OOD' if split == OOD_SPLIT else split}",
     )
 
     conn = connectivity_table(hierarchy.reachability, hierarchy.term_ids, counts)
@@ -177,5 +177,6 @@ def prediction_analyses(
     figures.hierarchical_panel(res.hierarchical, out["hierarchical_fig"], split=split)
     figures.backoff_curves(res.backoff, out["backoff_fig"], split=split, note=note)
     figures.calibration_levels(res.calibration, out["calibration_fig"], split=split, note=note)
-    figures.novel_types(res.novel, novel_meta, out["novel_fig"])
+    names = dict(zip(hierarchy.term_ids, hierarchy.names, strict=True))
+    figures.novel_types(res.novel, novel_meta, out["novel_fig"], names=names)
     return {"missing_probs": res.missing_probs}

@@ -42,7 +42,7 @@ class TrainState:
     history: list[dict] = field(default_factory=list)  # one row of history.tsv per finished epoch
     best_f1: float = -math.inf  # best validation hierarchy-corrected macro F1 so far
     best_state: dict[str, torch.Tensor] | None = None  # the model's weights (on CPU) at that best epoch
-    best_epoch: int = -1
+    best_epoch: int = 0  # counted from 1, as history.tsv's ``epoch`` and the log line; 0 before the first
     stale: int = 0  # epochs since the best one: early stopping at ``patience``
     epoch_rng: dict | None = None  # the shuffle generator's state at the epoch's start, replayed on resume
     partial: tuple[float, int, float] = (0.0, 0, 0.0)  # this epoch so far: Σ loss × cells, cells, seconds
@@ -120,7 +120,7 @@ def load_checkpoint(
     if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
         torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
     state = TrainState(**ckpt["state"])
-    log.info("resumed from %s at epoch %d, minibatch %d", path, state.epoch, state.batch)
+    log.info("resumed from %s at epoch %d, minibatch %d", path, state.epoch + 1, state.batch)
     return state
 
 

@@ -402,7 +402,7 @@ def record_epoch(state: TrainState, row: dict, model: torch.nn.Module) -> None:
         state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     else:
         state.stale += 1
-    state.epoch, state.batch = row["epoch"] + 1, 0
+    state.epoch, state.batch = row["epoch"], 0  # row["epoch"] counts from 1: epochs finished
 
 
 def write_history(path: Path, history: list[dict]) -> None:
@@ -414,13 +414,13 @@ def log_epoch(row: dict, state: TrainState, settings: TrainSettings, writer) -> 
     """A log line per epoch; TensorBoard scalars when ``writer`` is one."""
     log.info(
         "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_macro_f1 %.4f  best %.4f (epoch %d)  %.1f s",
-        row["epoch"] + 1,
+        row["epoch"],
         settings.max_epochs,
         row["train_loss"],
         row["val_loss"],
         row["val_macro_f1"],
         state.best_f1,
-        state.best_epoch + 1,
+        state.best_epoch,
         row["seconds"],
     )
     if writer is not None:
@@ -483,6 +483,8 @@ def train(
         "reachability_hash": hierarchy.content_hash,
         "n_cells": store.meta.get("n_cells"),
         "bank": None if bank is None else hashlib.sha1(bank.tobytes()).hexdigest(),
+        # history.tsv's epochs count from 1: a checkpoint whose history counts from 0 is not resumed
+        "epochs_from": 1,
     }
     ckpt_path = out_dir / CHECKPOINT
     resumable = dict(
@@ -513,7 +515,7 @@ def train(
             # A line a minute inside a long epoch (cells, rate, time left); the epoch's own line closes it.
             progress = Progress(
                 n_train,
-                f"{architecture} {settings.loss} seed {settings.seed}, epoch {epoch}: trained on",
+                f"{architecture} {settings.loss} seed {settings.seed}, epoch {epoch + 1}: trained on",
                 log,
                 start=min(state.batch * settings.batch_size, n_train),
                 final_line=False,
@@ -523,7 +525,9 @@ def train(
                     try:
                         loss = train_step(model, optimiser, loss_fn, x, y, settings, device, bank_t, aug_gen)
                     except TrainingError as err:
-                        raise TrainingError(f"{architecture}, epoch {epoch}, minibatch {b}: {err}") from None
+                        raise TrainingError(
+                            f"{architecture}, epoch {epoch + 1}, minibatch {b}: {err}"
+                        ) from None
                     total += loss * len(y)
                     n_seen += len(y)
                 progress.update(min((b + 1) * settings.batch_size, n_train))
@@ -531,14 +535,14 @@ def train(
                     state.batch = b + 1
                     state.partial = (total, n_seen, seconds_before + time.perf_counter() - started)
                     checkpoint()
-                    raise _interrupted(flag.signum, f"at epoch {epoch}, minibatch {b + 1}")
+                    raise _interrupted(flag.signum, f"at epoch {epoch + 1}, minibatch {b + 1}")
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
 
             # Validate; record the epoch (best weights, early-stopping counter), checkpoint, log.
             scores = validate(model, val_data, val_loss_fn, settings, device, hierarchy)
             row = dict(
-                epoch=epoch,
+                epoch=epoch + 1,  # counted from 1, as the log line and train.json's best_epoch count
                 lr=lr,
                 train_loss=total / max(n_seen, 1),
                 **scores,
@@ -549,7 +553,7 @@ def train(
             write_history(out_dir / "history.tsv", state.history)
             log_epoch(row, state, settings, writer)
             if flag.signum is not None and more_epochs(state, settings):
-                raise _interrupted(flag.signum, f"after epoch {epoch}")
+                raise _interrupted(flag.signum, f"after epoch {epoch + 1}")
     if writer is not None:
         writer.close()
 

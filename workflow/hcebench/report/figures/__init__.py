@@ -4,7 +4,11 @@ Losses are drawn from ``hcebench.report.losses``: any loss of the grid gets a co
 a place; a model decoded by propagation (``<loss>_prop``) shares its loss's hue, lighter, hatched or dashed; control
 methods are reference lines, not bars.
 
-The figures by role: ``style`` (colours, line styles, the no-data placeholder, control lines and legend handles),
+Every figure is written by ``style.save``, which first runs the figure check (``hcebench.report.figure_check``:
+no text overlaps another or leaves the canvas, type ≥ 6 pt, at most a page wide) and refuses a figure that fails.
+
+The figures by role: ``style`` (print sizes and type, colours, line styles, the no-data placeholder, ``save``,
+panel grids, the legend below, control lines and legend handles),
 ``grid`` (from the metrics table and the training histories: Fig. 2b, the loss ranking, the coarse-annotation sweep,
 ID test against OOD, training curves), ``ontology`` (per cell type and on the hierarchy: Fig. 2c, Fig. 2d,
 connectivity) and ``predictions`` (from the per-cell predictions and the strata: hierarchical panel, back-off,
@@ -40,7 +44,7 @@ from hcebench.report.figures.ontology import (  # noqa: E402
     ontology_dag,
 )
 from hcebench.report.figures.predictions import (  # noqa: E402
-    ARCHITECTURE_LINESTYLES,
+    TAU_MARKERS,
     backoff_curves,
     calibration_levels,
     hierarchical_panel,
@@ -49,20 +53,23 @@ from hcebench.report.figures.predictions import (  # noqa: E402
 )
 from hcebench.report.figures.style import (  # noqa: E402
     BOUND_STYLES,
+    COLUMN_MM,
     CONTROL_STYLES,
     DECODED_HATCH,
     DECODED_LIGHTEN,
     LOSS_COLOURS,
     NO_DATA_TITLE,
+    PAGE_MM,
     SPARE_COLOURS,
     control_style,
     loss_colour,
+    save,
 )
 
 __all__ = [
     "ABSENT_COLOUR",
-    "ARCHITECTURE_LINESTYLES",
     "BOUND_STYLES",
+    "COLUMN_MM",
     "CONTROL_STYLES",
     "DECODED_HATCH",
     "DECODED_LIGHTEN",
@@ -71,8 +78,10 @@ __all__ = [
     "MAX_NODE_AREA",
     "MIN_NODE_AREA",
     "NO_DATA_TITLE",
+    "PAGE_MM",
     "SIGNIFICANCE",
     "SPARE_COLOURS",
+    "TAU_MARKERS",
     "backoff_curves",
     "calibration_levels",
     "celltype_delta",
@@ -89,6 +98,7 @@ __all__ = [
     "macro_f1_by_architecture",
     "novel_types",
     "ontology_dag",
+    "save",
     "stratified_heatmaps",
     "training_curves",
 ]

@@ -1,6 +1,6 @@
 """The figures of the grid's headline numbers, from the metrics table and the training histories: macro F1 per
 architecture and loss (Fig. 2b), the losses ranked, the coarse-annotation sweep, ID test against OOD, and the
-training curves."""
+training curves. Panels per architecture wrap into a grid (``style.panel_grid``); the legend sits below."""
 
 from __future__ import annotations
 
@@ -10,20 +10,30 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from hcebench.report.aggregate import headline, sweep_gains
 from hcebench.report.figures.style import (
+    COLUMN_MM,
     DECODED_HATCH,
+    PAGE_MM,
+    SMALL_PT,
     control_style,
     draw_controls,
+    legend_below,
     line_style,
     loss_colour,
     loss_handles,
+    mm,
     no_data,
+    panel_grid,
+    panel_title,
+    save,
+    shorten,
     split_controls,
     split_label,
+    text_width_pt,
 )
 from hcebench.report.losses import (
     BASELINE_LOSS,
@@ -35,13 +45,17 @@ from hcebench.report.losses import (
     loss_order,
 )
 
+#: Width of one bar in Fig. 2b at print size (mm): the same for every architecture, whatever its number of losses.
+BAR_MM = 3.2
+
 
 def macro_f1_by_architecture(
     metrics: pd.DataFrame, path: str | os.PathLike, split: str = "ood", title: str = ""
 ) -> None:
     """Fig. 2b: macro F1 per architecture and loss; mean as a bar (hatched for a model decoded by propagation),
-    one dot per seed, the relative gain over CE of the same architecture printed above each other bar. Reference
-    methods (CellTypist) stand right of a dotted divider; controls are horizontal reference lines."""
+    one dot per seed, the relative gain over CE of the same architecture printed above each other bar. Every bar
+    has the same width; an architecture with fewer losses has a narrower group. Reference methods (CellTypist)
+    stand right of a dotted divider; controls are horizontal reference lines named in the legend."""
     values = headline(metrics)
     values = values[values["split"] == split]
     if values.empty:
@@ -50,75 +64,88 @@ def macro_f1_by_architecture(
     bars, controls = split_controls(values)
     archs = architecture_order(bars["architecture"])
     losses = loss_order(bars["loss"])
-    n_bars = sum(bars[bars["architecture"] == a]["loss"].nunique() for a in archs)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * n_bars + 1.2 * len(archs) + 2.0), 4.4))
+    present = {
+        a: [loss for loss in losses if (bars["architecture"].eq(a) & bars["loss"].eq(loss)).any()]
+        for a in archs
+    }
+    # Each group is its bars plus a gap of one bar, wider where its name needs it; x is in bar widths.
+    name_units = {a: (text_width_pt(a) / 72.0 * 25.4 + 1.5) / BAR_MM for a in archs}
+    slots = {a: max(len(present[a]) + 1.0, name_units[a]) for a in archs}
+    width_mm = min(PAGE_MM, max(COLUMN_MM, 22.0 + BAR_MM * sum(slots.values())))
+    unit_mm = (width_mm - 22.0) / sum(slots.values())  # a bar's width once the figure is at most a page
+    starts, edges, x0 = [], [], 0.0  # first bar of each group; left edge of each slot
+    for a in archs:
+        edges.append(x0 - 0.5)
+        starts.append(x0 + (slots[a] - len(present[a])) / 2)
+        x0 += slots[a]
+    fig, ax = plt.subplots(figsize=mm(width_mm, 72.0), layout="constrained")
     rng = np.random.default_rng(0)
-    top = float(values["value"].max())
-    for i, arch in enumerate(archs):
+    top = float(bars["value"].max()) if len(bars) else 1.0
+    gains = []
+    for arch, start in zip(archs, starts, strict=True):
         sub = bars[bars["architecture"] == arch]
-        present = [loss for loss in losses if (sub["loss"] == loss).any()]
-        width = min(0.4, 0.8 / max(1, len(present)))
         ce = sub.loc[sub["loss"] == BASELINE_LOSS, "value"].mean()
-        for j, loss in enumerate(present):
-            x = i + (j - (len(present) - 1) / 2) * width
+        for j, loss in enumerate(present[arch]):
+            x = start + j
             v = sub.loc[sub["loss"] == loss, "value"].to_numpy(dtype=float)
             colour = loss_colour(loss)
             ax.bar(
                 x,
                 v.mean(),
-                width * 0.92,
+                0.9,
                 color=colour,
                 alpha=0.6,
                 edgecolor="#404040",
-                lw=0.6,
+                lw=0.5,
                 hatch=DECODED_HATCH if is_decoded(loss) else None,
                 zorder=2,
             )
             ax.scatter(
-                x + rng.uniform(-0.22, 0.22, len(v)) * width,
+                x + rng.uniform(-0.22, 0.22, len(v)),
                 v,
-                s=18,
+                s=6,
                 color=colour,
                 edgecolor="black",
-                linewidth=0.5,
+                linewidth=0.4,
                 zorder=3,
             )
             if loss != BASELINE_LOSS and np.isfinite(ce) and ce > 0:
-                rel = 100.0 * (v.mean() - ce) / ce
-                ax.text(
-                    x,
-                    v.max() + 0.015,
-                    f"{rel:+.1f}%",
-                    ha="center",
-                    va="bottom",
-                    rotation=90 if len(present) > 2 else 0,
-                    fontsize=7 if len(present) > 2 else 9,
-                    fontweight="bold",
-                )
-    refs = [i for i, a in enumerate(archs) if a in REFERENCE_ARCHITECTURES]
+                gains.append((x, float(v.max()), f"{100.0 * (v.mean() - ce) / ce:+.1f}%"))
+    # The gains read upwards from each bar's highest seed; the axis leaves room for the longest (the axes are
+    # at least ~110 pt high at this figure size).
+    longest = max((text_width_pt(g, SMALL_PT) for _, _, g in gains), default=0.0)
+    ymax = max(top, 0.05) / max(0.4, 1.0 - (longest + 6.0) / 110.0) if gains else max(top, 0.05) * 1.08
+    for x, y, g in gains:
+        ax.annotate(
+            g,
+            (x, y),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            rotation=90,
+            fontsize=SMALL_PT,
+            # over a control's line (truth at 1.0) the text keeps a white ground
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85},
+            zorder=5,
+        )
+    refs = [e for a, e in zip(archs, edges, strict=True) if a in REFERENCE_ARCHITECTURES]
     if refs and len(refs) < len(archs):
-        ax.axvline(min(refs) - 0.5, color="#909090", lw=0.8, ls=":")
+        ax.axvline(min(refs), color="#909090", lw=0.6, ls=":")
     control_handles = draw_controls(ax, controls)
-    ax.set_xticks(range(len(archs)), archs)
-    ax.set_xlim(-0.6, len(archs) - 0.4)
-    ax.set_ylim(0, min(1.12, top * 1.2) if top > 0 else 1.0)
-    ax.set_ylabel(f"{split_label(split)} macro F1 (hierarchy-corrected)")
-    ax.legend(
-        handles=[*loss_handles(losses), *control_handles],
-        frameon=False,
-        fontsize=7,
-        loc="upper left",
-        bbox_to_anchor=(1.04, 1.0),
-    )
+    centres = [s + (len(present[a]) - 1) / 2 for a, s in zip(archs, starts, strict=True)]
+    ax.set_xticks(centres, [shorten(a, slots[a] * unit_mm / 25.4 * 72.0 - 2.0) for a in archs])
+    ax.set_xlim(-0.5, x0 - 0.5)
+    ax.set_ylim(0, max(ymax, float(values["value"].max()) * 1.03))
+    if ax.get_ylim()[1] > 1.0:  # room for the gains above 1, but no tick past the largest possible F1
+        ax.set_yticks(np.linspace(0.0, 1.0, 6))
+    ax.set_ylabel(f"{split_label(split)} macro F1\n(hierarchy-corrected)")
     ax.set_title(
         title
-        or f"{'Out-of-distribution' if split == 'ood' else 'In-distribution'} macro F1 by loss "
-        "(% = gain over CE)"
+        or f"{'Out-of-distribution' if split == 'ood' else 'In-distribution'} macro F1 (% = gain over CE)"
     )
-    sns.despine(ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    legend_below(fig, [*loss_handles(losses), *control_handles])
+    save(fig, path)
 
 
 def loss_ranking(metrics: pd.DataFrame, path: str | os.PathLike, split: str = "ood") -> None:
@@ -132,12 +159,11 @@ def loss_ranking(metrics: pd.DataFrame, path: str | os.PathLike, split: str = "o
         return
     archs = architecture_order(ranked["architecture"])
     most = max(ranked[ranked["architecture"] == a]["loss"].nunique() for a in archs)
-    fig, axes = plt.subplots(
-        1, len(archs), figsize=(3.1 * len(archs) + 0.6, 0.45 * most + 1.6), sharex=True, squeeze=False
-    )
+    cols = min(len(archs), 3)
+    fig, axes = panel_grid(len(archs), max_cols=3, panel_height_mm=14.0 + 4.0 * most, sharex=True)
     rng = np.random.default_rng(0)
     handles = []
-    for ax, arch in zip(axes[0], archs, strict=True):
+    for ax, arch in zip(axes, archs, strict=True):
         sub = ranked[ranked["architecture"] == arch]
         means = sub.groupby("loss")["value"].mean()
         order = sorted(means.index, key=lambda loss: (-means[loss], loss_order(means.index).index(loss)))
@@ -146,34 +172,26 @@ def loss_ranking(metrics: pd.DataFrame, path: str | os.PathLike, split: str = "o
             ax.scatter(
                 v,
                 y + rng.uniform(-0.12, 0.12, len(v)),
-                s=22,
+                s=10,
                 color=loss_colour(loss),
                 edgecolor="black",
-                linewidth=0.5,
+                linewidth=0.4,
                 zorder=3,
                 marker="D" if is_decoded(loss) else "o",
             )
-            ax.plot([means[loss]] * 2, [y - 0.3, y + 0.3], color="black", lw=2.2, zorder=4)
-        ax.set_yticks(range(len(order)), [loss_label(loss) for loss in reversed(order)], fontsize=8)
+            ax.plot([means[loss]] * 2, [y - 0.3, y + 0.3], color="black", lw=1.6, zorder=4)
+        ax.set_yticks(range(len(order)), [loss_label(loss) for loss in reversed(order)])
         ax.set_ylim(-0.6, most - 0.4)  # one row height in every panel
         handles = draw_controls(ax, controls, vertical=True) or handles
-        ax.set_title(arch, fontsize=10)
-        ax.set_xlabel(f"{split_label(split)} macro F1", fontsize=8)
-        sns.despine(ax=ax)
-    mean_handle = Line2D([], [], color="black", lw=2.2, label="mean over seeds")
+        panel_title(ax, arch, fig, cols)
+        ax.set_xlabel(f"{split_label(split)} macro F1")
+        ax.tick_params(labelbottom=True)
+    mean_handle = Line2D([], [], color="black", lw=1.6, label="mean over seeds")
     seed_handle = Line2D(
         [], [], marker="o", ls="", color="#bbbbbb", markeredgecolor="black", label="one seed"
     )
-    fig.legend(
-        handles=[seed_handle, mean_handle, *handles],
-        loc="lower center",
-        ncol=2 + len(handles),
-        frameon=False,
-        fontsize=7,
-    )
-    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    legend_below(fig, [seed_handle, mean_handle, *handles])
+    save(fig, path)
 
 
 def coarse_share_sweep(
@@ -187,8 +205,9 @@ def coarse_share_sweep(
         no_data(path, "no loss compared with CE at any share")
         return
     archs = architecture_order(gains["architecture"])
-    fig, axes = plt.subplots(1, len(archs), figsize=(3.6 * len(archs) + 1.8, 3.6), sharey=True, squeeze=False)
-    for ax, arch in zip(axes[0], archs, strict=True):
+    fig, axes = panel_grid(len(archs), max_cols=3, panel_height_mm=48.0, sharey=True)
+    cols = min(len(archs), 3)
+    for i, (ax, arch) in enumerate(zip(axes, archs, strict=True)):
         sub = gains[gains["architecture"] == arch]
         for loss in loss_order(sub["loss"]):
             s = sub[sub["loss"] == loss].sort_values("share")
@@ -199,15 +218,17 @@ def coarse_share_sweep(
                 color=loss_colour(loss),
                 ls=line_style(loss),
                 marker="D" if is_decoded(loss) else "o",
-                ms=4,
-                capsize=2,
-                lw=1.4,
+                ms=3,
+                capsize=1.5,
+                lw=1.0,
+                elinewidth=0.6,
             )
-        ax.axhline(0, color="black", lw=0.7)
-        ax.set_title(arch, fontsize=10)
-        ax.set_xlabel("share of training studies annotated coarsely")
-        sns.despine(ax=ax)
-    axes[0][0].set_ylabel(f"{split_label(split)} macro F1 gain over CE")
+        ax.axhline(0, color="black", lw=0.6)
+        panel_title(ax, arch, fig, cols)
+        ax.set_xlabel("share of studies annotated coarsely")
+        if i % cols == 0:
+            ax.set_ylabel(f"{split_label(split)} macro F1 gain over CE")
+        ax.tick_params(labelleft=True)
     handles = [
         Line2D(
             [],
@@ -215,16 +236,13 @@ def coarse_share_sweep(
             color=loss_colour(loss),
             ls=line_style(loss),
             marker="D" if is_decoded(loss) else "o",
+            ms=3,
             label=loss_label(loss),
         )
         for loss in loss_order(gains["loss"])
     ]
-    axes[0][-1].legend(
-        handles=handles, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    legend_below(fig, handles)
+    save(fig, path)
 
 
 def id_versus_ood(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -242,8 +260,11 @@ def id_versus_ood(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
     if not archs:
         no_data(path, "no trained model or reference method to draw")
         return
-    fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs) + 1.6, 3.6), sharey=True, squeeze=False)
-    for ax, arch in zip(axes[0], archs, strict=True):
+    cols = min(len(archs), 4)
+    fig, axes = panel_grid(
+        len(archs), max_cols=4, width_mm=min(PAGE_MM, 24.0 + 38.0 * cols), panel_height_mm=48.0, sharey=True
+    )
+    for i, (ax, arch) in enumerate(zip(axes, archs, strict=True)):
         sub = runs[runs["architecture"] == arch]
         for loss in loss_order(sub["loss"]):
             s = sub[sub["loss"] == loss]
@@ -252,65 +273,67 @@ def id_versus_ood(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
                     [0, 1],
                     [r["test"], r["ood"]],
                     color=loss_colour(loss),
-                    alpha=0.45,
-                    lw=1,
+                    alpha=0.4,
+                    lw=0.6,
                     ls=line_style(loss),
                 )
             ax.plot(
                 [0, 1],
                 [s["test"].mean(), s["ood"].mean()],
                 color=loss_colour(loss),
-                lw=2.5,
+                lw=1.6,
                 marker="o",
+                ms=3,
                 ls=line_style(loss),
             )
         for arch_c in architecture_order(controls["architecture"]):
             c = controls[controls["architecture"] == arch_c]
-            ax.plot([0, 1], [c["test"].mean(), c["ood"].mean()], lw=1.0, **control_style(arch_c))
+            ax.plot([0, 1], [c["test"].mean(), c["ood"].mean()], lw=0.9, **control_style(arch_c))
         ax.set_xticks([0, 1], ["ID test", "OOD"])
         ax.set_xlim(-0.3, 1.3)
-        ax.set_title(arch)
-        sns.despine(ax=ax)
-    axes[0][0].set_ylabel("macro F1 (hierarchy-corrected)")
+        panel_title(ax, arch, fig, cols)
+        if i % cols == 0:
+            ax.set_ylabel("macro F1 (hierarchy-corrected)")
+        ax.tick_params(labelleft=True)
     handles = [
-        Line2D([], [], color=loss_colour(loss), lw=2.5, ls=line_style(loss), label=loss_label(loss))
+        Line2D([], [], color=loss_colour(loss), lw=1.6, ls=line_style(loss), label=loss_label(loss))
         for loss in loss_order(runs["loss"])
     ]
     handles += [
-        Line2D([], [], lw=1.0, label=f"control: {control_name(a)}", **control_style(a))
+        Line2D([], [], lw=0.9, label=f"control: {control_name(a)}", **control_style(a))
         for a in architecture_order(controls["architecture"])
     ]
-    axes[0][-1].legend(
-        handles=handles, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0)
-    )
     # The axis spans the controls too: they bracket the models from below and above.
     lo = np.nanmin(wide[["test", "ood"]].to_numpy())
-    axes[0][0].set_ylim(max(0.0, lo - 0.05), 1.02)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    axes[0].set_ylim(max(0.0, lo - 0.05), 1.02)
+    legend_below(fig, handles)
+    save(fig, path)
 
 
 def training_curves(histories: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Validation hierarchy-corrected macro F1 per epoch, one line per run, a panel per architecture."""
-    archs = sorted(histories["architecture"].unique())
+    """Validation hierarchy-corrected macro F1 per epoch (counted from 1, as the training log counts), one line
+    per run, a panel per architecture."""
+    archs = architecture_order(histories["architecture"].unique()) if len(histories) else []
     if not archs:
         no_data(path, "no training history")
         return
-    fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.2), sharey=True, squeeze=False)
-    for ax, arch in zip(axes[0], archs, strict=True):
+    cols = min(len(archs), 4)
+    fig, axes = panel_grid(
+        len(archs), max_cols=4, width_mm=min(PAGE_MM, 24.0 + 38.0 * cols), panel_height_mm=42.0, sharey=True
+    )
+    for i, (ax, arch) in enumerate(zip(axes, archs, strict=True)):
         sub = histories[histories["architecture"] == arch]
         for (loss, _seed), run in sub.groupby(["loss", "seed"]):
-            ax.plot(run["epoch"], run["val_macro_f1"], color=loss_colour(loss), alpha=0.7, lw=1.2)
-        ax.set_title(arch)
+            ax.plot(run["epoch"], run["val_macro_f1"], color=loss_colour(loss), alpha=0.75, lw=0.8)
+        panel_title(ax, arch, fig, cols)
         ax.set_xlabel("epoch")
-        sns.despine(ax=ax)
-    axes[0][0].set_ylabel("validation macro F1")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+        if i % cols == 0:
+            ax.set_ylabel("validation macro F1")
+        ax.tick_params(labelleft=True)
     handles = [
         Line2D([], [], color=loss_colour(loss), label=loss_label(loss))
         for loss in loss_order(histories["loss"])
     ]
-    axes[0][-1].legend(handles=handles, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    legend_below(fig, handles)
+    save(fig, path)
