@@ -6,7 +6,8 @@ keeps its datasets) or is new in the OOD release (``release: ood``). ``ingest_re
 tiledbsoma's own ingestor (``tiledbsoma.io.from_anndata``, one dataset at a time through a registration mapping) in
 the layout the simulator writes (``hcebench.data.simulate.writer``):
 
-    <release>/census_info/{summary, datasets}      census_build_date = the release name, one row per dataset
+    <release>/census_info/{summary, datasets, summary_cell_counts}   census_build_date = the release name, one
+                                                   row per dataset; cells per assay, cell type, ...
     <release>/census_data/homo_sapiens             obs (Census columns), ms/RNA/var (feature_id, feature_name,
                                                    feature_length), ms/RNA/X/raw (counts)
 
@@ -61,7 +62,13 @@ import scipy.sparse as sp
 
 from hcebench.data.census import RAW_COUNTS_LABEL
 from hcebench.data.genes import read_gene_list
-from hcebench.data.simulate.writer import DATASETS_SCHEMA, SUMMARY_SCHEMA, write_dataframe
+from hcebench.data.simulate.writer import (
+    COUNT_CATEGORIES,
+    COUNTS_SCHEMA,
+    DATASETS_SCHEMA,
+    SUMMARY_SCHEMA,
+    write_dataframe,
+)
 from hcebench.errors import ConfigError, DataError
 from hcebench.hierarchy.ontology import Ontology, load_ontology, resolve_source
 from hcebench.io import atomic_path, write_json
@@ -645,6 +652,9 @@ def _write_release(
         with root.add_new_collection("census_info") as info:
             info.add_new_dataframe("summary", schema=SUMMARY_SCHEMA, domain=[(0, 63)]).close()
             info.add_new_dataframe("datasets", schema=DATASETS_SCHEMA, domain=[(0, 100_000)]).close()
+            info.add_new_dataframe(
+                "summary_cell_counts", schema=COUNTS_SCHEMA, domain=[(0, 1_000_000)]
+            ).close()
         root.add_new_collection("census_data").close()
     exp_uri = str(path / "census_data" / ORGANISM)
     adatas = [a for _, a, _, _ in datasets]
@@ -681,6 +691,9 @@ def _write_release(
         }
     )
     write_dataframe(info / "datasets", rows, DATASETS_SCHEMA)
+    write_dataframe(
+        info / "summary_cell_counts", summary_cell_counts([a.obs for _, a, _, _ in datasets]), COUNTS_SCHEMA
+    )
     n = sum(int(a.n_obs) for _, a, _, _ in datasets)
     donors = {(d, str(x)) for d, a, _, _ in datasets for x in a.obs["donor_id"].unique()}
     primary = sum(int(a.obs["is_primary_data"].sum()) for _, a, _, _ in datasets)
@@ -710,6 +723,36 @@ def _write_release(
         "n_genes": int(n_genes),
         "x_raw_integer_counts": integer,
     }
+
+
+def summary_cell_counts(obs: list[pd.DataFrame]) -> pd.DataFrame:
+    """The Census's ``census_info/summary_cell_counts`` of a release from its datasets' obs: cells (total, and
+    primary as unique) per value of each category the obs holds (assay, cell_type, disease, ...), and the
+    ``all`` row, so code that asks a release what it holds without reading obs (the assays a release pair adds or
+    drops) reads an ingested release as it reads the Census."""
+    cells = pd.concat([o.reset_index(drop=True) for o in obs], ignore_index=True)
+    primary = (
+        cells["is_primary_data"].astype(bool) if "is_primary_data" in cells else pd.Series(True, cells.index)
+    )
+    rows = [("all", "na", "na", len(cells), int(primary.sum()))]
+    for category, label, term in COUNT_CATEGORIES:
+        if label not in cells:
+            continue
+        terms = cells[term].astype(str) if term and term in cells else pd.Series("na", index=cells.index)
+        keys = pd.DataFrame({"label": cells[label].astype(str), "term": terms, "primary": primary})
+        for (value, term_id), group in keys.groupby(["label", "term"], sort=True):
+            rows.append((category, value, term_id, len(group), int(group["primary"].sum())))
+    return pd.DataFrame(
+        {
+            "soma_joinid": np.arange(len(rows), dtype=np.int64),
+            "organism": "Homo sapiens",
+            "category": [r[0] for r in rows],
+            "label": [r[1] for r in rows],
+            "ontology_term_id": [r[2] for r in rows],
+            "total_cell_count": [r[3] for r in rows],
+            "unique_cell_count": [r[4] for r in rows],
+        }
+    )
 
 
 def missing_gene_fraction(gene_source: str, genes: pd.DataFrame) -> float | None:
