@@ -6,10 +6,12 @@
 #   snakemake --report results/<run>/report.html       a self-contained report of what has run
 #   snakemake --cores all --configfile config/mechanism.yaml   the coarse-annotation sweep (one run per share)
 
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version
 
+from hcebench import layout
 from hcebench.config import check_config, check_config_files, validate_schema
 from hcebench.models import check_architectures
 
@@ -64,3 +66,11 @@ else:
             cached_artifacts(),
             annotated_files(),
         default_target: True
+
+
+# The run's last lines on the terminal: where its headline table is and how to read everything it made.
+onsuccess:
+    where = f"results/{config['run']}"
+    headline = f"{where}/sweep_gain.tsv" if config.get("sweep") else f"{where}/{layout.SUMMARY}"
+    print(f"hcebench: done. Headline table: {headline}", file=sys.stderr)
+    print(f"hcebench: the report: snakemake --report {where}/report.html", file=sys.stderr)
