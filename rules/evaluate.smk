@@ -79,6 +79,7 @@ rule controls:
         arch="|".join(c.architecture for c in axes.CONTROLS.values()),
     params:
         split_dirs=split_dirs(SPLITS),
+        save_probabilities=config["evaluation"]["save_probabilities"],
     threads: 1
     resources:
         mem_mb=2000,

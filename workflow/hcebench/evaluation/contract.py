@@ -60,6 +60,11 @@ NOVEL_COLUMNS = ("novel_label", "novel_label_name")
 #: hundreds of labels, and vectors rounded to 4 decimals stay well inside; independent per-type scores (one
 #: sigmoid per type, as CellTypist's raw output) or logits miss it by far.
 PROBS_SUM_TOLERANCE = 1e-3
+#: The split obs columns ``contract_table`` reads: what a writer of predictions reads of obs, chunk by chunk.
+OBS_COLUMNS = ["soma_joinid", "dataset_id", "donor_id", "tissue", "tissue_general", "assay", "disease", "label"]
+#: Cells per chunk of a streamed predictions file (a parquet row group each): 65,536 cells × 164 labels is ~43 MB
+#: of float32 probabilities, so a writer's memory is a few chunks whatever the split's size.
+CHUNK_CELLS = 65_536
 #: Rows named in an error message; the message also says how many there are in all.
 ROWS_SHOWN = 5
 CONTRACT_DOC = "docs/data.md#predictions-contract-how-any-method-joins-the-benchmark"
@@ -104,12 +109,47 @@ def contract_table(
 
 def write_predictions(table: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, object]) -> None:
     """Write the table as parquet, atomically, with ``metadata`` under ``hcebench.*`` keys of the file."""
-    check_predictions(table, path)
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    meta = dict(arrow.schema.metadata or {})
-    meta.update({f"hcebench.{k}".encode(): str(v).encode() for k, v in metadata.items()})
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow.replace_schema_metadata(meta), tmp)
+    with PredictionsWriter(path, metadata) as writer:
+        writer.write(table)
+
+
+class PredictionsWriter:
+    """A predictions file written chunk by chunk: ``write`` each chunk's contract table (one parquet row group
+    each, checked on its own as ``write_predictions`` checks a whole table); the file appears, atomically, when
+    the ``with`` block ends without an error. Memory is one chunk's table, whatever the split's size; a file
+    written in one chunk has the bytes ``write_predictions`` gives it. A block that writes no chunk is an error."""
+
+    def __init__(self, path: str | os.PathLike, metadata: dict[str, object]):
+        self.path = path
+        self.metadata = {f"hcebench.{k}".encode(): str(v).encode() for k, v in metadata.items()}
+        self.n_rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def __enter__(self) -> PredictionsWriter:
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, table: pd.DataFrame) -> None:
+        check_predictions(table, self.path)
+        arrow = pa.Table.from_pandas(table, schema=self._schema, preserve_index=False)
+        if self._writer is None:
+            meta = dict(arrow.schema.metadata or {})
+            meta.update(self.metadata)
+            self._schema = arrow.schema.with_metadata(meta)
+            self._writer = pq.ParquetWriter(self._tmp, self._schema)
+        self._writer.write_table(arrow.replace_schema_metadata(self._schema.metadata))
+        self.n_rows += len(table)
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        if self._writer is not None:
+            self._writer.close()
+        elif kind is None:
+            error = RuntimeError(f"{self.path}: no chunk was written (an empty split writes one empty table)")
+            self._atomic.__exit__(RuntimeError, error, None)
+            raise error
+        return bool(self._atomic.__exit__(kind, value, traceback))
 
 
 def predictions_metadata(
