@@ -61,7 +61,16 @@ NOVEL_COLUMNS = ("novel_label", "novel_label_name")
 #: sigmoid per type, as CellTypist's raw output) or logits miss it by far.
 PROBS_SUM_TOLERANCE = 1e-3
 #: The split obs columns ``contract_table`` reads: what a writer of predictions reads of obs, chunk by chunk.
-OBS_COLUMNS = ["soma_joinid", "dataset_id", "donor_id", "tissue", "tissue_general", "assay", "disease", "label"]
+OBS_COLUMNS = [
+    "soma_joinid",
+    "dataset_id",
+    "donor_id",
+    "tissue",
+    "tissue_general",
+    "assay",
+    "disease",
+    "label",
+]
 #: Cells per chunk of a streamed predictions file (a parquet row group each): 65,536 cells × 164 labels is ~43 MB
 #: of float32 probabilities, so a writer's memory is a few chunks whatever the split's size.
 CHUNK_CELLS = 65_536
