@@ -190,6 +190,50 @@ def open_predictions(path: str | os.PathLike) -> pd.DataFrame:
         ) from None
 
 
+def open_scored_columns(path: str | os.PathLike) -> pd.DataFrame:
+    """What scoring reads of a predictions file: every column but ``probs`` (text columns as categoricals, ~4 bytes
+    per cell each instead of a Python string). Its ``probs`` vectors are checked apart, chunk by chunk
+    (``probs_problems``), so they are never whole in memory."""
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    except (OSError, ValueError) as err:
+        raise PredictionsError(
+            f"predictions file {path} cannot be read as parquet ({str(err).splitlines()[0]}); write it with "
+            f"hcebench.evaluation.contract.write_predictions or pandas' to_parquet ({CONTRACT_DOC})"
+        ) from None
+    columns = [name for name in schema.names if name != "probs"]
+    text = [f.name for f in schema if f.name in columns and pa.types.is_string(f.type)]
+    table = pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
+    for name in text:  # pandas reads the columns as categoricals; a missing value stays missing
+        if not isinstance(table[name].dtype, pd.CategoricalDtype):
+            table[name] = table[name].astype("category")
+    return table
+
+
+def probs_problems(
+    path: str | os.PathLike, n_labels: int | None, labels_source: object = "hierarchy/labels.tsv"
+) -> list[str]:
+    """The problems of a predictions file's ``probs`` vectors (none without the column), read ``CHUNK_CELLS``
+    rows at a time; the first chunk with problems is reported, with its rows numbered in the file."""
+    parquet = pq.ParquetFile(path)
+    if "probs" not in parquet.schema_arrow.names:
+        return []
+    columns = [c for c in ("cell_id", "probs") if c in parquet.schema_arrow.names]
+    first = 0
+    for batch in parquet.iter_batches(batch_size=CHUNK_CELLS, columns=columns):
+        chunk = batch.to_pandas()
+        problems = _probs_problems(chunk, n_labels, labels_source) if len(chunk) else []
+        if problems:
+            where = (
+                f"rows {first} to {first + len(chunk) - 1} (the first {len(chunk)}-row chunk with problems; "
+            )
+            where += "row numbers below count from its start)"
+            return [f"{where}: {problem}" for problem in problems]
+        first += len(chunk)
+    return []
+
+
 def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """Read a predictions parquet (ours or an external method's) and check the file on its own.
 
@@ -227,6 +271,7 @@ def scored_table(
     source: object = "predictions",
     split_source: object = "the split's obs",
     labels_source: object = "hierarchy/labels.tsv",
+    file_problems: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The table scoring uses: every cell of the split, in the split's order, with the method's prediction.
 
@@ -239,12 +284,17 @@ def scored_table(
     without a row, cell ids not in the split, duplicated cell ids, a ``pred_label`` outside ``labels`` (with a
     hint for names and ``CL_`` ids), a ``pred_prob`` that is not a probability, malformed ``probs`` rows, and a
     ``true_label`` that differs from the split's truth. ``source``, ``split_source`` and ``labels_source`` name
-    the three inputs in the messages.
+    the three inputs in the messages. ``file_problems`` are problems found in the file apart (``probs_problems``
+    of a file read without its ``probs``, ``open_scored_columns``), listed with the others.
+
+    What it holds per cell, for a table read by ``open_scored_columns`` and an obs read by column: the inputs
+    (~60 bytes) and the scored table (~90 bytes: ids, probabilities and references to shared label strings).
     """
     _require_columns(table, source)
     obs_ids = _split_ids(split_obs, split_source)
     problems = _label_problems(table, labels, label_names, labels_source)
     problems += _probability_problems(table, len(labels), labels_source)
+    problems += list(file_problems)
     cell_problems, position = _cell_problems(table, obs_ids, split_source)
     problems += cell_problems
     if position is not None:

@@ -111,12 +111,13 @@ def predict_chunks(
     device: torch.device,
     checkpoint_path: str | os.PathLike = "model.pt",
     batch_size: int = 4096,
-    chunk_cells: int = CHUNK_CELLS,
+    chunk_cells: int | None = None,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """The model's prediction of ``split_dir``, chunk by chunk: per chunk of consecutive cells, their obs
     (``contract.OBS_COLUMNS``) and their softmax probabilities (float32, cells × labels in ``ckpt["labels"]``
-    order). A chunk is a whole number of batches (``chunk_cells`` rounded down to a multiple of ``batch_size``),
-    so the model sees the batches a whole-split prediction gives it and the probabilities are the same numbers;
+    order). A chunk is a whole number of batches (``chunk_cells``, default ``contract.CHUNK_CELLS``, rounded down
+    to a multiple of ``batch_size``; smaller than one batch it is taken as it is, a test's setting), so the model
+    sees the batches a whole-split prediction gives it and the probabilities are the same numbers;
     memory is one chunk's logits and probabilities (~0.7 KB per cell at 164 labels), whatever the split's size.
     An empty split gives one empty chunk. Progress (cells, rate, time left) is logged over the whole split."""
     split_dir = Path(split_dir)
@@ -128,7 +129,8 @@ def predict_chunks(
         )
     data = store.split(split_dir.name, ckpt["labels"])
     trained = ckpt.get("settings") or {}
-    step = max(batch_size, chunk_cells // batch_size * batch_size)
+    chunk_cells = CHUNK_CELLS if chunk_cells is None else chunk_cells
+    step = chunk_cells // batch_size * batch_size or chunk_cells
     progress = Progress(len(data), f"predict {split_dir.name} with {ckpt['architecture']}", log)
     start = 0
     for obs in data.obs_chunks(step, OBS_COLUMNS):
