@@ -85,7 +85,9 @@ def test_a_split_streamed_in_many_chunks_writes_the_files_of_one_chunk(toy, mode
     for a, b in zip(whole.predictions + whole.decoded, chunked.predictions + chunked.decoded, strict=True):
         pd.testing.assert_frame_equal(read_predictions(a), read_predictions(b), check_exact=False, rtol=1e-6)
     assert read_json(whole.decoder)["tau"] == read_json(chunked.decoder)["tau"]
-    for a, b in zip(whole.metrics + whole.decoded_metrics, chunked.metrics + chunked.decoded_metrics, strict=True):
+    for a, b in zip(
+        whole.metrics + whole.decoded_metrics, chunked.metrics + chunked.decoded_metrics, strict=True
+    ):
         pd.testing.assert_frame_equal(pd.read_csv(a, sep="\t"), pd.read_csv(b, sep="\t"))
 
 

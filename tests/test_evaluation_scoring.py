@@ -210,7 +210,9 @@ def test_probability_vectors_are_checked_chunk_by_chunk(toy, tmp_path, monkeypat
     write_predictions(table, tmp_path / "good.parquet", {})
     table.assign(probs=probs).to_parquet(tmp_path / "bad.parquet")
     monkeypatch.setattr(contract, "CHUNK_CELLS", 40)
-    with pytest.raises(PredictionsError, match=r"rows 80 to 119 .*1 row\(s\) have a probs vector that does not sum"):
+    with pytest.raises(
+        PredictionsError, match=r"rows 80 to 119 .*1 row\(s\) have a probs vector that does not sum"
+    ):
         score_predictions(tmp_path / "bad.parquet", hierarchy_dir, store, **RUN, split="test")
     good = score_predictions(tmp_path / "good.parquet", hierarchy_dir, store, **RUN, split="test")
     direct = metrics_table(table, LabelHierarchy.load(hierarchy_dir))
