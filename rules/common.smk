@@ -25,6 +25,9 @@ from hcebench.sweep import point_config
 RESULTS = f"results/{config['run']}"
 LOGS = f"{RESULTS}/{layout.LOG_DIR}"
 CENSUS = config["census"]
+# Store and OOD builds with census.build_workers null: this many processes (Snakemake gives fewer when it has
+# fewer cores; the job's threads are its workers).
+DEFAULT_BUILD_WORKERS = 4
 ARCHITECTURES = list(config["architectures"])
 SEEDS = config["training"]["seeds"]
 SPLITS = config["evaluation"]["splits"]

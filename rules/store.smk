@@ -65,7 +65,7 @@ else:
         params:
             source=census_source("train"),
             settings=StoreSettings.from_config(config).params(),
-        threads: CENSUS["build_workers"]
+        threads: CENSUS["build_workers"] or DEFAULT_BUILD_WORKERS
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],
             runtime=config["resources"]["data"]["runtime"],
@@ -88,7 +88,7 @@ rule build_ood:
         train_source=census_source("train"),
         ood_source=census_source("ood"),
         settings=OodSettings.from_config(config).params(),
-    threads: CENSUS["build_workers"]
+    threads: CENSUS["build_workers"] or DEFAULT_BUILD_WORKERS
     resources:
         mem_mb=config["resources"]["data"]["mem_mb"],
         runtime=config["resources"]["data"]["runtime"],
