@@ -19,6 +19,8 @@ rule aggregate:
         histories=result(layout.HISTORIES),
     log:
         f"{LOGS}/aggregate.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate.tsv",
     threads: 1
     resources:
         mem_mb=4000,
@@ -40,6 +42,8 @@ rule figures:
         curves=figure("training_curves", "training_curves", "7. Tables and training", "Training"),
     log:
         f"{LOGS}/figures.log",
+    benchmark:
+        f"{BENCHMARKS}/figures.tsv",
     threads: 1
     resources:
         mem_mb=2000,

@@ -26,6 +26,8 @@ rule paper_analyses:
         ),
     log:
         f"{LOGS}/paper_analyses.log",
+    benchmark:
+        f"{BENCHMARKS}/paper_analyses.tsv",
     params:
         settings=AnalysisSettings.from_config(config).params(),
     threads: 1
@@ -54,6 +56,8 @@ rule prediction_analyses:
         novel=table("novel_ood_types", "novel_table", "5. Novel OOD cell types"),
     log:
         f"{LOGS}/prediction_analyses.log",
+    benchmark:
+        f"{BENCHMARKS}/prediction_analyses.tsv",
     params:
         n_boot=1000,
         settings=AnalysisSettings.from_config(config).params(),

@@ -16,6 +16,8 @@ rule audit_ood:
         ),
     log:
         f"{LOGS}/audit_ood.log",
+    benchmark:
+        f"{BENCHMARKS}/audit_ood.tsv",
     params:
         train_source=census_source("train"),
         ood_source=census_source("ood"),

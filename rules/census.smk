@@ -8,6 +8,8 @@ rule simulate_census:
         ood=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['ood_release']}"),
     log:
         f"{LOGS}/simulate_census.log",
+    benchmark:
+        f"{BENCHMARKS}/simulate_census.tsv",
     params:
         simulate=canonical(CENSUS.get("simulate", {})),
         train_release=CENSUS["train_release"],

@@ -24,6 +24,8 @@ from hcebench.sweep import point_config
 
 RESULTS = f"results/{config['run']}"
 LOGS = f"{RESULTS}/{layout.LOG_DIR}"
+# Each job's peak memory and run time (Snakemake's benchmark files), the numbers resources come from.
+BENCHMARKS = f"{RESULTS}/{layout.BENCHMARK_DIR}"
 CENSUS = config["census"]
 # Store and OOD builds with census.build_workers null: this many processes (Snakemake gives fewer when it has
 # fewer cores; the job's threads are its workers).

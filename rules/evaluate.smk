@@ -18,6 +18,8 @@ rule evaluate:
         decoder=per_job(result(layout.DECODER, loss=PROPAGATED)) if DECODING else [],
     log:
         f"{LOGS}/evaluate/{JOB_NAME}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{JOB_NAME}.tsv",
     wildcard_constraints:
         arch="|".join(ARCHITECTURES),
         loss="|".join(axes.LOSSES),
@@ -47,6 +49,8 @@ rule score:
         expand(result(layout.METRICS), split=SPLITS, allow_missing=True),
     log:
         f"{LOGS}/score/{{arch}}_{{loss}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/score/{{arch}}_{{loss}}_seed{{seed}}.tsv",
     wildcard_constraints:
         # Any architecture name but the trained ones and the controls, whose jobs score their own predictions.
         # (the look-ahead ends at the "/" after the name: a wildcard's regex sits inside the whole path's).
@@ -75,6 +79,8 @@ rule controls:
         metrics=expand(result(layout.METRICS, loss=axes.NO_LOSS.name), split=SPLITS, allow_missing=True),
     log:
         f"{LOGS}/controls/{{arch}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/controls/{{arch}}_seed{{seed}}.tsv",
     wildcard_constraints:
         arch="|".join(c.architecture for c in axes.CONTROLS.values()),
     params:

@@ -9,6 +9,8 @@ rule sweep_point:
         summary=f"results/{config['run']}_{{value}}/{layout.SUMMARY}",
     log:
         f"results/{config['run']}/{layout.LOG_DIR}/sweep_point_{{value}}.log",
+    benchmark:
+        f"results/{config['run']}/{layout.BENCHMARK_DIR}/sweep_point_{{value}}.tsv",
     wildcard_constraints:
         value="|".join(map(re.escape, SWEEP_VALUES)),
     params:
@@ -36,6 +38,8 @@ rule sweep_figure:
         table=f"results/{config['run']}/sweep_gain.tsv",
     log:
         f"results/{config['run']}/{layout.LOG_DIR}/sweep_figure.log",
+    benchmark:
+        f"results/{config['run']}/{layout.BENCHMARK_DIR}/sweep_figure.tsv",
     params:
         key=SWEEP["key"],
         values=SWEEP["values"],

@@ -12,6 +12,8 @@ rule train:
         summary=per_job(result(layout.TRAIN_SUMMARY)),
     log:
         f"{LOGS}/train/{JOB_NAME}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{JOB_NAME}.tsv",
     wildcard_constraints:
         arch="|".join(ARCHITECTURES),
         loss="|".join(axes.LOSSES),
