@@ -287,8 +287,9 @@ def scored_table(
     the three inputs in the messages. ``file_problems`` are problems found in the file apart (``probs_problems``
     of a file read without its ``probs``, ``open_scored_columns``), listed with the others.
 
-    What it holds per cell, for a table read by ``open_scored_columns`` and an obs read by column: the inputs
-    (~60 bytes) and the scored table (~90 bytes: ids, probabilities and references to shared label strings).
+    What it holds per cell, for a table read by ``open_scored_columns`` and an obs read by column: the inputs and
+    the scored table (ids, probabilities, references to shared label strings); ``scoring.score_predictions``
+    gives the measured total.
     """
     _require_columns(table, source)
     obs_ids = _split_ids(split_obs, split_source)

@@ -62,8 +62,9 @@ def score_predictions(
     breaks the contract against them is a ``hcebench.errors.PredictionsError`` and nothing is written.
 
     Memory: the file is read without its ``probs`` (checked chunk by chunk) and the obs by column, so what is held
-    is per-cell labels and strata (a few hundred bytes per cell in all: ``contract.scored_table``,
-    ``metrics.metrics_table``), never the probability vectors."""
+    is per-cell labels and strata (``contract.scored_table``, ``metrics.metrics_table``), never the probability
+    vectors: ~0.85 KB per cell at the peak, measured (peak RSS 0.44 GB at 250,000 cells, 1.06 GB at 1,000,000, 60
+    datasets, 400 donors; 3.2 GB for the paper's 3.45 M test cells)."""
     hierarchy = LabelHierarchy.load(hierarchy_dir)
     store = Store(data_dir)
     columns = open_scored_columns(predictions)
