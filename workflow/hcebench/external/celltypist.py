@@ -74,7 +74,9 @@ def train_celltypist(store: str | os.PathLike, settings: CellTypistSettings, see
     rng = np.random.default_rng(seed)
     rows = subsample(train.y, settings.max_cells, rng)
     adata = _anndata(train, rows, genes)
-    labels = np.asarray(store.labels, dtype=object)[train.y[rows]]  # Python strings, as obs["label"] gives them
+    labels = np.asarray(store.labels, dtype=object)[
+        train.y[rows]
+    ]  # Python strings, as obs["label"] gives them
     log.info(
         "CellTypist: %d of %d training cells, %d genes, %d labels",
         len(rows),
