@@ -72,24 +72,22 @@ def run_name(cells: int) -> str:
     return f"rehearsal_{cells}"
 
 
-def size_overrides(cells: int) -> list[str]:
-    """``--config`` values that set the rehearsal's size: training datasets of ~500 cells (~1/4 more for OOD)."""
+def size_config(cells: int) -> Path:
+    """A config file that sets the rehearsal's run and size (training datasets of ~500 cells; a quarter as many
+    new OOD datasets), laid over config/rehearsal.yaml (a second ``--configfile``: Snakemake merges it in)."""
     n_train = max(8, round(cells / CELLS_PER_DATASET))
-    simulate = {"n_train_datasets": n_train, "n_ood_datasets": max(2, n_train // 4)}
-    return [f"run={run_name(cells)}", f"census={json.dumps({'simulate': simulate})}"]
+    path = ROOT / "results" / f"{run_name(cells)}.size.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"run: {run_name(cells)}\n"
+        f"census:\n  simulate:\n    n_train_datasets: {n_train}\n    n_ood_datasets: {max(2, n_train // 4)}\n"
+    )
+    return path
 
 
 def run_rehearsal(cells: int, cores: int) -> Path:
     """Run the rehearsal at ``cells`` cells (``snakemake``, every rule); its results directory."""
-    command = [
-        "snakemake",
-        "--cores",
-        str(cores),
-        "--configfile",
-        str(CONFIG),
-        "--config",
-        *size_overrides(cells),
-    ]
+    command = ["snakemake", "--cores", str(cores), "--configfile", str(CONFIG), str(size_config(cells))]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
     return ROOT / "results" / run_name(cells)
