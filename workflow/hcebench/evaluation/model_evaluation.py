@@ -15,6 +15,7 @@ import logging
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -123,7 +124,7 @@ def evaluate_model(
         search = None
         decoded_path = None
         if decoding and split == layout.VAL_SPLIT:
-            search = ThresholdSearch(hierarchy, Store.holding(directory).split(split).n_obs)
+            search = ThresholdSearch(hierarchy, Store.holding(directory).split(Path(directory).name).n_obs)
         elif decoding:
             decoded_path = next(decoded_paths)
         meta = predictions_metadata(hierarchy, directory, loss=loss, split=split, **run)
