@@ -24,6 +24,8 @@ rule aggregate:
         histories=result(layout.HISTORIES),
     log:
         f"{LOGS}/aggregate.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate.tsv",
     threads: 1
     resources:
         mem_mb=4000,
@@ -45,6 +47,8 @@ rule figures:
         curves=figure("training_curves", "training_curves", REPORT_TRAINING, "Validation macro F1 per epoch"),
     log:
         f"{LOGS}/figures.log",
+    benchmark:
+        f"{BENCHMARKS}/figures.tsv",
     threads: 1
     resources:
         mem_mb=2000,

@@ -29,6 +29,8 @@ rule paper_analyses:
         provenance_html=table_view(table("provenance"), "provenance", REPORT_DATA, "Provenance"),
     log:
         f"{LOGS}/paper_analyses.log",
+    benchmark:
+        f"{BENCHMARKS}/paper_analyses.tsv",
     params:
         settings=AnalysisSettings.from_config(config).params(),
     threads: 1
@@ -61,6 +63,8 @@ rule prediction_analyses:
         novel_html=table_view(table("novel_ood_types"), "novel_table", REPORT_NOVEL),
     log:
         f"{LOGS}/prediction_analyses.log",
+    benchmark:
+        f"{BENCHMARKS}/prediction_analyses.tsv",
     params:
         n_boot=1000,
         settings=AnalysisSettings.from_config(config).params(),

@@ -17,6 +17,8 @@ rule annotate:
         summary=result(layout.ANNOTATION_SUMMARY),
     log:
         f"{LOGS}/annotate/{{arch}}_{{loss}}_seed{{seed}}_{{name}}.log",
+    benchmark:
+        f"{BENCHMARKS}/annotate/{{arch}}_{{loss}}_seed{{seed}}_{{name}}.tsv",
     wildcard_constraints:
         name="|".join(map(re.escape, ANNOTATE_INPUTS)),
         arch="|".join(ARCHITECTURES),

@@ -24,6 +24,8 @@ rule audit_ood:
         ),
     log:
         f"{LOGS}/audit_ood.log",
+    benchmark:
+        f"{BENCHMARKS}/audit_ood.tsv",
     params:
         train_source=census_source("train"),
         ood_source=census_source("ood"),
@@ -54,6 +56,8 @@ if config["ontology"].get("ood_source"):
             totals=result(layout.AUDIT_CL_DIFF_TOTALS),
         log:
             f"{LOGS}/cl_release_diff.log",
+        benchmark:
+            f"{BENCHMARKS}/cl_release_diff.tsv",
         params:
             # The OOD release's Cell Ontology: bundled:<release> or a cellxgene-ontology-guide CL JSON.
             ood_source=config["ontology"]["ood_source"],

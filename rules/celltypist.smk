@@ -15,6 +15,8 @@ rule celltypist:
         ),
     log:
         f"{LOGS}/celltypist/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/celltypist/seed{{seed}}.tsv",
     params:
         settings=CellTypistSettings.from_config(config).params(),
         split_dirs=split_dirs(SPLITS),

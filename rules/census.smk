@@ -14,6 +14,8 @@ if CENSUS["source"] == "anndata":
             ood=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['ood_release']}"),
         log:
             f"{LOGS}/ingest_anndata.log",
+        benchmark:
+            f"{BENCHMARKS}/ingest_anndata.tsv",
         params:
             settings=IngestSettings.from_config(config).params(),
         threads: 1
@@ -35,6 +37,8 @@ else:
             ood=directory(f"{RESULTS}/{layout.CENSUS_DIR}/{CENSUS['ood_release']}"),
         log:
             f"{LOGS}/simulate_census.log",
+        benchmark:
+            f"{BENCHMARKS}/simulate_census.tsv",
         params:
             simulate=canonical(CENSUS.get("simulate", {})),
             train_release=CENSUS["train_release"],

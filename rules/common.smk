@@ -25,7 +25,12 @@ from hcebench.settings import (
 
 RESULTS = f"results/{config['run']}"
 LOGS = f"{RESULTS}/{layout.LOG_DIR}"
+# Each job's peak memory and run time (Snakemake's benchmark files), the numbers resources come from.
+BENCHMARKS = f"{RESULTS}/{layout.BENCHMARK_DIR}"
 CENSUS = config["census"]
+# Store and OOD builds with census.build_workers null: this many processes (Snakemake gives fewer when it has
+# fewer cores; the job's threads are its workers).
+DEFAULT_BUILD_WORKERS = 4
 ARCHITECTURES = list(config["architectures"])
 # Entries with checkpoints: are the authors' models, imported instead of trained (hcebench.training.imported).
 IMPORTED = [arch for arch in ARCHITECTURES if config["architectures"][arch].get("checkpoints")]

@@ -18,6 +18,8 @@ rule evaluate:
         decoder=per_job(result(layout.DECODER, loss=PROPAGATED)) if DECODING else [],
     log:
         f"{LOGS}/evaluate/{JOB_NAME}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{JOB_NAME}.tsv",
     wildcard_constraints:
         arch="|".join(ARCHITECTURES),
         loss="|".join(axes.LOSSES),
@@ -47,6 +49,8 @@ rule score:
         expand(result(layout.METRICS), split=SPLITS, allow_missing=True),
     log:
         f"{LOGS}/score/{{arch}}_{{loss}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/score/{{arch}}_{{loss}}_seed{{seed}}.tsv",
     wildcard_constraints:
         # Any architecture name but the trained ones and the controls, whose jobs score their own predictions.
         # (the look-ahead ends at the "/" after the name: a wildcard's regex sits inside the whole path's).
@@ -55,7 +59,8 @@ rule score:
         split_homes={split: layout.split_home(split) for split in SPLITS},
     threads: 1
     resources:
-        mem_mb=2000,
+        # Scoring holds ~0.85 KB per cell (measured): ~3.2 GB for the paper's 3.45 M test cells.
+        mem_mb=6000,
         runtime=20,
     conda:
         ENV
@@ -75,13 +80,17 @@ rule controls:
         metrics=expand(result(layout.METRICS, loss=axes.NO_LOSS.name), split=SPLITS, allow_missing=True),
     log:
         f"{LOGS}/controls/{{arch}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/controls/{{arch}}_seed{{seed}}.tsv",
     wildcard_constraints:
         arch="|".join(c.architecture for c in axes.CONTROLS.values()),
     params:
         split_dirs=split_dirs(SPLITS),
+        save_probabilities=config["evaluation"]["save_probabilities"],
     threads: 1
     resources:
-        mem_mb=2000,
+        # Scoring holds ~0.85 KB per cell (measured): ~3.2 GB for the paper's 3.45 M test cells.
+        mem_mb=6000,
         runtime=20,
     conda:
         ENV

@@ -7,6 +7,8 @@ rule fetch_ontology:
         result(layout.ONTOLOGY_COPY),
     log:
         f"{LOGS}/fetch_ontology/{{name}}.log",
+    benchmark:
+        f"{BENCHMARKS}/fetch_ontology/{{name}}.tsv",
     params:
         url=config["ontology"]["source"],
         sha256=config["ontology"]["sha256"],
@@ -29,6 +31,8 @@ rule ontology_closure:
         directory(result(layout.HIERARCHY_DIR)),
     log:
         f"{LOGS}/ontology_closure.log",
+    benchmark:
+        f"{BENCHMARKS}/ontology_closure.tsv",
     params:
         source=config["hierarchy"]["source"],
     threads: 1

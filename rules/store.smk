@@ -15,6 +15,8 @@ if config["training_store"]["source"] == "sctab":
             report=result(layout.SELECTION_REPORT),
         log:
             f"{LOGS}/import_sctab_store.log",
+        benchmark:
+            f"{BENCHMARKS}/import_sctab_store.tsv",
         params:
             settings=ScTabImportSettings.from_config(config).params(),
         threads: 1
@@ -39,6 +41,8 @@ else:
             report=result(layout.SELECTION_REPORT),
         log:
             f"{LOGS}/select_cells.log",
+        benchmark:
+            f"{BENCHMARKS}/select_cells.tsv",
         params:
             source=census_source("train"),
             settings=SelectionSettings.from_config(config).params(),
@@ -62,10 +66,12 @@ else:
             directory(result(layout.STORE_DIR)),
         log:
             f"{LOGS}/build_store.log",
+        benchmark:
+            f"{BENCHMARKS}/build_store.tsv",
         params:
             source=census_source("train"),
             settings=StoreSettings.from_config(config).params(),
-        threads: CENSUS["build_workers"]
+        threads: CENSUS["build_workers"] or DEFAULT_BUILD_WORKERS
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],
             runtime=config["resources"]["data"]["runtime"],
@@ -85,11 +91,13 @@ rule build_ood:
         directory(result(layout.OOD_DIR)),
     log:
         f"{LOGS}/build_ood.log",
+    benchmark:
+        f"{BENCHMARKS}/build_ood.tsv",
     params:
         train_source=census_source("train"),
         ood_source=census_source("ood"),
         settings=OodSettings.from_config(config).params(),
-    threads: CENSUS["build_workers"]
+    threads: CENSUS["build_workers"] or DEFAULT_BUILD_WORKERS
     resources:
         mem_mb=config["resources"]["data"]["mem_mb"],
         runtime=config["resources"]["data"]["runtime"],
@@ -106,6 +114,8 @@ rule augmentation_bank:
         result(layout.BANK),
     log:
         f"{LOGS}/augmentation_bank.log",
+    benchmark:
+        f"{BENCHMARKS}/augmentation_bank.tsv",
     params:
         settings=BankSettings.from_config(config).params(),
     # Ahead of every other ready job: the augmenting architectures' training, the longest jobs, waits for it.

@@ -41,6 +41,8 @@ rule sweep_figure:
         table=f"results/{config['run']}/sweep_gain.tsv",
     log:
         f"results/{config['run']}/{layout.LOG_DIR}/sweep_figure.log",
+    benchmark:
+        f"results/{config['run']}/{layout.BENCHMARK_DIR}/sweep_figure.tsv",
     params:
         key=SWEEP["key"],
         values=SWEEP["values"],

@@ -12,6 +12,8 @@ rule train:
         summary=per_job(result(layout.TRAIN_SUMMARY)),
     log:
         f"{LOGS}/train/{JOB_NAME}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{JOB_NAME}.tsv",
     wildcard_constraints:
         arch="|".join(TRAINED) or "(?!)",
         loss="|".join(axes.LOSSES),
@@ -51,6 +53,8 @@ rule import_checkpoint:
         summary=result(layout.TRAIN_SUMMARY),
     log:
         f"{LOGS}/import_checkpoint/{{arch}}_{{loss}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/import_checkpoint/{{arch}}_{{loss}}_seed{{seed}}.tsv",
     wildcard_constraints:
         arch="|".join(IMPORTED) or "(?!)",
         loss="|".join(axes.LOSSES),

@@ -20,13 +20,15 @@ if bank is not None:
     log.info("using the bank shipped with the store (%s)", store.dir)
 else:
     train = store.split("train", store.labels)
-    # Only the subsampled rows are read, in chunks from the memory map: a store larger than RAM works.
+    # Of obs only the two columns the bank uses, as categoricals (a few bytes per cell); of X only the
+    # subsampled rows, in chunks from the memory map: a store larger than RAM works.
+    obs = train.read_obs(["label", "tech_sample"])
     # k-means would take every core of the node: hold it to the threads the rule was given.
     with threadpool_limits(limits=snakemake.threads):
         bank = build_bank(
             train,
-            train.obs["label"].to_numpy(),
-            train.obs["tech_sample"].to_numpy(),
+            obs["label"].to_numpy(),
+            obs["tech_sample"].to_numpy(),
             BankSettings.from_params(snakemake.params.settings),
         )
 with atomic_path(snakemake.output[0]) as tmp:

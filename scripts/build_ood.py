@@ -22,6 +22,7 @@ meta = build_ood_set(
     OodSettings.from_params(p.settings),
     snakemake.output[0],
     ontology=load_ontology(snakemake.input.obo),
+    threads=snakemake.threads,
 )
 novel = meta["novel"]
 log.info(

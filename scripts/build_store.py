@@ -21,5 +21,6 @@ meta = build_training_store(
     labels,
     StoreSettings.from_params(snakemake.params.settings),
     snakemake.output[0],
+    threads=snakemake.threads,
 )
 log.info("store: %d genes, cells per split %s", meta["n_genes"], meta["n_cells"])

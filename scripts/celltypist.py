@@ -8,8 +8,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 import pickle  # noqa: E402
 
 from hcebench.axes import EXTERNAL_METHODS  # noqa: E402
-from hcebench.evaluation.contract import predictions_metadata, write_predictions  # noqa: E402
-from hcebench.external.celltypist import predict_celltypist, train_celltypist  # noqa: E402
+from hcebench.evaluation.contract import PredictionsWriter, predictions_metadata  # noqa: E402
+from hcebench.external.celltypist import predict_celltypist_chunks, train_celltypist  # noqa: E402
 from hcebench.hierarchy.labels import LabelHierarchy  # noqa: E402
 from hcebench.io import atomic_path  # noqa: E402
 from hcebench.settings import CellTypistSettings  # noqa: E402
@@ -27,16 +27,14 @@ with atomic_path(snakemake.output.model) as tmp, open(tmp, "wb") as f:
 for path, (split, directory) in zip(
     snakemake.output.predictions, snakemake.params.split_dirs.items(), strict=True
 ):
-    table = predict_celltypist(
-        model,
-        directory,
-        list(hierarchy.term_ids),
-        names,
-        save_probabilities=settings.save_probabilities,
-    )
     meta = predictions_metadata(
         hierarchy, directory, architecture=METHOD.name, loss=METHOD.loss, seed=seed, split=split
     )
     meta["method"] = "celltypist (one-vs-rest logistic regression), scores normalised to sum to 1"
-    write_predictions(table, path, meta)
-    log.info("%s: %d cells predicted", split, len(table))
+    # Chunk by chunk from the memory-mapped split to the file's row groups: no split-sized matrix.
+    with PredictionsWriter(path, meta) as writer:
+        for table in predict_celltypist_chunks(
+            model, directory, list(hierarchy.term_ids), names, save_probabilities=settings.save_probabilities
+        ):
+            writer.write(table)
+    log.info("%s: %d cells predicted", split, writer.n_rows)

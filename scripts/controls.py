@@ -13,9 +13,14 @@ from pathlib import Path  # noqa: E402
 
 from hcebench.axes import NO_LOSS, control_of  # noqa: E402
 from hcebench.data.store import Store  # noqa: E402
-from hcebench.evaluation.contract import predictions_metadata, write_predictions  # noqa: E402
+from hcebench.evaluation.contract import (  # noqa: E402
+    CHUNK_CELLS,
+    OBS_COLUMNS,
+    PredictionsWriter,
+    predictions_metadata,
+)
 from hcebench.evaluation.scoring import score_predictions  # noqa: E402
-from hcebench.external.controls import control_table  # noqa: E402
+from hcebench.external.controls import control_chunks, label_frequencies_of_chunks  # noqa: E402
 from hcebench.hierarchy.labels import LabelHierarchy  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
@@ -24,18 +29,26 @@ wc = snakemake.wildcards
 method = control_of(wc.arch).name
 seed = int(wc.seed)
 hierarchy = LabelHierarchy.load(snakemake.input.hierarchy)
-train_labels = Store(snakemake.input.store).obs("train", columns=["label"])["label"]
+save_probabilities = snakemake.params.save_probabilities
+# The training labels are counted chunk by chunk: what stays is one count per label.
+train = Store(snakemake.input.store).split("train")
+frequencies = label_frequencies_of_chunks(
+    (chunk["label"] for chunk in train.obs_chunks(CHUNK_CELLS, ["label"])), hierarchy
+)
 out = snakemake.output
 for path, metrics, (split, directory) in zip(
     out.predictions, out.metrics, snakemake.params.split_dirs.items(), strict=True
 ):
-    obs = Store.holding(directory).obs(split)
-    table = control_table(method, obs, train_labels, hierarchy, seed)
+    # One chunk of cells at a time, straight to its row group: no split-sized table or probability matrix.
+    data = Store.holding(directory).split(split)
     meta = predictions_metadata(
         hierarchy, directory, architecture=wc.arch, loss=NO_LOSS.name, seed=seed, split=split
     )
     meta["method"] = f"control: {method} (hcebench.external.controls)"
-    write_predictions(table, path, meta)
+    chunks = data.obs_chunks(CHUNK_CELLS, OBS_COLUMNS)
+    with PredictionsWriter(path, meta) as writer:
+        for table in control_chunks(method, chunks, frequencies, hierarchy, seed, save_probabilities):
+            writer.write(table)
     scored = score_predictions(
         path,
         snakemake.input.hierarchy,
@@ -46,4 +59,4 @@ for path, metrics, (split, directory) in zip(
         split=split,
         output=metrics,
     )
-    log.info("%s: %d cells, control %s, %d metric rows", split, len(table), method, len(scored))
+    log.info("%s: %d cells, control %s, %d metric rows", split, writer.n_rows, method, len(scored))

@@ -578,3 +578,88 @@ def test_row_multiple_keeps_the_head_of_each_splits_order_and_weights_count_ever
     np.testing.assert_array_equal(
         Store(tmp_path / "cut").class_weights, Store(tmp_path / "full").class_weights
     )
+
+
+# -- a store build that survives a failure ------------------------------------------------------------------------
+_KILLED_BUILD = """
+import sys, time
+from hcebench.config import load_config
+from hcebench.data import workers
+from hcebench.data.build import build_training_store
+from hcebench.data.selection import select_from_census
+from hcebench.settings import SelectionSettings, StoreSettings
+from sim_fixtures import bundled_ontology
+
+census, out, config_path = sys.argv[1:4]
+config = load_config(config_path)
+config["census"].update(chunk_size=50, build_workers=int(sys.argv[4]))
+source = {"uri": census}
+selection = select_from_census(source, SelectionSettings.from_config(config), bundled_ontology())
+real = workers.write_segment
+def slow(*args, **kwargs):  # one segment at a time, slowly: the test kills the build part-way through
+    real(*args, **kwargs)
+    time.sleep(0.5)
+workers.write_segment = slow
+build_training_store(source, selection.cells, selection.labels, StoreSettings.from_config(config), out)
+"""
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_a_killed_store_build_resumes_and_writes_the_same_bytes(
+    tiny_census, tmp_path, monkeypatch, n_workers
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from hcebench.data import workers
+
+    config = _config(chunk_size=50, build_workers=n_workers)
+    source = {"uri": str(tiny_census / "2023-05-15")}
+    selection = select_from_census(source, SelectionSettings.from_config(config), bundled_ontology())
+    settings = StoreSettings.from_config(config)
+    build_training_store(source, selection.cells, selection.labels, settings, tmp_path / "whole")
+    assert not (tmp_path / "whole.partial").exists()  # an uninterrupted build keeps nothing behind
+
+    # The build in its own process, killed outright (SIGKILL: no cleanup runs) once segments are kept.
+    out, partial = tmp_path / "resumed", tmp_path / "resumed.partial"
+    script = tmp_path / "build.py"
+    script.write_text(_KILLED_BUILD)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
+    args = [sys.executable, str(script), source["uri"], str(out), str(ROOT / "tests/data/tiny_config.yaml")]
+    proc = subprocess.Popen([*args, str(n_workers)], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while (
+        len(list(partial.glob("train/seg?????"))) < 3 and proc.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    kept = sorted(p.name for p in partial.glob("train/seg?????"))
+    assert len(kept) >= 3 and not out.exists()
+
+    # The rerun reads only the segments that were not kept, and writes the bytes of the uninterrupted build.
+    read_again = []
+    real = workers.write_segment
+
+    def spy(census, resume, k, *args, **kwargs):
+        read_again.append((resume.name, k))
+        real(census, resume, k, *args, **kwargs)
+
+    monkeypatch.setattr(workers, "write_segment", spy)
+    build_training_store(source, selection.cells, selection.labels, settings, out)
+    if n_workers == 1:  # with workers the reads happen in other processes, out of the spy's sight
+        again = {k for split, k in read_again if split == "train"}
+        assert again and not again & {int(name[3:]) for name in kept}
+    for path in sorted((tmp_path / "whole").rglob("*")):
+        if path.is_file():
+            twin = out / path.relative_to(tmp_path / "whole")
+            assert twin.read_bytes() == path.read_bytes(), path.relative_to(tmp_path / "whole")
+    assert not partial.exists()  # the kept work is removed once the store is whole

@@ -37,6 +37,33 @@ def test_split_writer_roundtrip_in_chunks(tmp_path):
     )
 
 
+def test_obs_is_read_lazily_and_by_column_in_chunks_of_any_size(tmp_path, monkeypatch):
+    whole_reads = []
+    real = pd.read_parquet
+    monkeypatch.setattr(
+        pd, "read_parquet", lambda *a, **kw: (whole_reads.append(kw.get("columns")), real(*a, **kw))[1]
+    )
+    _, data = _random_split(tmp_path)  # 103 cells in row groups of 25
+    assert len(data) == 103 and None not in whole_reads  # opening read the footer and the label columns only
+    for size in (10, 25, 40, 200):
+        chunks = list(data.obs_chunks(size, ["row"]))
+        assert [len(c) for c in chunks] == [min(size, 103 - i) for i in range(0, 103, size)]
+        assert all(list(c.columns) == ["row"] for c in chunks)
+        np.testing.assert_array_equal(pd.concat(chunks)["row"], np.arange(103))
+    assert data.read_obs(["row"])["row"].tolist() == list(range(103))
+    assert None not in whole_reads
+    assert (
+        data.obs["label"].tolist() == ["a"] * 103 and whole_reads[-1] is None
+    )  # the whole table, on first use
+    # An empty split gives one empty chunk with the asked-for columns, so writers still write their table.
+    SplitWriter(tmp_path / "e", 9).close(
+        pd.DataFrame({"label": pd.Series(dtype=str), "row": pd.Series(dtype=int)})
+    )
+    empty = SplitData.open(tmp_path / "e", 9, labels=["a"])
+    (chunk,) = list(empty.obs_chunks(10, ["row", "label"]))
+    assert len(chunk) == 0 and list(chunk.columns) == ["row", "label"]
+
+
 def _random_split(tmp_path, n=103, genes=9, seed=0):
     rng = np.random.default_rng(seed)
     dense = np.where(rng.random((n, genes)) < 0.6, 0, rng.random((n, genes))).astype(np.float32)

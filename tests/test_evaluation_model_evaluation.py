@@ -69,6 +69,28 @@ def test_every_split_is_predicted_the_validation_split_sets_the_decoder_and_both
     assert not (tmp_path / "val.tsv").exists()  # the validation split chooses tau; it is never scored
 
 
+def test_a_split_streamed_in_many_chunks_writes_the_files_of_one_chunk(toy, model, tmp_path, monkeypatch):
+    # Predictions, decoder and decoded predictions stream chunk by chunk (row groups of the files); the result
+    # is the one a single chunk gives, whatever the chunk size.
+    import hcebench.evaluation.predict as predict_module
+    import pyarrow.parquet as pq
+
+    store, hierarchy_dir = toy
+    splits = {"val": store / "val", "test": store / "test"}
+    whole, chunked = files(tmp_path / "whole"), files(tmp_path / "chunked")
+    evaluate(model, hierarchy_dir, splits, whole)
+    monkeypatch.setattr(predict_module, "CHUNK_CELLS", 40)
+    evaluate(model, hierarchy_dir, splits, chunked)
+    assert pq.ParquetFile(chunked.predictions[1]).num_row_groups == 4  # 150 test cells in chunks of 40
+    for a, b in zip(whole.predictions + whole.decoded, chunked.predictions + chunked.decoded, strict=True):
+        pd.testing.assert_frame_equal(read_predictions(a), read_predictions(b), check_exact=False, rtol=1e-6)
+    assert read_json(whole.decoder)["tau"] == read_json(chunked.decoder)["tau"]
+    for a, b in zip(
+        whole.metrics + whole.decoded_metrics, chunked.metrics + chunked.decoded_metrics, strict=True
+    ):
+        pd.testing.assert_frame_equal(pd.read_csv(a, sep="\t"), pd.read_csv(b, sep="\t"))
+
+
 def test_without_decoding_only_the_scored_splits_are_predicted_and_scored(toy, model, tmp_path):
     store, hierarchy_dir = toy
     out = files(tmp_path, decoding=False)

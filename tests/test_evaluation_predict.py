@@ -1,10 +1,16 @@
 """hcebench.evaluation.predict and .contract: a trained model's predictions in the contract's shape."""
 
 import hcebench.evaluation.predict as predict_module
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
+from hcebench.errors import PredictionsError
 from hcebench.evaluation.contract import (
     CONTRACT_COLUMNS,
+    PredictionsWriter,
+    contract_table,
     read_predictions,
     read_provenance,
     write_predictions,
@@ -91,8 +97,6 @@ def test_a_split_whose_genes_differ_from_the_models_is_refused(toy, tmp_path, ch
     would be predicted without error and be wrong, so it is refused naming both files and the fix."""
     import shutil
 
-    import pandas as pd
-
     store, hierarchy = toy
     settings = TrainSettings(loss="ce", seed=0, batch_size=128, max_epochs=1, patience=1, device="cpu")
     train(store, hierarchy, "linear", ENTRIES["linear"], settings, tmp_path / "run")
@@ -110,3 +114,44 @@ def test_a_split_whose_genes_differ_from_the_models_is_refused(toy, tmp_path, ch
         r"model\.pt was trained on; rebuild the set from the same training store",
     ):
         predict_split(tmp_path / "run" / "model.pt", other / "test", {}, device="cpu")
+
+
+def test_a_predictions_file_written_chunk_by_chunk(tmp_path):
+    # One row group per chunk; the file is the whole table; nothing is left by a failed or empty write.
+    import pandas as pd
+
+    names = {"T:1": "A", "T:2": "B"}
+    obs = pd.DataFrame(
+        {
+            "soma_joinid": range(7),
+            "dataset_id": "d",
+            "donor_id": "x",
+            "tissue": "t",
+            "tissue_general": "t",
+            "assay": "a",
+            "disease": "normal",
+            "label": ["T:1", "T:2"] * 3 + ["T:1"],
+        }
+    )
+
+    probs = np.random.default_rng(0).dirichlet([1, 1], size=7).astype(np.float32)
+    whole = contract_table(obs, ["T:1", "T:2"], probs, names)
+    with PredictionsWriter(tmp_path / "p.parquet", {"loss": "ce"}) as writer:
+        for start in range(0, 7, 3):
+            writer.write(whole.iloc[start : start + 3].reset_index(drop=True))
+    assert pq.ParquetFile(tmp_path / "p.parquet").num_row_groups == 3 and writer.n_rows == 7
+    pd.testing.assert_frame_equal(read_predictions(tmp_path / "p.parquet"), whole)
+    assert read_provenance(tmp_path / "p.parquet") == {"loss": "ce"}
+    write_predictions(whole, tmp_path / "one.parquet", {"loss": "ce"})
+    with PredictionsWriter(tmp_path / "chunk.parquet", {"loss": "ce"}) as writer:
+        writer.write(whole)
+    assert (tmp_path / "one.parquet").read_bytes() == (tmp_path / "chunk.parquet").read_bytes()
+    with pytest.raises(PredictionsError), PredictionsWriter(tmp_path / "bad.parquet", {}) as writer:
+        writer.write(whole)
+        writer.write(whole.assign(pred_prob=2.0))
+    with (
+        pytest.raises(RuntimeError, match="no chunk was written"),
+        PredictionsWriter(tmp_path / "none.parquet", {}),
+    ):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunk.parquet", "one.parquet", "p.parquet"]

@@ -199,6 +199,26 @@ def test_an_empty_ood_novel_split_scores_an_empty_file(toy, tmp_path):
     assert value(metrics, "all", "all", "n_cells") == 0
 
 
+def test_probability_vectors_are_checked_chunk_by_chunk(toy, tmp_path, monkeypatch):
+    # The file is scored without holding its probs column; a bad vector is still found, in whichever chunk.
+    import hcebench.evaluation.contract as contract
+
+    store, hierarchy_dir = toy
+    table = random_predictions(read_split_obs(store, "test"), hierarchy_dir)
+    probs = list(table["probs"])
+    probs[97] = probs[97] * 2  # sums to 2
+    write_predictions(table, tmp_path / "good.parquet", {})
+    table.assign(probs=probs).to_parquet(tmp_path / "bad.parquet")
+    monkeypatch.setattr(contract, "CHUNK_CELLS", 40)
+    with pytest.raises(
+        PredictionsError, match=r"rows 80 to 119 .*1 row\(s\) have a probs vector that does not sum"
+    ):
+        score_predictions(tmp_path / "bad.parquet", hierarchy_dir, store, **RUN, split="test")
+    good = score_predictions(tmp_path / "good.parquet", hierarchy_dir, store, **RUN, split="test")
+    direct = metrics_table(table, LabelHierarchy.load(hierarchy_dir))
+    assert good["value"].equals(direct["value"])
+
+
 def test_scoring_imports_no_torch(toy, tmp_path):
     store, hierarchy_dir = toy
     write_predictions(

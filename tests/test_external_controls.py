@@ -14,7 +14,7 @@ import pytest
 from dag_fixtures import A, B, C, D, E, five_node_dag
 from hcebench.evaluation.contract import check_predictions, read_predictions, read_provenance
 from hcebench.evaluation.metrics import metrics_table
-from hcebench.external.controls import CONTROLS, control_table, label_frequencies
+from hcebench.external.controls import CONTROLS, control_chunks, control_table, label_frequencies
 from hcebench.hierarchy.labels import LabelHierarchy
 from snakemake.iocontainers import Namedlist
 
@@ -113,6 +113,18 @@ def test_random_draws_follow_the_training_frequencies():
     assert not other["pred_label"].equals(table["pred_label"])
 
 
+@pytest.mark.parametrize("method", list(CONTROLS))
+def test_control_chunks_give_the_whole_table(method):
+    # Chunk by chunk (the random draws continuing one generator) is the table of the whole obs, row for row.
+    h = five_node_dag()
+    obs = obs_frame(TERMS[np.resize(SPLIT_TRUTH[:4], 23)])
+    whole = control_table(method, obs, TRAIN, h, seed=5)
+    chunks = [obs.iloc[i : i + 5].reset_index(drop=True) for i in range(0, len(obs), 5)]
+    parts = list(control_chunks(method, chunks, label_frequencies(TRAIN, h), h, seed=5))
+    assert len(parts) == 5
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+
+
 def test_controls_without_probabilities_and_without_cells():
     h = five_node_dag()
     for method in CONTROLS:
@@ -130,13 +142,13 @@ def test_controls_without_probabilities_and_without_cells():
 class FakeSnakemake:
     """What the script reads from Snakemake's ``snakemake`` object, with Snakemake's own Namedlist."""
 
-    def __init__(self, store, hierarchy, split_dirs, outputs, wildcards, log):
+    def __init__(self, store, hierarchy, split_dirs, outputs, wildcards, log, save_probabilities=True):
         self.input = Namedlist(fromdict={"store": str(store), "hierarchy": str(hierarchy)})
         # The rule's named outputs: a predictions file and a metrics table per split.
         self.output = SimpleNamespace(
             predictions=[str(p) for p in outputs], metrics=[str(p.with_suffix(".tsv")) for p in outputs]
         )
-        self.params = Namedlist(fromdict={"split_dirs": split_dirs})
+        self.params = Namedlist(fromdict={"split_dirs": split_dirs, "save_probabilities": save_probabilities})
         self.wildcards = Namedlist(fromdict=wildcards)
         self.log = Namedlist(toclone=[str(log)])
         self.rule = "controls"
@@ -192,6 +204,13 @@ def test_the_script_writes_every_split(toy, tmp_path, restored_logging):
     table = read_predictions(outputs[0])
     assert table["pred_label"].tolist() == table["true_label"].tolist()
     assert read_provenance(outputs[0])["architecture"] == "control_truth"
+    assert "probs" in table.columns
+    # evaluation.save_probabilities: false is honoured: the same predictions, no probability vectors
+    fake.params = Namedlist(fromdict={"split_dirs": splits, "save_probabilities": False})
+    runpy.run_path(str(SCRIPT), init_globals={"snakemake": fake})
+    lean = read_predictions(outputs[0])
+    assert "probs" not in lean.columns
+    pd.testing.assert_frame_equal(lean, table.drop(columns="probs"))
 
 
 def test_random_control_draws_with_frequencies_whose_float32_sum_is_not_one():

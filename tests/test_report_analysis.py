@@ -95,3 +95,32 @@ def test_hop_f1_in_the_panel_is_the_macro_f1_of_the_pooled_cells(tmp_path):
     # A label never in the truth is nobody's F1; an empty row has none.
     f1 = hop_f1_from_sums(np.array([[2, 0], [0, 0]]), np.array([[1, 3], [0, 0]]), np.array([[1, 0], [0, 0]]))
     assert f1[0] == pytest.approx(2 * 1 / (2 + 1)) and np.isnan(f1[1])
+
+
+def test_probabilities_are_read_in_chunks_with_the_same_results(tmp_path, monkeypatch):
+    # Calibration and back-off over a file read a few cells at a time equal those over the file in one piece.
+    import hcebench.report.analysis as analysis
+
+    h = five_node_dag()
+    rng = np.random.default_rng(0)
+    n = 23
+    probs = rng.dirichlet(np.ones(5), size=n).astype(np.float32)
+    table = pd.DataFrame(
+        {
+            "cell_id": np.arange(n),
+            "dataset_id": rng.choice(["d1", "d2", "d3"], size=n),
+            "true_label": np.asarray(TERMS, dtype=object)[rng.integers(0, 5, size=n)],
+            "pred_label": np.asarray(TERMS, dtype=object)[probs.argmax(axis=1)],
+            "probs": list(probs),
+        }
+    )
+    table.to_parquet(tmp_path / "p.parquet")
+    runs = [{"architecture": "lin", "loss": "ce", "seed": 0, "split": "ood", "path": tmp_path / "p.parquet"}]
+    whole = analyse_predictions(runs, h, n_boot=20)
+    monkeypatch.setattr(analysis, "CHUNK_CELLS", 5)
+    assert [start for start, _ in analysis.probability_chunks(tmp_path / "p.parquet")] == [0, 5, 10, 15, 20]
+    chunked = analyse_predictions(runs, h, n_boot=20)
+    pd.testing.assert_frame_equal(whole.calibration, chunked.calibration, check_exact=True)
+    pd.testing.assert_frame_equal(whole.backoff, chunked.backoff, check_exact=True)
+    pd.testing.assert_frame_equal(whole.hierarchical, chunked.hierarchical, check_exact=True)
+    assert len(whole.calibration) > 1 and whole.backoff["abstained"].notna().all()

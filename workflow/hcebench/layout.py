@@ -92,6 +92,8 @@ HISTORIES = "histories.tsv"
 FIGURE = "figures/{name}.png"
 ANALYSIS_TABLE = "analysis/{name}.tsv"
 LOG_DIR = "logs"
+#: Snakemake `benchmark:` files of every job (peak RSS, run time), beside the logs: `<BENCHMARK_DIR>/<rule>/...tsv`.
+BENCHMARK_DIR = "benchmarks"
 
 
 def run_of(path: str, template: str) -> dict[str, str]:

@@ -82,7 +82,7 @@ class CensusReads(Settings):
 
     organism: str
     chunk_size: int
-    build_workers: int
+    build_workers: int | None  # None: the build job's threads
 
     @classmethod
     def from_config(cls, config: Mapping) -> CensusReads:

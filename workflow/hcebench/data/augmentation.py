@@ -53,7 +53,8 @@ def group_means(
 
     ``x`` is a scipy CSR matrix or a store split; it is read ``chunk_rows`` rows at a time, and of each chunk
     only the rows in a group, so memory is bounded by the chunk and the (groups × genes) sums, not by the
-    number of cells. Progress is logged every tenth of the rows.
+    number of cells (8 bytes per group and gene, once: the means are the sums divided in place). Progress is
+    logged every tenth of the rows.
     """
     groups = np.asarray(groups, dtype=np.int64)
     if n_groups is None:
@@ -74,11 +75,14 @@ def group_means(
                 (np.ones(len(rows)), (groups[start + rows], np.arange(len(rows)))),
                 shape=(n_groups, len(rows)),
             )
-            sums += np.asarray((indicator @ chunk.astype(np.float64)).todense())
+            # Added where the chunk's sums are nonzero: no second dense (groups × genes) array, even for a moment.
+            part = (indicator @ chunk.astype(np.float64)).tocoo()
+            sums[part.row, part.col] += part.data
         if stop // step > start // step and stop < n_rows:
             log.info("group means: %d of %d rows read", stop, n_rows)
     sizes = np.bincount(groups[groups >= 0], minlength=n_groups)
-    return sums / np.maximum(sizes, 1)[:, None], sizes
+    sums /= np.maximum(sizes, 1)[:, None]  # in place: the (groups × genes) float64 sums are held once
+    return sums, sizes
 
 
 def subsample(labels: np.ndarray, n_cells: int, rng: np.random.Generator) -> np.ndarray:

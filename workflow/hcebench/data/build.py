@@ -4,6 +4,8 @@
 permuted cell order (``hcebench.data.selection.store_order``) with ``hcebench.data.workers.write_split``: the
 census is read in soma_joinid-sorted chunks of ``census.chunk_size`` cells (``hcebench.data.reads``) and put in
 the split's order through on-disk buckets (``hcebench.data.shuffle``), in one process or ``census.build_workers``.
+A build survives a failure: each split's finished segments of reads are kept in ``<store>.partial/`` and a rerun
+reads only what was not finished (``hcebench.data.workers.write_split_resumable``), giving the same bytes.
 The store's files are ``hcebench.data.store``'s (``StoreWriter``). Every chunk of raw counts is checked as it is
 read (``hcebench.data.checks.CountChecks``, named by the release: ``census_count_checks``); all-zero cells are
 tallied per dataset, reported in the store's meta (``data_checks``) and an error past
@@ -13,6 +15,8 @@ tallied per dataset, reported in the store's meta (``data_checks``) and an error
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +38,7 @@ def build_training_store(
     labels: list[str],
     settings: StoreSettings,
     directory: str | os.PathLike,
+    threads: int = 1,
 ) -> dict:
     """Write the training store (train/val/test splits of the selected cells) into ``directory`` atomically.
 
@@ -43,8 +48,10 @@ def build_training_store(
     With ``settings.row_multiple`` > 1 each split keeps the first ``(n // row_multiple) * row_multiple`` cells of
     that order (scTab's truncation); the class weights still count every training cell of the selection, as
     scTab's (computed before its truncation) do.
+    ``threads`` is the number of reading processes when ``census.build_workers`` is null (the job's threads).
     """
     census_cfg, genes_cfg, seed = settings.census, settings.genes, settings.split_seed
+    resume = resume_dir(directory)
     cells = cells.sort_values("soma_joinid", kind="stable").reset_index(drop=True)  # the release's order
     order = store_order(cells["split"], seed, settings.row_multiple)
     with (
@@ -78,8 +85,9 @@ def build_training_store(
                 obs,
                 read,
                 store.split_dir(split),
-                workers=census_cfg.build_workers,
+                workers=census_cfg.build_workers or threads,
                 checks=checks,
+                resume_dir=resume / split,
             )
         data_checks = checks.zero_cell_report(settings.max_zero_cell_fraction)
         train_y = cells.loc[cells["split"] == "train", "label"].map(label_index).to_numpy(np.int64)
@@ -115,4 +123,13 @@ def build_training_store(
             "data_checks": data_checks,
         }
         store.write_meta(meta)
+    shutil.rmtree(resume, ignore_errors=True)  # the store is whole: the kept work is done with
     return meta
+
+
+def resume_dir(directory: str | os.PathLike) -> Path:
+    """Where a build of the store at ``directory`` keeps its finished work until the store is whole: the sibling
+    ``<name>.partial/``, outside the rule's output, which Snakemake deletes when a job fails (``--rerun-incomplete``
+    and a plain rerun both start the job again, and it resumes from what is kept there)."""
+    directory = Path(directory)
+    return directory.parent / f"{directory.name}.partial"

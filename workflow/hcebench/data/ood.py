@@ -146,10 +146,12 @@ def build_ood_set(
     settings: OodSettings,
     directory: str | os.PathLike,
     ontology=None,
+    threads: int = 1,
 ) -> dict:
     """Write the OOD set into ``directory`` atomically and return its metadata: the ``ood`` split (cells with a
     training label) and, when ``ontology`` (an ``hcebench.hierarchy.ontology.Ontology``) is given, the ``ood_novel`` split
-    (cells of other labels, relabelled with their nearest trained ancestor; module docstring)."""
+    (cells of other labels, relabelled with their nearest trained ancestor; module docstring). ``threads``: the
+    reading processes when ``census.build_workers`` is null (the job's threads)."""
     census_cfg, filters = settings.census, settings.filters
     organism = census_cfg.organism
     with open_census(train_source) as census:
@@ -215,7 +217,7 @@ def build_ood_set(
             obs,
             read,
             store.split_dir(OOD_SPLIT),
-            workers=census_cfg.build_workers,
+            workers=census_cfg.build_workers or threads,
             checks=checks,
         )
         release_pair = {

@@ -99,12 +99,19 @@ def scatter_to_buckets(
 
 
 def gather_buckets(
-    buckets: list[Path], obs: pd.DataFrame, n_genes: int, directory: str | os.PathLike, chunk_size: int
+    buckets: list[Path],
+    obs: pd.DataFrame,
+    n_genes: int,
+    directory: str | os.PathLike,
+    chunk_size: int,
+    *,
+    keep: bool = False,
 ) -> int:
     """Write the split from the bucket directories ``buckets`` (each filled by ``scatter_to_buckets``): for each
     bucket in turn, its rows from every directory, ordered by destination, with their rows of ``obs``.
 
-    Each bucket file is deleted once written, so the disk holds the split about once, not twice.
+    Each bucket file is deleted once written, so the disk holds the split about once, not twice; with ``keep``
+    (a resumable build, whose kept segments must survive a failure during the gather) they are left.
     """
     writer = SplitWriter(directory, n_genes)
     progress = Progress(len(obs), f"{Path(directory).name}: written in the store's order", log)
@@ -123,7 +130,7 @@ def gather_buckets(
         positions = np.repeat(source_start - indptr[:-1], lengths[order]) + np.arange(indptr[-1])
         x = sp.csr_matrix((values[positions], indices[positions], indptr), shape=(hi - lo, n_genes))
         writer.append(x, obs.iloc[lo:hi])
-        for path in paths:
+        for path in paths if not keep else []:
             path.unlink(missing_ok=True)
         progress.update(hi)
     return writer.close()

@@ -10,6 +10,7 @@ scatters its cells' rows into its own bucket files; this process logs their prog
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import logging
 import os
@@ -80,6 +81,23 @@ def run_part_job(job_path: str) -> None:
             var_joinids=genes["var_joinids"], columns=genes["columns"], in_sum=in_sum, **job["read"]
         )
         progress = Path(job["progress"])
+        if "segments" in job:  # a resumable build: each segment kept on its own as it is finished
+            with open_census(job["source"], chunk_size=read.chunk_size) as census:
+                done = 0
+                for k, a, b in job["segments"]:
+                    write_segment(
+                        census,
+                        Path(job["resume"]),
+                        k,
+                        cells["joinids"][a:b],
+                        cells["destinations"][a:b],
+                        cells["datasets"][a:b].astype(object),
+                        read,
+                        CountChecks(**job["checks"]),
+                        on_progress=lambda n, base=done: write_progress(progress, base + n),
+                    )
+                    done += b - a
+            return
         checks = CountChecks(**job["checks"])
         with open_census(job["source"], chunk_size=read.chunk_size) as census:
             scatter_to_buckets(
@@ -125,8 +143,11 @@ def write_split(
     *,
     workers: int = 1,
     checks: CountChecks | None = None,
+    resume_dir: str | os.PathLike | None = None,
 ) -> int:
     """``write_split_from_census`` (row ``i`` is cell ``obs.iloc[i]``) with ``workers`` processes.
+
+    With ``resume_dir`` the build survives a failure: ``write_split_resumable``.
 
     ``source`` is what ``census`` was opened from. Each worker opens the census itself, reads a contiguous
     soma_joinid range of the cells chunk by chunk and scatters the rows into its own bucket files by destination
@@ -136,6 +157,10 @@ def write_split(
     own chunk, so peak memory is about ``workers`` times one process's. ``checks`` checks every chunk read
     (``read_normalised``) and receives every worker's tally.
     """
+    if resume_dir is not None:
+        return write_split_resumable(
+            source, census, obs, read, directory, Path(resume_dir), workers=workers, checks=checks
+        )
     n_parts = min(max(workers, 1), -(-len(obs) // read.chunk_size))
     if n_parts <= 1:
         return write_split_from_census(census, obs, read, directory, checks=checks)
@@ -221,3 +246,246 @@ def write_split(
     if n != len(obs):
         raise RuntimeError(f"wrote {n} cells from {n_parts} workers; expected {len(obs)}")
     return n
+
+
+#: A resumable build keeps its work in at most this many segments per split (each a whole number of census read
+#: chunks): a rerun after a failure reads again only the segments that were not finished.
+MAX_SEGMENTS = 64
+#: The files of a split, as ``SplitWriter`` writes them (linked into the store when the build completes).
+PLAN_FILE = "plan.json"
+
+
+def segment_bounds(n_cells: int, chunk_size: int, max_segments: int = MAX_SEGMENTS) -> np.ndarray:
+    """Cell offsets (in read order) of a split's segments: whole read chunks, at most ``max_segments`` segments."""
+    n_chunks = -(-n_cells // chunk_size)
+    per_segment = max(1, -(-n_chunks // max_segments))
+    bounds = list(range(0, n_cells, per_segment * chunk_size)) + [n_cells]
+    return np.asarray(bounds if n_cells else [0, 0], dtype=np.int64)
+
+
+def plan_fingerprint(source: dict, joinids: np.ndarray, rows: np.ndarray, read: CensusRead) -> str:
+    """What a split's kept segments were read for: its cells, their order, the genes and the read's settings. Kept
+    work whose fingerprint differs (another selection, gene list or chunk size) is discarded, never reused."""
+    digest = hashlib.sha256()
+    for array in (joinids, rows, np.asarray(read.var_joinids), np.asarray(read.columns)):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    settings = [read.n_genes, read.target_sum, read.chunk_size, read.organism, source]
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def write_segment(
+    census,
+    resume: Path,
+    k: int,
+    joinids: np.ndarray,
+    destinations: np.ndarray,
+    datasets: np.ndarray,
+    read: CensusRead,
+    checks: CountChecks,
+    on_progress=None,
+) -> None:
+    """Read segment ``k`` of a split (its cells ``joinids``, ascending) into bucket files and keep it: written into
+    ``seg<k>.tmp`` and renamed to ``seg<k>`` (with its count-check tally) once whole, so a segment directory is
+    either complete or absent."""
+    final = resume / f"seg{k:05d}"
+    tmp = resume / f"seg{k:05d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    scatter_to_buckets(
+        census, joinids, destinations, read, tmp, on_progress=on_progress, checks=checks, datasets=datasets
+    )
+    (tmp / "tally.json").write_text(json.dumps(checks.to_dict()))
+    os.replace(tmp, final)
+
+
+def write_split_resumable(
+    source: dict,
+    census,
+    obs: pd.DataFrame,
+    read: CensusRead,
+    directory: str | os.PathLike,
+    resume: Path,
+    *,
+    workers: int = 1,
+    checks: CountChecks | None = None,
+) -> int:
+    """``write_split`` whose finished work survives a failure (a killed job, a lost node, a census error hours in).
+
+    The split's cells, in read order, are cut into segments of whole read chunks (``segment_bounds``); each is
+    read and scattered into its own bucket files under ``resume`` and kept once whole (``write_segment``). The
+    split is then gathered from every segment's buckets into ``resume/split`` (kept too), and its files are
+    linked into ``directory``. A rerun with the same ``resume`` skips the finished segments (or the whole read,
+    once the split is gathered), so it reads only what was not done; the bytes are those of an uninterrupted
+    build, since every row is normalised on its own and the gather puts rows in order by destination. Kept work
+    read for other cells or settings is discarded (``plan_fingerprint``). The caller removes ``resume`` once the
+    store is complete. Disk: the split's buckets plus the gathered split, until the caller removes them.
+    """
+    if checks is None:
+        checks = CountChecks("census X/raw", integer=True, fix=CENSUS_COUNTS_FIX)
+    directory = Path(directory)
+    obs = obs.reset_index(drop=True)
+    rows = read_order(obs)
+    joinids = obs["soma_joinid"].to_numpy(np.int64)[rows]
+    datasets = datasets_in_read_order(obs, rows).astype(str)
+    fingerprint = plan_fingerprint(source, joinids, rows, read)
+    plan_path = resume / PLAN_FILE
+    if resume.exists():
+        try:
+            kept = json.loads(plan_path.read_text())["fingerprint"]
+        except (OSError, ValueError, KeyError):
+            kept = None
+        if kept != fingerprint:
+            log.warning(
+                "%s: kept work in %s was read for other cells or settings; starting over",
+                directory.name,
+                resume,
+            )
+            shutil.rmtree(resume)
+    resume.mkdir(parents=True, exist_ok=True)
+    plan_path.write_text(json.dumps({"fingerprint": fingerprint, "cells": int(len(obs))}))
+    for stale in resume.glob("*.tmp"):  # a killed run's unfinished segment or gather
+        shutil.rmtree(stale, ignore_errors=True)
+    gathered = resume / "split"
+    tally_path = resume / "tally.json"
+    if gathered.is_dir() and tally_path.exists():
+        log.info("%s: gathered by an earlier run (%s); reusing it", directory.name, gathered)
+    else:
+        bounds = segment_bounds(len(obs), read.chunk_size)
+        segments = [(k, int(a), int(b)) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+        todo = [seg for seg in segments if not (resume / f"seg{seg[0]:05d}").is_dir()]
+        done_cells = sum(b - a for k, a, b in segments) - sum(b - a for k, a, b in todo)
+        if len(todo) < len(segments):
+            log.info(
+                "%s: resuming: %d of %d segments (%d of %d cells) kept from an earlier run",
+                directory.name,
+                len(segments) - len(todo),
+                len(segments),
+                done_cells,
+                len(obs),
+            )
+        if todo:
+            _read_segments(
+                source,
+                census,
+                resume,
+                todo,
+                joinids,
+                rows,
+                datasets,
+                read,
+                workers,
+                checks,
+                done_cells,
+                len(obs),
+                directory.name,
+            )
+        split_tally = CountChecks(checks.what, integer=checks.integer, fix=checks.fix)
+        for k, _, _ in segments:
+            split_tally.merge(json.loads((resume / f"seg{k:05d}" / "tally.json").read_text()))
+        tmp = resume / "split.tmp"
+        n = gather_buckets(
+            [resume / f"seg{k:05d}" for k, _, _ in segments],
+            obs,
+            read.n_genes,
+            tmp,
+            read.chunk_size,
+            keep=True,
+        )
+        if n != len(obs):
+            raise RuntimeError(f"gathered {n} cells from the kept segments of {resume}; expected {len(obs)}")
+        tally_path.write_text(json.dumps(split_tally.to_dict()))
+        os.replace(tmp, gathered)
+        for k, _, _ in segments:  # the gathered split holds them now
+            shutil.rmtree(resume / f"seg{k:05d}", ignore_errors=True)
+    checks.merge(json.loads(tally_path.read_text()))
+    directory.mkdir(parents=True, exist_ok=True)
+    for (
+        path
+    ) in gathered.iterdir():  # linked, not moved: the kept split survives a failure until the store is whole
+        target = directory / path.name
+        try:
+            os.link(path, target)
+        except OSError:  # another file system, or one without hard links
+            shutil.copy2(path, target)
+    return len(obs)
+
+
+def _read_segments(
+    source, census, resume, todo, joinids, rows, datasets, read, workers, checks, done_cells, n_cells, name
+) -> None:
+    """Read the unfinished segments ``todo`` (``(k, first, stop)`` in read order): in this process, or spread in
+    contiguous groups over ``workers`` processes; progress (cells, rate, time left) counts from the kept cells."""
+    progress = Progress(n_cells, f"{name}: read from the census", log, start=done_cells)
+    n_parts = min(max(workers, 1), len(todo))
+    if n_parts <= 1:
+        base = done_cells
+        for k, a, b in todo:
+            write_segment(
+                census,
+                resume,
+                k,
+                joinids[a:b],
+                rows[a:b],
+                datasets[a:b].astype(object),
+                read,
+                CountChecks(checks.what, integer=checks.integer, fix=checks.fix),
+                on_progress=lambda n, base=base: progress.update(base + n),
+            )
+            base += b - a
+        return
+    staging = resume / "workers.tmp"
+    staging.mkdir()
+    np.savez(
+        staging / "genes.npz", var_joinids=np.asarray(read.var_joinids), columns=np.asarray(read.columns)
+    )
+    np.savez(staging / "cells.npz", joinids=joinids, destinations=rows, datasets=datasets)
+    settings = {
+        "n_genes": read.n_genes,
+        "target_sum": read.target_sum,
+        "chunk_size": read.chunk_size,
+        "organism": read.organism,
+    }
+    groups = np.array_split(np.arange(len(todo)), n_parts)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    entry = "import sys; from hcebench.data.workers import run_part_job; run_part_job(sys.argv[1])"
+    procs = []
+    progress.what = f"{name}: read from the census by {n_parts} workers"
+    try:
+        for g, group in enumerate(groups):
+            job = {
+                "parent": os.getpid(),
+                "source": source,
+                "cells": str(staging / "cells.npz"),
+                "genes": str(staging / "genes.npz"),
+                "read": settings,
+                "segments": [list(todo[i]) for i in group],
+                "resume": str(resume),
+                "progress": str(staging / f"progress{g}"),
+                "error": str(staging / f"error{g}.json"),
+                "checks": {"what": checks.what, "integer": checks.integer, "fix": checks.fix},
+            }
+            (staging / f"job{g}.json").write_text(json.dumps(job))
+            with open(staging / f"stderr{g}.txt", "wb") as err:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", entry, str(staging / f"job{g}.json")], env=env, stderr=err
+                    )
+                )
+        while True:
+            codes = [proc.poll() for proc in procs]
+            progress.update(done_cells + sum(read_progress(staging / f"progress{g}") for g in range(n_parts)))
+            if all(code == 0 for code in codes) or any(code for code in codes):
+                break
+            time.sleep(0.2)
+        failed = [g for g, code in enumerate(codes) if code]
+        if failed:
+            raise worker_failure(staging, failed, codes, n_parts)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(staging, ignore_errors=True)

@@ -50,37 +50,71 @@ def brier(probs, y_true) -> float:
 def calibration_by_level(probs, y_true, reachability, n_bins: int = 15) -> pd.DataFrame:
     """ECE and Brier at the leaf level and at every ancestor depth (module docstring).
 
-    Columns ``level`` (``"leaf"`` or ``"depth<d>"``), ``ece``, ``brier``, ``n_cells``.
+    Columns ``level`` (``"leaf"`` or ``"depth<d>"``), ``ece``, ``brier``, ``n_cells``. ``CalibrationByLevel``
+    computes the same table from chunks of cells.
     """
-    p = np.asarray(probs, dtype=float)
-    y = np.asarray(y_true, dtype=np.int64)
-    r = np.asarray(reachability).astype(bool)
-    rows = [
-        {
-            "level": "leaf",
-            "ece": ece(p.max(axis=1), p.argmax(axis=1) == y, n_bins) if len(y) else np.nan,
-            "brier": brier(p, y),
-            "n_cells": int(len(y)),
-        }
-    ]
-    depth = r.sum(axis=0).astype(np.int64) - 1
-    q = p @ r.T.astype(float)
-    for d in range(int(depth.max()) + 1 if depth.size else 0):
-        classes = np.flatnonzero(depth == d)
-        cells = np.flatnonzero(depth[y] >= d)
-        if classes.size == 0 or cells.size == 0:
-            continue
-        qd = np.clip(q[np.ix_(cells, classes)], 0.0, 1.0)
-        truth = r[
-            np.ix_(classes, y[cells])
-        ].T  # truth[n, c]: class c is an ancestor-or-self of cell n's label
-        top = qd.argmax(axis=1)
-        rows.append(
+    levels = CalibrationByLevel(reachability, n_bins)
+    levels.add(probs, y_true)
+    return levels.result()
+
+
+class CalibrationByLevel:
+    """``calibration_by_level`` fed chunk by chunk (``add`` each chunk's probabilities and true label indices, in
+    order; then ``result``): the same numbers, since the per-cell terms are kept and reduced at the end exactly as
+    over the whole array. What stays per cell, per level it takes part in (the leaf and each depth at or above its
+    label's): its confidence (8 bytes), whether it is correct (1) and its Brier term (8), so ~17 bytes × (levels
+    + 1); the chunk's probabilities are dropped."""
+
+    def __init__(self, reachability, n_bins: int = 15):
+        self.r = np.asarray(reachability).astype(bool)
+        self.n_bins = n_bins
+        self.depth = self.r.sum(axis=0).astype(np.int64) - 1
+        self.n_levels = int(self.depth.max()) + 1 if self.depth.size else 0
+        # Per level (None: the leaf), lists of per-chunk arrays: confidence, correct, Brier term.
+        self.parts = {level: ([], [], []) for level in [None, *range(self.n_levels)]}
+
+    def add(self, probs, y_true) -> None:
+        p = np.asarray(probs, dtype=float)
+        y = np.asarray(y_true, dtype=np.int64)
+        conf, ok, sq = self.parts[None]
+        if len(y):
+            conf.append(p.max(axis=1))
+            ok.append(p.argmax(axis=1) == y)
+            sq.append((p**2).sum(axis=1) - 2 * p[np.arange(len(y)), y] + 1.0)
+        q = p @ self.r.T.astype(float)
+        for d in range(self.n_levels):
+            classes = np.flatnonzero(self.depth == d)
+            cells = np.flatnonzero(self.depth[y] >= d)
+            if classes.size == 0 or cells.size == 0:
+                continue
+            qd = np.clip(q[np.ix_(cells, classes)], 0.0, 1.0)
+            truth = self.r[np.ix_(classes, y[cells])].T  # truth[n, c]: c is an ancestor-or-self of n's label
+            top = qd.argmax(axis=1)
+            conf, ok, sq = self.parts[d]
+            conf.append(qd[np.arange(len(cells)), top])
+            ok.append(truth[np.arange(len(cells)), top])
+            sq.append(((qd - truth) ** 2).sum(axis=1))
+
+    def result(self) -> pd.DataFrame:
+        conf, ok, sq = (np.concatenate(x) if x else np.zeros(0) for x in self.parts[None])
+        rows = [
             {
-                "level": f"depth{d}",
-                "ece": ece(qd[np.arange(len(cells)), top], truth[np.arange(len(cells)), top], n_bins),
-                "brier": float(((qd - truth) ** 2).sum(axis=1).mean()),
-                "n_cells": int(cells.size),
+                "level": "leaf",
+                "ece": ece(conf, ok, self.n_bins) if len(conf) else np.nan,
+                "brier": float(sq.mean()) if len(sq) else float("nan"),
+                "n_cells": int(len(conf)),
             }
-        )
-    return pd.DataFrame(rows)
+        ]
+        for d in range(self.n_levels):
+            if not self.parts[d][0]:
+                continue
+            conf, ok, sq = (np.concatenate(x) for x in self.parts[d])
+            rows.append(
+                {
+                    "level": f"depth{d}",
+                    "ece": ece(conf, ok, self.n_bins),
+                    "brier": float(sq.mean()),
+                    "n_cells": int(len(conf)),
+                }
+            )
+        return pd.DataFrame(rows)

@@ -60,6 +60,20 @@ NOVEL_COLUMNS = ("novel_label", "novel_label_name")
 #: hundreds of labels, and vectors rounded to 4 decimals stay well inside; independent per-type scores (one
 #: sigmoid per type, as CellTypist's raw output) or logits miss it by far.
 PROBS_SUM_TOLERANCE = 1e-3
+#: The split obs columns ``contract_table`` reads: what a writer of predictions reads of obs, chunk by chunk.
+OBS_COLUMNS = [
+    "soma_joinid",
+    "dataset_id",
+    "donor_id",
+    "tissue",
+    "tissue_general",
+    "assay",
+    "disease",
+    "label",
+]
+#: Cells per chunk of a streamed predictions file (a parquet row group each): 65,536 cells × 164 labels is ~43 MB
+#: of float32 probabilities, so a writer's memory is a few chunks whatever the split's size.
+CHUNK_CELLS = 65_536
 #: Rows named in an error message; the message also says how many there are in all.
 ROWS_SHOWN = 5
 CONTRACT_DOC = "docs/data.md#predictions-contract-how-any-method-joins-the-benchmark"
@@ -104,12 +118,47 @@ def contract_table(
 
 def write_predictions(table: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, object]) -> None:
     """Write the table as parquet, atomically, with ``metadata`` under ``hcebench.*`` keys of the file."""
-    check_predictions(table, path)
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    meta = dict(arrow.schema.metadata or {})
-    meta.update({f"hcebench.{k}".encode(): str(v).encode() for k, v in metadata.items()})
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow.replace_schema_metadata(meta), tmp)
+    with PredictionsWriter(path, metadata) as writer:
+        writer.write(table)
+
+
+class PredictionsWriter:
+    """A predictions file written chunk by chunk: ``write`` each chunk's contract table (one parquet row group
+    each, checked on its own as ``write_predictions`` checks a whole table); the file appears, atomically, when
+    the ``with`` block ends without an error. Memory is one chunk's table, whatever the split's size; a file
+    written in one chunk has the bytes ``write_predictions`` gives it. A block that writes no chunk is an error."""
+
+    def __init__(self, path: str | os.PathLike, metadata: dict[str, object]):
+        self.path = path
+        self.metadata = {f"hcebench.{k}".encode(): str(v).encode() for k, v in metadata.items()}
+        self.n_rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def __enter__(self) -> PredictionsWriter:
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, table: pd.DataFrame) -> None:
+        check_predictions(table, self.path)
+        arrow = pa.Table.from_pandas(table, schema=self._schema, preserve_index=False)
+        if self._writer is None:
+            meta = dict(arrow.schema.metadata or {})
+            meta.update(self.metadata)
+            self._schema = arrow.schema.with_metadata(meta)
+            self._writer = pq.ParquetWriter(self._tmp, self._schema)
+        self._writer.write_table(arrow.replace_schema_metadata(self._schema.metadata))
+        self.n_rows += len(table)
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        if self._writer is not None:
+            self._writer.close()
+        elif kind is None:
+            error = RuntimeError(f"{self.path}: no chunk was written (an empty split writes one empty table)")
+            self._atomic.__exit__(RuntimeError, error, None)
+            raise error
+        return bool(self._atomic.__exit__(kind, value, traceback))
 
 
 def predictions_metadata(
@@ -139,6 +188,50 @@ def open_predictions(path: str | os.PathLike) -> pd.DataFrame:
             f"predictions file {path} cannot be read as parquet ({str(err).splitlines()[0]}); write it with "
             f"hcebench.evaluation.contract.write_predictions or pandas' to_parquet ({CONTRACT_DOC})"
         ) from None
+
+
+def open_scored_columns(path: str | os.PathLike) -> pd.DataFrame:
+    """What scoring reads of a predictions file: every column but ``probs`` (text columns as categoricals, ~4 bytes
+    per cell each instead of a Python string). Its ``probs`` vectors are checked apart, chunk by chunk
+    (``probs_problems``), so they are never whole in memory."""
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    except (OSError, ValueError) as err:
+        raise PredictionsError(
+            f"predictions file {path} cannot be read as parquet ({str(err).splitlines()[0]}); write it with "
+            f"hcebench.evaluation.contract.write_predictions or pandas' to_parquet ({CONTRACT_DOC})"
+        ) from None
+    columns = [name for name in schema.names if name != "probs"]
+    text = [f.name for f in schema if f.name in columns and pa.types.is_string(f.type)]
+    table = pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
+    for name in text:  # pandas reads the columns as categoricals; a missing value stays missing
+        if not isinstance(table[name].dtype, pd.CategoricalDtype):
+            table[name] = table[name].astype("category")
+    return table
+
+
+def probs_problems(
+    path: str | os.PathLike, n_labels: int | None, labels_source: object = "hierarchy/labels.tsv"
+) -> list[str]:
+    """The problems of a predictions file's ``probs`` vectors (none without the column), read ``CHUNK_CELLS``
+    rows at a time; the first chunk with problems is reported, with its rows numbered in the file."""
+    parquet = pq.ParquetFile(path)
+    if "probs" not in parquet.schema_arrow.names:
+        return []
+    columns = [c for c in ("cell_id", "probs") if c in parquet.schema_arrow.names]
+    first = 0
+    for batch in parquet.iter_batches(batch_size=CHUNK_CELLS, columns=columns):
+        chunk = batch.to_pandas()
+        problems = _probs_problems(chunk, n_labels, labels_source) if len(chunk) else []
+        if problems:
+            where = (
+                f"rows {first} to {first + len(chunk) - 1} (the first {len(chunk)}-row chunk with problems; "
+            )
+            where += "row numbers below count from its start)"
+            return [f"{where}: {problem}" for problem in problems]
+        first += len(chunk)
+    return []
 
 
 def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
@@ -178,6 +271,7 @@ def scored_table(
     source: object = "predictions",
     split_source: object = "the split's obs",
     labels_source: object = "hierarchy/labels.tsv",
+    file_problems: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The table scoring uses: every cell of the split, in the split's order, with the method's prediction.
 
@@ -190,12 +284,18 @@ def scored_table(
     without a row, cell ids not in the split, duplicated cell ids, a ``pred_label`` outside ``labels`` (with a
     hint for names and ``CL_`` ids), a ``pred_prob`` that is not a probability, malformed ``probs`` rows, and a
     ``true_label`` that differs from the split's truth. ``source``, ``split_source`` and ``labels_source`` name
-    the three inputs in the messages.
+    the three inputs in the messages. ``file_problems`` are problems found in the file apart (``probs_problems``
+    of a file read without its ``probs``, ``open_scored_columns``), listed with the others.
+
+    What it holds per cell, for a table read by ``open_scored_columns`` and an obs read by column: the inputs and
+    the scored table (ids, probabilities, references to shared label strings); ``scoring.score_predictions``
+    gives the measured total.
     """
     _require_columns(table, source)
     obs_ids = _split_ids(split_obs, split_source)
     problems = _label_problems(table, labels, label_names, labels_source)
     problems += _probability_problems(table, len(labels), labels_source)
+    problems += list(file_problems)
     cell_problems, position = _cell_problems(table, obs_ids, split_source)
     problems += cell_problems
     if position is not None:

@@ -1,8 +1,11 @@
 """One trained model's evaluation: its predictions contract for every split, decoded by propagation too, and scored.
 
 The validation split comes first: it sets the propagation decoder's threshold, the one that does best there, before
-any other split is decoded. One split at a time, so an evaluation holds one split's probabilities (the paper's
-validation split: ~3.5 M cells × 164), kept in memory for the decoder whether or not the files keep them. The
+any other split is decoded. Each split streams from the model to its files one chunk of cells at a time
+(``predict.predict_chunks``, ``contract.PredictionsWriter``): a chunk's probabilities are written (when
+``save_probabilities``), fed to the threshold search or decoded, and dropped, so no split's probability matrix is
+ever whole in memory. What stays per cell: on the validation split the threshold search's truth and one decoded
+label per ``τ`` (50 bytes, ``propagation.ThresholdSearch``); while scoring, the scored table (``scoring``). The
 checkpoint is read and rebuilt once for every split.
 """
 
@@ -10,17 +13,19 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
-import pandas as pd
 import torch
 
 from hcebench import layout
 from hcebench.axes import PROPAGATION, loss_label
+from hcebench.data.store import Store
 from hcebench.errors import CheckpointError
-from hcebench.evaluation.contract import predictions_metadata, write_predictions
-from hcebench.evaluation.predict import load_model, predict_loaded
-from hcebench.evaluation.propagation import choose_threshold, decode_table
+from hcebench.evaluation.contract import PredictionsWriter, contract_table, predictions_metadata
+from hcebench.evaluation.predict import load_model, predict_chunks
+from hcebench.evaluation.propagation import ThresholdSearch, decode_chunk
 from hcebench.evaluation.scoring import score_predictions
 from hcebench.hierarchy.labels import LabelHierarchy
 from hcebench.io import write_json
@@ -95,9 +100,6 @@ def evaluate_model(
     run = {"architecture": architecture, "seed": int(seed)}
     decoded_loss = loss_label(loss, PROPAGATION.name)
 
-    def kept(table: pd.DataFrame) -> pd.DataFrame:
-        return table if save_probabilities else table.drop(columns="probs")
-
     def score(scored_loss: str, path: str, split: str, tables: list[str]) -> None:
         directory = split_dirs[split]
         table = score_predictions(
@@ -114,25 +116,45 @@ def evaluate_model(
     model, checkpoint = load_model(model_path, device)
     check_model_is_run(checkpoint, model_path, hierarchy, architecture=architecture, loss=loss, seed=seed)
     decoded_paths = iter(files.decoded)
+    labels = checkpoint["labels"]
     tau = None
     for path, (split, directory) in zip(files.predictions, split_dirs.items(), strict=True):
-        table = predict_loaded(model, checkpoint, directory, names, device, model_path)
-        write_predictions(
-            kept(table), path, predictions_metadata(hierarchy, directory, loss=loss, split=split, **run)
-        )
-        log.info("%s: %d cells predicted", split, len(table))
+        # The split streams chunk by chunk from the model to the files: its predictions, the validation split's
+        # threshold search (a few ints per cell) or the decoded predictions. The previous split is gone by now.
+        search = None
+        decoded_path = None
         if decoding and split == layout.VAL_SPLIT:
-            tau, per_tau = choose_threshold(table, hierarchy)
+            search = ThresholdSearch(hierarchy, Store.holding(directory).split(Path(directory).name).n_obs)
+        elif decoding:
+            decoded_path = next(decoded_paths)
+        meta = predictions_metadata(hierarchy, directory, loss=loss, split=split, **run)
+        with PredictionsWriter(path, meta) as writer, ExitStack() as stack:
+            decoded = None
+            if decoded_path is not None:
+                decoded_meta = predictions_metadata(
+                    hierarchy, directory, loss=decoded_loss, split=split, **run
+                )
+                decoded_meta["method"] = (
+                    f"propagation decoding of {architecture}/{loss}/seed{seed} at tau {tau:.4g}"
+                )
+                decoded = stack.enter_context(PredictionsWriter(decoded_path, decoded_meta))
+            for obs, probs in predict_chunks(model, checkpoint, directory, device, model_path):
+                table = contract_table(obs, labels, probs, names, save_probabilities)
+                writer.write(table)
+                if search is not None:
+                    search.add(table["true_label"], probs)
+                if decoded is not None:
+                    decoded.write(decode_chunk(table, probs, hierarchy, tau))
+                del table, probs
+        log.info("%s: %d cells predicted", split, writer.n_rows)
+        if search is not None:
+            tau, per_tau = search.result()
+            del search
             record = {"tau": tau, "chosen_on": layout.VAL_SPLIT, "validation": per_tau.to_dict("records")}
             write_json(files.decoder, record)
             log.info("propagation decoder: tau %.3f chosen on the validation split", tau)
             continue
         if split in scored:
             score(loss, path, split, files.metrics)
-        if decoding:
-            decoded_path = next(decoded_paths)
-            meta = predictions_metadata(hierarchy, directory, loss=decoded_loss, split=split, **run)
-            meta["method"] = f"propagation decoding of {architecture}/{loss}/seed{seed} at tau {tau:.4g}"
-            write_predictions(kept(decode_table(table, hierarchy, tau)), decoded_path, meta)
-            if split in scored:
-                score(decoded_loss, decoded_path, split, files.decoded_metrics)
+        if decoded_path is not None and split in scored:
+            score(decoded_loss, decoded_path, split, files.decoded_metrics)

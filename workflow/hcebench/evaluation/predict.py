@@ -13,12 +13,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from hcebench.data.store import SplitData, Store
 from hcebench.errors import CheckpointError
-from hcebench.evaluation.contract import contract_table
+from hcebench.evaluation.contract import CHUNK_CELLS, OBS_COLUMNS, contract_table
 from hcebench.models import build_model
 from hcebench.models.device import float32_matmul_precision, predict_logits, resolve_device
 from hcebench.models.files import MODEL_FIELDS, load_torch_file, require_fields
@@ -27,24 +28,27 @@ from hcebench.progress import Progress
 log = logging.getLogger(__name__)
 
 
-class ReportingSplit:
-    """A store split as ``predict_logits`` reads it, logging progress as each batch is handed on.
+class ReportingRows:
+    """Rows ``start:stop`` of a store split as ``predict_logits`` reads them (consecutive batches of
+    ``batch_size`` rows, the batches a whole-split prediction reads), logging progress as each batch is handed on.
 
     ``predict_logits`` asks its data only for ``sparse_batches``; a batch is counted when the next one is asked
     for, that is once the model has predicted it.
     """
 
-    def __init__(self, data: SplitData, progress: Progress):
-        self.data, self.progress = data, progress
+    def __init__(self, data: SplitData, start: int, stop: int, progress: Progress):
+        self.data, self.start, self.stop, self.progress = data, start, stop, progress
 
     def __len__(self) -> int:
-        return len(self.data)
+        return self.stop - self.start
 
     def sparse_batches(self, batch_size: int, **kwargs) -> Iterator:
-        for batch in self.data.sparse_batches(batch_size, **kwargs):
+        order = [
+            np.arange(i, min(i + batch_size, self.stop)) for i in range(self.start, self.stop, batch_size)
+        ]
+        for batch in self.data.read_batches(order, **kwargs):
             yield batch
             self.progress.advance(len(batch))
-        self.progress.finish()
 
 
 def load_model(checkpoint_path: str | os.PathLike, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -90,7 +94,32 @@ def predict_loaded(
     save_probabilities: bool = True,
 ) -> pd.DataFrame:
     """``predict_split`` with a model ``load_model`` already built on ``device``: a job predicting several splits
-    reads and rebuilds its checkpoint once. ``checkpoint_path`` only names the file in errors."""
+    reads and rebuilds its checkpoint once. ``checkpoint_path`` only names the file in errors. The whole table at
+    once: for splits of millions of cells, write ``predict_chunks`` chunk by chunk instead."""
+    labels = ckpt["labels"]
+    tables = [
+        contract_table(obs, labels, probs, label_names, save_probabilities)
+        for obs, probs in predict_chunks(model, ckpt, split_dir, device, checkpoint_path, batch_size)
+    ]
+    return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+
+
+def predict_chunks(
+    model: torch.nn.Module,
+    ckpt: dict,
+    split_dir: str | os.PathLike,
+    device: torch.device,
+    checkpoint_path: str | os.PathLike = "model.pt",
+    batch_size: int = 4096,
+    chunk_cells: int | None = None,
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The model's prediction of ``split_dir``, chunk by chunk: per chunk of consecutive cells, their obs
+    (``contract.OBS_COLUMNS``) and their softmax probabilities (float32, cells × labels in ``ckpt["labels"]``
+    order). A chunk is a whole number of batches (``chunk_cells``, default ``contract.CHUNK_CELLS``, rounded down
+    to a multiple of ``batch_size``; smaller than one batch it is taken as it is, a test's setting), so the model
+    sees the batches a whole-split prediction gives it and the probabilities are the same numbers;
+    memory is one chunk's logits and probabilities (~0.7 KB per cell at 164 labels), whatever the split's size.
+    An empty split gives one empty chunk. Progress (cells, rate, time left) is logged over the whole split."""
     split_dir = Path(split_dir)
     store = Store.holding(split_dir)
     if store.gene_ids != ckpt["genes"]:
@@ -100,11 +129,16 @@ def predict_loaded(
         )
     data = store.split(split_dir.name, ckpt["labels"])
     trained = ckpt.get("settings") or {}
+    chunk_cells = CHUNK_CELLS if chunk_cells is None else chunk_cells
+    step = chunk_cells // batch_size * batch_size or chunk_cells
     progress = Progress(len(data), f"predict {split_dir.name} with {ckpt['architecture']}", log)
-    reporting = ReportingSplit(data, progress)
-    with float32_matmul_precision(trained.get("float32_matmul_precision", "highest")):
-        logits = torch.from_numpy(
-            predict_logits(model, reporting, batch_size, device, trained.get("bf16", True))
-        )
-    probs = torch.softmax(logits, dim=1).numpy()
-    return contract_table(data.obs, ckpt["labels"], probs, label_names, save_probabilities)
+    start = 0
+    for obs in data.obs_chunks(step, OBS_COLUMNS):
+        rows = ReportingRows(data, start, start + len(obs), progress)
+        with float32_matmul_precision(trained.get("float32_matmul_precision", "highest")):
+            logits = predict_logits(model, rows, batch_size, device, trained.get("bf16", True))
+        if len(obs) == 0:
+            logits = np.zeros((0, len(ckpt["labels"])), np.float32)
+        yield obs, torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        start += len(obs)
+    progress.finish()

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hcebench.evaluation.contract import CHUNK_CELLS as CONTRACT_CHUNK_CELLS
 from hcebench.evaluation.metrics import f1_summary
 
 #: Default ``τ`` grid: fine steps over the useful range, and 0.99 and 1.0, where the answers are the coarsest.
@@ -60,8 +61,8 @@ DEFAULT_GRID = (
     0.99,
     1.0,
 )
-#: Cells decoded at once: 65,536 × 164 labels is ~43 MB per float32 array.
-CHUNK_CELLS = 65_536
+#: Cells decoded at once: 65,536 × 164 labels is ~43 MB per float32 array (the contract's streaming chunk).
+CHUNK_CELLS = CONTRACT_CHUNK_CELLS
 #: Tolerance on ``q ≥ τ``: float32 probabilities summed over a subtree miss 1 by a few ulp.
 ROUNDING = 1e-6
 #: Columns of ``choose_threshold``'s table.
@@ -125,6 +126,74 @@ class LevelMaxima:
         return self.best[np.arange(len(deepest)), deepest], fell_back
 
 
+class ThresholdSearch:
+    """``choose_threshold`` fed chunk by chunk: ``add`` each chunk of the validation split's cells (their
+    ``true_label`` and float32 probabilities) in order, then ``result``. What stays per cell is the truth (int64,
+    8 bytes) and one decoded label per ``τ`` of the grid (int16 at up to 32,767 labels: 42 bytes for the default
+    21 ``τ``); the chunk's probabilities are dropped after decoding, so no split-sized matrix is ever held."""
+
+    def __init__(self, hierarchy, n_cells: int, grid: Sequence[float] | None = None):
+        self.grid = DEFAULT_GRID if grid is None else tuple(float(t) for t in grid)
+        if not self.grid:
+            raise ValueError(
+                "choose_threshold: the τ grid is empty; pass thresholds in (0, 1] or None for the default"
+            )
+        bad = [t for t in self.grid if not 0 < t <= 1]
+        if bad:
+            raise ValueError(f"choose_threshold: τ must lie in (0, 1], got {bad}")
+        if n_cells == 0:
+            raise ValueError(
+                "choose_threshold: the validation predictions table has no cells; τ cannot be chosen"
+            )
+        self.hierarchy, self.n_cells = hierarchy, n_cells
+        self.r = np.asarray(hierarchy.reachability).astype(bool)
+        self.depth = self.r.sum(axis=0).astype(np.int64) - 1
+        # One row of predictions per τ, in the narrowest integer type: 21 τ × 3.5 million cells is 147 MB as int16.
+        index_type = np.int16 if hierarchy.k <= np.iinfo(np.int16).max else np.int32
+        self.preds = np.empty((len(self.grid), n_cells), dtype=index_type)
+        self.y_true = np.empty(n_cells, dtype=np.int64)
+        self.n_fell_back = np.zeros(len(self.grid), dtype=np.int64)
+        self.filled = 0
+
+    def add(self, true_labels: pd.Series, probs: np.ndarray) -> None:
+        """The next chunk's truth (term ids) and probabilities (cells × labels, in label order)."""
+        start, stop = self.filled, self.filled + len(probs)
+        if len(true_labels) != len(probs) or stop > self.n_cells:
+            raise ValueError(
+                f"choose_threshold: a chunk of {len(true_labels)} labels and {len(probs)} probability rows "
+                f"at cell {start} of {self.n_cells}"
+            )
+        self.y_true[start:stop] = _label_indices(pd.Series(true_labels), self.hierarchy, "true_label")
+        maxima = LevelMaxima(propagate(probs, self.r), self.depth)
+        for i, tau in enumerate(self.grid):
+            chunk_pred, fell_back = maxima.decode(tau)
+            self.preds[i, start:stop] = chunk_pred
+            self.n_fell_back[i] += int(fell_back.sum())
+        self.filled = stop
+
+    def result(self) -> tuple[float, pd.DataFrame]:
+        """``τ`` and the per-``τ`` table, as ``choose_threshold`` returns them."""
+        if self.filled != self.n_cells:
+            raise ValueError(f"choose_threshold: {self.filled} of {self.n_cells} validation cells were added")
+        y_true, preds, r, depth = self.y_true, self.preds, self.r, self.depth
+        rows = [
+            {
+                "tau": tau,
+                "macro_f1": f1_summary(y_true, preds[i], r)["macro_f1"],
+                "macro_f1_flat": f1_summary(y_true, preds[i])["macro_f1"],
+                "mean_depth": float(depth[preds[i]].mean()),
+                "fallback_fraction": self.n_fell_back[i] / self.n_cells,
+                "n_cells": self.n_cells,
+            }
+            for i, tau in enumerate(self.grid)
+        ]
+        table = pd.DataFrame(rows)
+        best = table["macro_f1"].max()
+        chosen = table.loc[table["macro_f1"] == best, "tau"].max()
+        table["selected"] = table["tau"] == chosen
+        return float(chosen), table[THRESHOLD_COLUMNS]
+
+
 def choose_threshold(
     val_table: pd.DataFrame, hierarchy, grid: Sequence[float] | None = None
 ) -> tuple[float, pd.DataFrame]:
@@ -133,7 +202,8 @@ def choose_threshold(
     ``val_table`` is the validation split's predictions contract table, with ``probs``. Returns ``τ`` and one row
     per grid value (``THRESHOLD_COLUMNS``): ``macro_f1`` (hierarchy-corrected, the selection criterion),
     ``macro_f1_flat``, ``mean_depth`` of the decoded labels, ``fallback_fraction``, ``n_cells`` and ``selected``.
-    Ties go to the largest ``τ``: the coarsest decoding with the best score.
+    Ties go to the largest ``τ``: the coarsest decoding with the best score. ``ThresholdSearch`` is the same
+    search fed chunk by chunk (a split streamed from the model).
 
     Why this criterion: it is the score the suite reports and the training loop selects epochs on (a prediction
     of the truth or of a subtype counts as correct), so a decoded model is compared with its argmax on the very
@@ -142,69 +212,57 @@ def choose_threshold(
     that credits coarser answers (hierarchical F1, SOCAM's hop-F1) would pick larger ``τ`` and coarser answers,
     and the headline metric would then judge a decoding tuned for something else; hop-F1 is reported beside it.
     """
-    grid = DEFAULT_GRID if grid is None else tuple(float(t) for t in grid)
-    if not grid:
-        raise ValueError(
-            "choose_threshold: the τ grid is empty; pass thresholds in (0, 1] or None for the default"
-        )
-    bad = [t for t in grid if not 0 < t <= 1]
-    if bad:
-        raise ValueError(f"choose_threshold: τ must lie in (0, 1], got {bad}")
-    if len(val_table) == 0:
-        raise ValueError(
-            "choose_threshold: the validation predictions table has no cells; τ cannot be chosen"
-        )
-    y_true = _label_indices(val_table["true_label"], hierarchy, "true_label")
-    r = np.asarray(hierarchy.reachability).astype(bool)
-    depth = r.sum(axis=0).astype(np.int64) - 1
-    # One row of predictions per τ, in the narrowest integer type: 21 τ × 3.5 million cells is 147 MB as int16.
-    index_type = np.int16 if hierarchy.k <= np.iinfo(np.int16).max else np.int32
-    preds = np.empty((len(grid), len(val_table)), dtype=index_type)
-    n_fell_back = np.zeros(len(grid), dtype=np.int64)
+    search = ThresholdSearch(hierarchy, len(val_table), grid)
+    _label_indices(val_table["true_label"], hierarchy, "true_label")
     for start, probs in _probability_chunks(val_table, hierarchy):
-        maxima = LevelMaxima(propagate(probs, r), depth)
-        stop = start + len(probs)
-        for i, tau in enumerate(grid):
-            chunk_pred, fell_back = maxima.decode(tau)
-            preds[i, start:stop] = chunk_pred
-            n_fell_back[i] += int(fell_back.sum())
-    rows = [
-        {
-            "tau": tau,
-            "macro_f1": f1_summary(y_true, preds[i], r)["macro_f1"],
-            "macro_f1_flat": f1_summary(y_true, preds[i])["macro_f1"],
-            "mean_depth": float(depth[preds[i]].mean()),
-            "fallback_fraction": n_fell_back[i] / len(val_table),
-            "n_cells": len(val_table),
-        }
-        for i, tau in enumerate(grid)
-    ]
-    table = pd.DataFrame(rows)
-    best = table["macro_f1"].max()
-    chosen = table.loc[table["macro_f1"] == best, "tau"].max()
-    table["selected"] = table["tau"] == chosen
-    return float(chosen), table[THRESHOLD_COLUMNS]
+        search.add(val_table["true_label"].iloc[start : start + len(probs)], probs)
+    return search.result()
 
 
 def decode_table(table: pd.DataFrame, hierarchy, tau: float) -> pd.DataFrame:
     """A copy of the contract ``table`` with ``pred_label``, ``pred_label_name`` and ``pred_prob`` decoded at ``tau``.
 
     ``pred_prob`` becomes the decoded label's propagated probability ``q`` (clipped to [0, 1]); ``probs`` stays
-    the model's, so the argmax can always be recomputed from the file.
+    the model's, so the argmax can always be recomputed from the file. ``decode_chunk`` decodes a chunk of a
+    streamed split given its probabilities.
     """
     if not 0 < tau <= 1:
         raise ValueError(f"decode_table: τ must lie in (0, 1], got {tau}")
     out = table.copy()
-    r = np.asarray(hierarchy.reachability).astype(bool)
-    depth = r.sum(axis=0).astype(np.int64) - 1
     pred = np.zeros(len(table), dtype=np.int64)
     prob = np.zeros(len(table), dtype=np.float32)
     for start, probs in _probability_chunks(table, hierarchy):
-        q = propagate(probs, r)
-        chunk_pred, _ = decode_propagated(q, depth, tau)
         stop = start + len(probs)
-        pred[start:stop] = chunk_pred
-        prob[start:stop] = np.clip(q[np.arange(len(q)), chunk_pred], 0.0, 1.0)
+        pred[start:stop], prob[start:stop] = _decode(probs, hierarchy, tau)
+    return _with_decoded(out, pred, prob, hierarchy)
+
+
+def decode_chunk(table: pd.DataFrame, probs: np.ndarray, hierarchy, tau: float) -> pd.DataFrame:
+    """``decode_table`` of one chunk of a contract table whose probabilities (cells × labels, float32) are given
+    apart (the table may have no ``probs`` column: ``evaluation.save_probabilities: false``)."""
+    if not 0 < tau <= 1:
+        raise ValueError(f"decode_table: τ must lie in (0, 1], got {tau}")
+    pred, prob = (
+        _decode(np.asarray(probs, dtype=np.float32), hierarchy, tau)
+        if len(table)
+        else (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.float32),
+        )
+    )
+    return _with_decoded(table.copy(), pred, prob, hierarchy)
+
+
+def _decode(probs: np.ndarray, hierarchy, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded label index and its clipped propagated probability, per cell of a probability chunk."""
+    r = np.asarray(hierarchy.reachability).astype(bool)
+    depth = r.sum(axis=0).astype(np.int64) - 1
+    q = propagate(probs, r)
+    pred, _ = decode_propagated(q, depth, tau)
+    return pred, np.clip(q[np.arange(len(q)), pred], 0.0, 1.0).astype(np.float32)
+
+
+def _with_decoded(out: pd.DataFrame, pred: np.ndarray, prob: np.ndarray, hierarchy) -> pd.DataFrame:
     terms = np.asarray(hierarchy.term_ids, dtype=object)
     names = np.asarray(hierarchy.names, dtype=object)
     out["pred_label"] = terms[pred]

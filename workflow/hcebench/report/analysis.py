@@ -2,9 +2,11 @@
 curves and the scoring of novel OOD cell types at their nearest trained ancestor.
 
 Each predictions file is read once and reduced to small per-dataset sums before the next is read, so memory
-stays at one file's worth whatever the number of runs. Calibration and back-off need the full probability
-vectors (``probs``, written when ``evaluation.save_probabilities`` is true); files without them are listed in
-``missing_probs`` and those analyses skip them.
+stays at one file's worth whatever the number of runs; of a file only the columns used are read
+(``ANALYSED_COLUMNS``, ~50 bytes per cell), and its probability vectors one chunk at a time. Calibration and
+back-off need them (``probs``, written when ``evaluation.save_probabilities`` is true); files without them are
+listed in ``missing_probs`` and those analyses skip them. Per cell they keep a few numbers until the file is done
+(``CalibrationByLevel``: ~17 bytes per ontology level; ``BackoffCurve``: 2 bytes per ``τ``).
 
 Statistics pooled over seeds use every seed's cells; their confidence intervals resample datasets (the unit of
 the OOD question: a new study) with ``hierarchical.cluster_bootstrap``. Hop-F1 (``hop_f1_k0`` … ``hop_f1_k3``, as in
@@ -20,9 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from hcebench.evaluation.backoff import DEFAULT_TAUS, backoff_curve
-from hcebench.evaluation.calibration import calibration_by_level
+from hcebench.evaluation.backoff import DEFAULT_TAUS, BackoffCurve
+from hcebench.evaluation.calibration import CalibrationByLevel
+from hcebench.evaluation.contract import CHUNK_CELLS
 from hcebench.evaluation.hierarchical_metrics import cluster_bootstrap, hierarchical_counts, hprf_from_sums
 from hcebench.evaluation.metrics import HOP_RADII, hop_correct
 from hcebench.hierarchy.hasse import hasse_distances
@@ -164,6 +168,30 @@ def panel_statistics(sums: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -
     return rows
 
 
+#: The columns of a predictions file the analyses read whole; ``probs`` is read in chunks (``probability_chunks``).
+ANALYSED_COLUMNS = ["cell_id", "dataset_id", "true_label", "pred_label"]
+
+
+def read_analysed_columns(path) -> tuple[pd.DataFrame, bool]:
+    """The ``ANALYSED_COLUMNS`` of a predictions file (no other column is read: ~50 bytes per cell, label strings
+    shared), and whether it has the ``probs`` column."""
+    names = pq.read_schema(path).names
+    table = pq.read_table(path, columns=[c for c in ANALYSED_COLUMNS if c in names]).to_pandas()
+    return table, "probs" in names
+
+
+def probability_chunks(path, chunk_cells: int | None = None):
+    """``(first row, probs)`` per chunk of a predictions file's ``probs`` column, as ``stack_probs`` stacks them
+    (float32, cells × labels): one chunk (``CHUNK_CELLS`` cells, ~43 MB at 164 labels) in memory at a time."""
+    first = 0
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=chunk_cells or CHUNK_CELLS, columns=["probs"]):
+        probs = stack_probs(batch.to_pandas())
+        if len(probs):
+            yield first, probs
+        first += len(probs)
+
+
 def stack_probs(table: pd.DataFrame) -> np.ndarray | None:
     """The ``probs`` column as a (cells × labels) float32 array, or ``None`` when the file has none."""
     if "probs" not in table.columns:
@@ -235,7 +263,7 @@ def analyse_predictions(
     calib, curves, novel, missing = [], [], [], []
     for run in runs:
         ident = {k: run[k] for k in ID_COLUMNS}
-        table = pd.read_parquet(run["path"])
+        table, has_probs = read_analysed_columns(run["path"])
         if run["split"] == NOVEL_SPLIT:
             if novel_obs is not None:
                 novel.append(novel_scores(table, novel_obs, hierarchy).assign(**ident))
@@ -245,15 +273,19 @@ def analyse_predictions(
         pooled[key] = sums if key not in pooled else pooled[key].add(sums, fill_value=0.0)
         for row in panel_statistics(sums, n_boot=0):
             per_seed.append({**ident, "metric": row["metric"], "value": row["value"]})
-        probs = stack_probs(table)
-        if probs is None:
+        if not has_probs:
             missing.append(str(run["path"]))
             continue
         if len(table) == 0:
             continue
         y = label_indices(table["true_label"], hierarchy.term_ids)
-        calib.append(calibration_by_level(probs, y, hierarchy.reachability).assign(**ident))
-        curves.append(backoff_curve(probs, y, hierarchy.reachability, taus).assign(**ident))
+        levels = CalibrationByLevel(hierarchy.reachability)
+        curve = BackoffCurve(hierarchy.reachability, taus)
+        for start, probs in probability_chunks(run["path"]):
+            levels.add(probs, y[start : start + len(probs)])
+            curve.add(probs, y[start : start + len(probs)])
+        calib.append(levels.result().assign(**ident))
+        curves.append(curve.result().assign(**ident))
     seeds = pd.DataFrame(per_seed, columns=[*ID_COLUMNS, "metric", "value"])
     rows = []
     for (arch, loss, split), sums in sorted(pooled.items()):

@@ -115,6 +115,10 @@ class SplitData:
 
     ``dense_rows`` and ``sparse_batches`` read only the rows asked for, so a split larger than RAM trains
     from the page cache; ``x`` (a scipy CSR of the whole split) is for small splits and analyses.
+
+    Opening reads the obs file's footer and two columns (``label``, ``label_index``), not the whole table: what
+    stays per cell is ``y``, 8 bytes (int64). ``obs`` (the whole table) is read on first use; steps over
+    millions of cells read only their columns (``read_obs``) or chunks of rows (``obs_chunks``).
     """
 
     def __init__(self, directory: str | os.PathLike, n_genes: int, labels: list[str] | None = None):
@@ -135,10 +139,12 @@ class SplitData:
                 )
             arrays[key] = np.memmap(path, dtype=dtype, mode="r") if size else np.zeros(0, dtype)
         self.data, self.indices, self.indptr = arrays["data"], arrays["indices"], arrays["indptr"]
-        self.obs = pd.read_parquet(self.dir / OBS_FILE)
-        if len(self.indptr) != len(self.obs) + 1:
+        self._obs_file = pq.ParquetFile(self.dir / OBS_FILE)
+        self.n_obs = self._obs_file.metadata.num_rows
+        self.obs_columns = list(self._obs_file.schema_arrow.names)
+        if len(self.indptr) != self.n_obs + 1:
             raise ValueError(
-                f"{self.dir}: {len(self.indptr) - 1} rows of X but {len(self.obs)} obs rows; rebuild the store"
+                f"{self.dir}: {len(self.indptr) - 1} rows of X but {self.n_obs} obs rows; rebuild the store"
             )
         nnz = int(self.indptr[-1]) if len(self.indptr) else 0
         for key in ("data", "indices"):
@@ -147,8 +153,41 @@ class SplitData:
                     f"{self.dir / X_FILES[key][0]} holds {len(arrays[key]):,} values but the row offsets end at "
                     f"{nnz:,}: the file was cut short or overwritten; delete {self.dir.parent} to rebuild"
                 )
-        self.y = self.label_indices(labels)
         self._x: sp.csr_matrix | None = None
+        self._obs: pd.DataFrame | None = None
+        self.y = self.label_indices(labels)
+
+    @property
+    def obs(self) -> pd.DataFrame:
+        """The whole obs table (~750 bytes per cell at the census's columns), read on first use and kept. Steps
+        over millions of cells read the columns they use instead (``read_obs``, ``obs_chunks``)."""
+        if self._obs is None:
+            self._obs = self.read_obs()
+        return self._obs
+
+    def read_obs(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """Obs columns ``columns`` (all when None) of every cell; the other columns are never read."""
+        if self._obs is not None:
+            return self._obs if columns is None else self._obs[columns]
+        return pd.read_parquet(self.dir / OBS_FILE, columns=columns)
+
+    def obs_chunks(self, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Obs in consecutive chunks of ``chunk_rows`` rows (the last may be shorter; none for an empty split),
+        only ``columns`` when given: memory bounded by the chunk, whatever the split's size. An empty split gives
+        one empty chunk with the obs columns, so writers of per-cell files still write their (empty) table."""
+        if self.n_obs == 0:
+            empty = self._obs_file.schema_arrow.empty_table()
+            yield (empty.select(columns) if columns is not None else empty).to_pandas()
+            return
+        buffer = None
+        for batch in self._obs_file.iter_batches(batch_size=chunk_rows, columns=columns):
+            table = pa.Table.from_batches([batch])
+            buffer = table if buffer is None else pa.concat_tables([buffer, table])
+            while buffer.num_rows >= chunk_rows:
+                yield buffer.slice(0, chunk_rows).to_pandas()
+                buffer = buffer.slice(chunk_rows)
+        if buffer is not None and buffer.num_rows:
+            yield buffer.to_pandas()
 
     @classmethod
     def open(cls, directory: str | os.PathLike, n_genes: int, labels: list[str] | None = None) -> SplitData:
@@ -159,7 +198,8 @@ class SplitData:
         of its ``label`` (a split written by hand); -1 where neither gives one. With both, the stored indices are
         checked against ``labels`` (one row per distinct label), so another label order is an error, not a
         silent relabelling."""
-        obs = self.obs
+        wanted = [c for c in ("label", "label_index") if c in self.obs_columns]
+        obs = self.read_obs(wanted) if wanted else pd.DataFrame(index=pd.RangeIndex(self.n_obs))
         if "label_index" in obs:
             y = obs["label_index"].to_numpy(np.int64)
             if labels is not None and "label" in obs and len(obs):
@@ -182,7 +222,7 @@ class SplitData:
         return np.full(len(obs), -1, dtype=np.int64)
 
     def __len__(self) -> int:
-        return len(self.obs)
+        return self.n_obs
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -1,0 +1,239 @@
+"""Does every rule of config/paper.yaml fit the memory it asks for? A rehearsal at two sizes, extrapolated.
+
+    python benchmarks/scale_rehearsal.py --quick                  # 25k and 100k cells, 19,331 genes
+    python benchmarks/scale_rehearsal.py                          # 250k and 1M cells (hours, ~80 GB of disk)
+    python benchmarks/scale_rehearsal.py --runs results/a results/b   # two finished runs: only the table
+
+Runs config/rehearsal.yaml (every rule of the paper's configuration, its settings and resources, on a simulated
+census at the paper's dimensions, one training epoch) at two sizes, as runs ``rehearsal_<cells>``. Every job
+writes Snakemake's benchmark file (``results/<run>/benchmarks/``); this script reads them and prints, per rule:
+the peak RSS at each size (the largest of its jobs), the growth between the sizes, the slope per cell of the split
+that drives it (``DRIVER``), the peak extrapolated linearly to the paper's cell counts (``PAPER_CELLS``), the
+``mem_mb`` and ``runtime`` config/paper.yaml gives the rule (from Snakemake's dry run of the paper's resources,
+which the rehearsal config copies) and the headroom (declared / extrapolated). It ends with one line::
+
+    rules=<n> over_limit=<k> worst=<rule>:<extrapolated_GB>/<declared_GB> growth_4x=<max peak ratio>
+
+``over_limit`` counts rules whose extrapolated peak exceeds what they ask for; ``worst`` is the rule with the
+least headroom; ``growth_4x`` is the largest ratio of peak RSS between the two sizes among the rules whose memory
+is bounded by the chunk (``CHUNK_BOUNDED``; ≤ 1.2 over 4× the cells is the target). A linear extrapolation from two
+small sizes is an estimate: it assumes the per-cell slope holds, and the intercept (interpreter, libraries) is
+what it is at these sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "rehearsal.yaml"
+#: The paper's cell counts per split (scTab's store of Census 2023-05-15, and the OOD set of 2023-12-15).
+PAPER_CELLS = {"train": 15_240_000, "val": 3_500_000, "test": 3_450_000, "ood": 2_600_000}
+#: The split whose cell count drives each rule's per-cell memory; "all" is every split together.
+DRIVER = {
+    "simulate_census": "all",
+    "select_cells": "all",
+    "build_store": "train",
+    "augmentation_bank": "train",
+    "train": "train",
+    "celltypist": "val",
+    "evaluate": "val",
+    "controls": "test",
+    "score": "test",
+    "build_ood": "ood",
+    "audit_ood": "ood",
+    "prediction_analyses": "test",
+    # Independent of the cells: their peak is taken as it is, not extrapolated.
+    "ontology_closure": None,
+    "fetch_ontology": None,
+    "aggregate": None,
+    "figures": None,
+    "paper_analyses": None,
+}
+#: Rules whose memory is bounded by the chunk (plus a few bytes per cell, stated in their docstrings).
+CHUNK_BOUNDED = {
+    "build_store",
+    "build_ood",
+    "augmentation_bank",
+    "evaluate",
+    "controls",
+    "score",
+    "celltypist",
+    "prediction_analyses",
+}
+#: Cells per training dataset of the simulated census (config/rehearsal.yaml's cells_per_dataset, mean).
+CELLS_PER_DATASET = 500
+SIZES = (250_000, 1_000_000)
+QUICK_SIZES = (25_000, 100_000)
+
+
+def run_name(cells: int) -> str:
+    return f"rehearsal_{cells}"
+
+
+def size_config(cells: int) -> Path:
+    """A config file that sets the rehearsal's run and size (training datasets of ~500 cells; a quarter as many
+    new OOD datasets), laid over config/rehearsal.yaml (a second ``--configfile``: Snakemake merges it in)."""
+    n_train = max(8, round(cells / CELLS_PER_DATASET))
+    path = ROOT / "results" / f"{run_name(cells)}.size.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"run: {run_name(cells)}\n"
+        f"census:\n  simulate:\n    n_train_datasets: {n_train}\n    n_ood_datasets: {max(2, n_train // 4)}\n"
+    )
+    return path
+
+
+def run_rehearsal(cells: int, cores: int) -> Path:
+    """Run the rehearsal at ``cells`` cells (``snakemake``, every rule); its results directory."""
+    command = ["snakemake", "--cores", str(cores), "--configfile", str(CONFIG), str(size_config(cells))]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+    return ROOT / "results" / run_name(cells)
+
+
+def peak_rss(results: Path) -> dict[str, dict[str, float]]:
+    """Per rule, over its jobs' benchmark files: the largest ``max_rss`` (MB) and the longest run time (s)."""
+    peaks: dict[str, dict[str, float]] = defaultdict(lambda: {"max_rss": 0.0, "s": 0.0, "jobs": 0})
+    for path in sorted((results / "benchmarks").rglob("*.tsv")):
+        parts = path.relative_to(results / "benchmarks").parts
+        rule = parts[0] if len(parts) > 1 else path.stem
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                peak = peaks[rule]
+                rss = float(row["max_rss"]) if row.get("max_rss") not in (None, "", "NA", "-") else 0.0
+                peak["max_rss"] = max(peak["max_rss"], rss)
+                peak["s"] = max(peak["s"], float(row["s"]))
+                peak["jobs"] += 1
+    return dict(peaks)
+
+
+def split_cells(results: Path) -> dict[str, int]:
+    """Cells per split of a finished run (the store's meta and the OOD set's), and ``all``."""
+    cells = dict(json.loads((results / "store" / "meta.json").read_text())["n_cells"])
+    ood = results / "ood" / "meta.json"
+    if ood.exists():
+        cells["ood"] = int(json.loads(ood.read_text())["n_cells"]["ood"])
+    cells["all"] = sum(cells.values())
+    return cells
+
+
+RULE_LINE = re.compile(r"^(?:local)?rule (\w+):$")
+RESOURCE = re.compile(r"(\w+)=([0-9.]+)")
+
+
+def declared_resources(config: Path = CONFIG) -> dict[str, dict[str, float]]:
+    """Per rule, the ``mem_mb`` and ``runtime`` its jobs ask for under ``config`` (the largest of its jobs), read
+    from Snakemake's dry run of every job."""
+    done = subprocess.run(
+        ["snakemake", "-n", "--forceall", "--configfile", str(config), "--config", "run=rehearsal_declared"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    declared: dict[str, dict[str, float]] = {}
+    rule = None
+    for line in done.stdout.splitlines():
+        match = RULE_LINE.match(line.strip())
+        if match:
+            rule = match.group(1)
+        elif rule and line.strip().startswith("resources:"):
+            values = {k: float(v) for k, v in RESOURCE.findall(line)}
+            if "mem_mb" in values:
+                entry = declared.setdefault(rule, {"mem_mb": 0.0, "runtime": 0.0})
+                entry["mem_mb"] = max(entry["mem_mb"], values["mem_mb"])
+                entry["runtime"] = max(entry["runtime"], values.get("runtime", 0.0))
+    return declared
+
+
+def rehearsal_table(
+    small: dict, large: dict, cells_small: dict, cells_large: dict, declared: dict
+) -> list[dict[str, object]]:
+    """One row per rule seen in both runs: peaks (MB), growth, slope (bytes per cell of its ``DRIVER`` split),
+    the extrapolation to ``PAPER_CELLS`` (GB), what it declares (GB, min) and the headroom."""
+    paper = {**PAPER_CELLS, "all": sum(PAPER_CELLS.values())}
+    rows = []
+    for rule in sorted(set(small) & set(large)):
+        driver = DRIVER.get(rule, "all")
+        if driver is not None and (driver not in cells_small or driver not in cells_large):
+            continue  # a run that stopped before writing the split that drives the rule
+        r1, r2 = small[rule]["max_rss"], large[rule]["max_rss"]
+        if driver is None:
+            slope_mb, extrapolated_gb = 0.0, max(r1, r2) / 1000
+        else:
+            n1, n2 = cells_small[driver], cells_large[driver]
+            slope_mb = (r2 - r1) / (n2 - n1) if n2 != n1 else 0.0
+            extrapolated_gb = (r2 + max(slope_mb, 0.0) * (paper[driver] - n2)) / 1000
+        mem = declared.get(rule, {}).get("mem_mb")
+        rows.append(
+            {
+                "rule": rule,
+                "driver": driver,
+                "rss_small_mb": round(r1, 1),
+                "rss_large_mb": round(r2, 1),
+                "growth": round(r2 / r1, 3) if r1 else float("nan"),
+                "bytes_per_cell": round(slope_mb * 1e6, 1),
+                "paper_gb": round(extrapolated_gb, 2),
+                "declared_gb": round(mem / 1000, 1) if mem else None,
+                "runtime_min": declared.get(rule, {}).get("runtime"),
+                "headroom": round(mem / 1000 / extrapolated_gb, 2) if mem and extrapolated_gb > 0 else None,
+                "chunk_bounded": rule in CHUNK_BOUNDED,
+            }
+        )
+    return rows
+
+
+def summary_line(rows: list[dict[str, object]]) -> str:
+    """The closing line: rules, how many are over their limit, the tightest one and the largest growth."""
+    declared = [r for r in rows if r["headroom"] is not None]
+    over = [r for r in declared if r["headroom"] < 1]
+    worst = min(declared, key=lambda r: r["headroom"]) if declared else None
+    growth = [r["growth"] for r in rows if r["chunk_bounded"] and r["growth"] == r["growth"]]
+    worst_text = f"{worst['rule']}:{worst['paper_gb']:.1f}/{worst['declared_gb']:.1f}" if worst else "none"
+    return (
+        f"rules={len(rows)} over_limit={len(over)} worst={worst_text} "
+        f"growth_4x={max(growth) if growth else float('nan'):.2f}"
+    )
+
+
+def print_table(rows: list[dict[str, object]], cells_small: dict, cells_large: dict) -> None:
+    print(f"cells: small {cells_small}, large {cells_large}; paper {PAPER_CELLS}")
+    columns = list(rows[0]) if rows else []
+    print("\t".join(columns))
+    for row in rows:
+        print("\t".join("" if row[c] is None else str(row[c]) for c in columns))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES} instead of {SIZES}")
+    parser.add_argument("--sizes", type=int, nargs=2, help="the two sizes (training-store cells, about)")
+    parser.add_argument("--runs", type=Path, nargs=2, help="two finished runs' results directories: no run")
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.runs:
+        small_dir, large_dir = args.runs
+    else:
+        sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
+        small_dir, large_dir = (run_rehearsal(n, args.cores) for n in sizes)
+    cells_small, cells_large = split_cells(small_dir), split_cells(large_dir)
+    if cells_small["all"] > cells_large["all"]:
+        small_dir, large_dir, cells_small, cells_large = large_dir, small_dir, cells_large, cells_small
+    rows = rehearsal_table(
+        peak_rss(small_dir), peak_rss(large_dir), cells_small, cells_large, declared_resources()
+    )
+    print_table(rows, cells_small, cells_large)
+    print(summary_line(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

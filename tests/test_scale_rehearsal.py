@@ -1,0 +1,59 @@
+"""benchmarks/scale_rehearsal.py: the per-rule table and closing line from two runs' benchmark files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import scale_rehearsal as rehearsal  # noqa: E402
+
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def fake_run(root: Path, train: int, rss: dict[str, list[float]]) -> Path:
+    """A results directory with a store meta of ``train`` training cells (val, test, ood a quarter each) and one
+    benchmark file per job of each rule (a rule with several jobs gets a subdirectory, as Snakemake's rules do)."""
+    (root / "store").mkdir(parents=True)
+    (root / "ood").mkdir()
+    quarter = train // 4
+    (root / "store" / "meta.json").write_text(
+        json.dumps({"n_cells": {"train": train, "val": quarter, "test": quarter}})
+    )
+    (root / "ood" / "meta.json").write_text(json.dumps({"n_cells": {"ood": quarter, "ood_novel": 5}}))
+    for rule, peaks in rss.items():
+        for i, peak in enumerate(peaks):
+            path = root / "benchmarks" / (f"{rule}/job{i}.tsv" if len(peaks) > 1 else f"{rule}.tsv")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(HEADER + f"12.5\t0:00:12\t{peak}\t1\t1\t1\t0\t0\t50\t3\n")
+    return root
+
+
+def test_the_table_extrapolates_each_rule_from_its_driving_split(tmp_path):
+    small = fake_run(tmp_path / "a", 20_000, {"evaluate": [300.0, 500.0], "build_store": [400.0]})
+    large = fake_run(tmp_path / "b", 80_000, {"evaluate": [520.0, 530.0], "build_store": [420.0]})
+    declared = {
+        "evaluate": {"mem_mb": 32000.0, "runtime": 120.0},
+        "build_store": {"mem_mb": 300.0, "runtime": 5},
+    }
+    rows = rehearsal.rehearsal_table(
+        rehearsal.peak_rss(small),
+        rehearsal.peak_rss(large),
+        rehearsal.split_cells(small),
+        rehearsal.split_cells(large),
+        declared,
+    )
+    by_rule = {row["rule"]: row for row in rows}
+    ev = by_rule["evaluate"]  # the largest job of each run: 500 and 530 MB over 5,000 → 20,000 val cells
+    assert (ev["rss_small_mb"], ev["rss_large_mb"], ev["driver"]) == (500.0, 530.0, "val")
+    assert ev["bytes_per_cell"] == pytest.approx(2000.0)  # 30 MB over 15,000 cells
+    assert ev["paper_gb"] == pytest.approx((530 + 30 / 15_000 * (3_500_000 - 20_000)) / 1000, abs=0.01)
+    assert ev["headroom"] == pytest.approx(32.0 / ev["paper_gb"], abs=0.01)
+    bs = by_rule["build_store"]  # 20 MB over 60,000 training cells → 15.24 M cells
+    assert bs["paper_gb"] == pytest.approx((420 + 20 / 60_000 * (15_240_000 - 80_000)) / 1000, abs=0.01)
+    line = rehearsal.summary_line(rows)
+    assert line.startswith("rules=2 over_limit=1 worst=build_store:5.5/0.3 ")
+    assert line.endswith(f"growth_4x={max(530 / 500, 420 / 400):.2f}")
