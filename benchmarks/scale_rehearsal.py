@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+from hcebench import layout
+from hcebench.data.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "rehearsal.yaml"
@@ -117,10 +119,10 @@ def peak_rss(results: Path) -> dict[str, dict[str, float]]:
 
 def split_cells(results: Path) -> dict[str, int]:
     """Cells per split of a finished run (the store's meta and the OOD set's), and ``all``."""
-    cells = dict(json.loads((results / "store" / "meta.json").read_text())["n_cells"])
-    ood = results / "ood" / "meta.json"
+    cells = dict(Store(results / layout.STORE_DIR).meta["n_cells"])
+    ood = results / layout.OOD_DIR
     if ood.exists():
-        cells["ood"] = int(json.loads(ood.read_text())["n_cells"]["ood"])
+        cells["ood"] = int(Store(ood).meta["n_cells"]["ood"])
     cells["all"] = sum(cells.values())
     return cells
 
