@@ -3,7 +3,6 @@ the one DAG of the workflow (rules/sweep.smk loads the run's rules once per poin
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +11,7 @@ import yaml
 from hcebench.config import load_config
 from hcebench.errors import ConfigError
 from hcebench.sweep import point_config, point_name, point_run, sweep_points
+from snakemake_cli import snakemake_command
 
 ROOT = Path(__file__).parents[1]
 MECHANISM = ROOT / "config" / "mechanism.yaml"
@@ -23,15 +23,7 @@ def mechanism():
 
 
 def snakemake(workdir: Path, *args: str, cwd: Path | None = None) -> str:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-    ]
+    cmd = snakemake_command(workdir)
     done = subprocess.run(
         [*cmd, "--cores", "2", *args], capture_output=True, text=True, timeout=1200, cwd=cwd
     )

@@ -4,7 +4,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from hcebench.axes import LOSSES
 from hcebench.io import read_json
 from hcebench.report import figures
 from hcebench.report.figures import NO_DATA_TITLE
+from snakemake_cli import snakemake_command
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.workflow
@@ -27,18 +27,7 @@ TINY = yaml.safe_load((ROOT / "tests" / "data" / "tiny_config.yaml").read_text()
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_command(workdir, "--cores", "2", *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
 
 

@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +9,7 @@ import pytest
 import yaml
 from hcebench.evaluation.contract import read_predictions, read_provenance
 from plugins import install_toy_plugin
+from snakemake_cli import snakemake_command
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.workflow
@@ -58,18 +58,7 @@ def results(tmp_path_factory):
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(site), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        "results/ext/summary.tsv",
-    ]
+    cmd = snakemake_command(workdir, "--cores", "2", "results/ext/summary.tsv")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
     assert done.returncode == 0, done.stderr[-6000:]
     return workdir / "results" / "ext"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake_cli import snakemake_command
 
 ROOT = Path(__file__).parents[1]
 TINY = ROOT / "tests" / "data" / "tiny_config.yaml"
@@ -151,15 +152,7 @@ def dry_run_without_profile(
     workdir: Path, *args: str, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     """`snakemake --dry-run` in ``workdir`` (its config.yaml, or ``args``), without the SLURM profile."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-    ]
+    cmd = snakemake_command(workdir)
     return subprocess.run(
         [*cmd, *args, "--dry-run"], capture_output=True, text=True, timeout=300, env=env, cwd=workdir
     )

@@ -4,31 +4,20 @@ the vendored .h5ad files (ingest, selection, store, OOD set, audit). The whole r
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hcebench.io import read_json
+from snakemake_cli import snakemake_command
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.workflow
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config" / "real_pbmc.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_command(
+        workdir, "--configfile", str(workdir / "config" / "real_pbmc.yaml"), "--cores", "2", *args
+    )
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 

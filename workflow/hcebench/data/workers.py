@@ -116,6 +116,22 @@ def run_part_job(job_path: str) -> None:
         raise
 
 
+def start_worker(staging: Path, k: int, job: dict) -> subprocess.Popen:
+    """Worker ``k``: ``job`` written to ``staging/job<k>.json`` and ``run_part_job`` started on it, its stderr to
+    ``staging/stderr<k>.txt`` (which ``worker_failure`` reads). Workers are fresh interpreters, not forks of this
+    process (which holds an open TileDB context and its threads) nor multiprocessing's spawn (which re-runs the
+    calling script: a Snakemake script has no main guard)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    entry = "import sys; from hcebench.data.workers import run_part_job; run_part_job(sys.argv[1])"
+    job_path = staging / f"job{k}.json"
+    job_path.write_text(json.dumps(job))
+    with open(staging / f"stderr{k}.txt", "wb") as err:
+        return subprocess.Popen([sys.executable, "-c", entry, str(job_path)], env=env, stderr=err)
+
+
 def worker_failure(staging: Path, failed: list[int], codes: list[int | None], n_parts: int) -> Exception:
     """The error to raise for failed workers: the first one's own error class and message where it is one of
     ``hcebench.errors`` (a data or census error the user can fix), else a ``RuntimeError`` with its stderr."""
@@ -186,13 +202,6 @@ def write_split(
     }
     bounds = np.linspace(0, len(obs), n_parts + 1).round().astype(int)
     buckets = [staging / f"part{k}" for k in range(n_parts)]
-    # Workers are fresh interpreters (not forks of this process, which holds an open TileDB context and its
-    # threads; not multiprocessing's spawn, which re-runs the calling script: a Snakemake script has no main guard).
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
-    }
-    entry = "import sys; from hcebench.data.workers import run_part_job; run_part_job(sys.argv[1])"
     procs = []
     progress = Progress(len(obs), f"{directory.name}: read from the census by {n_parts} workers", log)
     try:
@@ -215,13 +224,7 @@ def write_split(
                 "error": str(staging / f"error{k}.json"),
                 "checks": {"what": checks.what, "integer": checks.integer, "fix": checks.fix},
             }
-            (staging / f"job{k}.json").write_text(json.dumps(job))
-            with open(staging / f"stderr{k}.txt", "wb") as err:
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-c", entry, str(staging / f"job{k}.json")], env=env, stderr=err
-                    )
-                )
+            procs.append(start_worker(staging, k, job))
         while True:  # wait for the workers, logging their progress; stop at the first failure
             codes = [proc.poll() for proc in procs]
             progress.update(sum(read_progress(staging / f"progress{k}") for k in range(n_parts)))
@@ -446,11 +449,6 @@ def _read_segments(
         "organism": read.organism,
     }
     groups = np.array_split(np.arange(len(todo)), n_parts)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
-    }
-    entry = "import sys; from hcebench.data.workers import run_part_job; run_part_job(sys.argv[1])"
     procs = []
     progress.what = f"{name}: read from the census by {n_parts} workers"
     try:
@@ -467,13 +465,7 @@ def _read_segments(
                 "error": str(staging / f"error{g}.json"),
                 "checks": {"what": checks.what, "integer": checks.integer, "fix": checks.fix},
             }
-            (staging / f"job{g}.json").write_text(json.dumps(job))
-            with open(staging / f"stderr{g}.txt", "wb") as err:
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-c", entry, str(staging / f"job{g}.json")], env=env, stderr=err
-                    )
-                )
+            procs.append(start_worker(staging, g, job))
         while True:
             codes = [proc.poll() for proc in procs]
             progress.update(done_cells + sum(read_progress(staging / f"progress{g}") for g in range(n_parts)))
