@@ -61,6 +61,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from hcebench.data.census import RAW_COUNTS_LABEL
+from hcebench.data.checks import any_bad_value, bad_values
 from hcebench.data.genes import read_gene_list
 from hcebench.data.simulate.writer import (
     COUNT_CATEGORIES,
@@ -169,25 +170,24 @@ def _looks_log_normalised(x: sp.csr_matrix) -> float | None:
         sp.csr_matrix((np.expm1(x.data), x.indices, x.indptr), shape=x.shape).sum(axis=1)
     ).ravel()
     sums = sums[sums > 0]
-    if len(sums) == 0:
-        return None
-    median = float(np.median(sums))
-    return median
+    return float(np.median(sums)) if len(sums) else None
 
 
 def check_raw_counts(x: sp.csr_matrix, where: str) -> None:
     """Raw counts are finite non-negative integers; a log-normalised or scaled matrix is refused with the fix."""
     v = x.data
-    if not np.isfinite(v).all():
+    if not any_bad_value(v, integer=True):
+        return
+    bad = bad_values(v, integer=True)  # the census reads' kinds: NaN, infinite, negative, non-integer
+    non_finite = int(bad["NaN"].sum() + bad["infinite"].sum())
+    if non_finite:
+        raise DataError(f"{where}: the counts matrix holds {non_finite:,} NaN or infinite values")
+    if bad["negative"].any():
         raise DataError(
-            f"{where}: the counts matrix holds {int((~np.isfinite(v)).sum()):,} NaN or infinite values"
+            f"{where}: the counts matrix holds {int(bad['negative'].sum()):,} negative values: it is scaled or "
+            "centred, not counts. Point counts.matrix at the counts (raw.X or a layer such as layers/counts)"
         )
-    if (v < 0).any():
-        raise DataError(
-            f"{where}: the counts matrix holds {int((v < 0).sum()):,} negative values: it is scaled or centred, "
-            "not counts. Point counts.matrix at the counts (raw.X or a layer such as layers/counts)"
-        )
-    fractional = v != np.floor(v)
+    fractional = bad["non-integer"]
     if fractional.any():
         total = _looks_log_normalised(x)
         hint = (

@@ -63,6 +63,28 @@ def die_with_parent(parent_pid: int) -> None:
         raise SystemExit(f"store build worker: its parent process {parent_pid} is gone; stopping")
 
 
+def save_read(read: CensusRead, path: Path) -> dict:
+    """Hand ``read`` to a worker: its arrays to ``path`` (npz, no pickle); returns its other fields, for the job
+    file. ``load_read`` is the worker's side."""
+    arrays = {"var_joinids": np.asarray(read.var_joinids), "columns": np.asarray(read.columns)}
+    if read.in_sum is not None:
+        arrays["in_sum"] = np.asarray(read.in_sum, dtype=bool)
+    np.savez(path, **arrays)
+    return {
+        "n_genes": read.n_genes,
+        "target_sum": read.target_sum,
+        "chunk_size": read.chunk_size,
+        "organism": read.organism,
+    }
+
+
+def load_read(path: str | os.PathLike, fields: dict) -> CensusRead:
+    """The ``CensusRead`` ``save_read`` wrote to ``path`` and returned as ``fields``."""
+    genes = np.load(path)
+    in_sum = genes["in_sum"] if "in_sum" in genes.files else None
+    return CensusRead(var_joinids=genes["var_joinids"], columns=genes["columns"], in_sum=in_sum, **fields)
+
+
 def run_part_job(job_path: str) -> None:
     """Entry point of one ``write_split`` worker process: read its cells (a contiguous soma_joinid range) and
     scatter them into its own bucket directory; the job file names the cells, the census, the buckets and the
@@ -75,11 +97,7 @@ def run_part_job(job_path: str) -> None:
     die_with_parent(job["parent"])
     try:
         cells = np.load(job["cells"])
-        genes = np.load(job["genes"])
-        in_sum = genes["in_sum"] if "in_sum" in genes.files else None
-        read = CensusRead(
-            var_joinids=genes["var_joinids"], columns=genes["columns"], in_sum=in_sum, **job["read"]
-        )
+        read = load_read(job["genes"], job["read"])
         progress = Path(job["progress"])
         if "segments" in job:  # a resumable build: each segment kept on its own as it is finished
             with open_census(job["source"], chunk_size=read.chunk_size) as census:
@@ -150,6 +168,16 @@ def worker_failure(staging: Path, failed: list[int], codes: list[int | None], n_
     return RuntimeError(f"store build worker(s) {failed} of {n_parts} failed (exit {codes[k]}):\n{tail}")
 
 
+def read_plan(obs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """What the workers read, in read order: ``(obs, rows, joinids, datasets)`` with ``obs`` renumbered from 0,
+    ``rows`` its rows in ascending soma_joinid (``read_order``), their soma_joinids and datasets (a plain string
+    array: saved without pickle)."""
+    obs = obs.reset_index(drop=True)
+    rows = read_order(obs)
+    joinids = obs["soma_joinid"].to_numpy(np.int64)[rows]
+    return obs, rows, joinids, datasets_in_read_order(obs, rows).astype(str)
+
+
 def write_split(
     source: dict,
     census,
@@ -183,23 +211,11 @@ def write_split(
     if checks is None:
         checks = CountChecks("census X/raw", integer=True, fix=CENSUS_COUNTS_FIX)
     directory = Path(directory)
-    obs = obs.reset_index(drop=True)
-    rows = read_order(obs)
-    joinids = obs["soma_joinid"].to_numpy(np.int64)[rows]
-    datasets = datasets_in_read_order(obs, rows).astype(str)  # a plain string array: saved without pickle
+    obs, rows, joinids, datasets = read_plan(obs)
     staging = directory.parent / f".{directory.name}.buckets"
     shutil.rmtree(staging, ignore_errors=True)  # a killed run's buckets: appending to them would corrupt
     staging.mkdir(parents=True)
-    arrays = {"var_joinids": np.asarray(read.var_joinids), "columns": np.asarray(read.columns)}
-    if read.in_sum is not None:
-        arrays["in_sum"] = np.asarray(read.in_sum, dtype=bool)
-    np.savez(staging / "genes.npz", **arrays)
-    settings = {
-        "n_genes": read.n_genes,
-        "target_sum": read.target_sum,
-        "chunk_size": read.chunk_size,
-        "organism": read.organism,
-    }
+    settings = save_read(read, staging / "genes.npz")
     bounds = np.linspace(0, len(obs), n_parts + 1).round().astype(int)
     buckets = [staging / f"part{k}" for k in range(n_parts)]
     procs = []
@@ -326,10 +342,7 @@ def write_split_resumable(
     if checks is None:
         checks = CountChecks("census X/raw", integer=True, fix=CENSUS_COUNTS_FIX)
     directory = Path(directory)
-    obs = obs.reset_index(drop=True)
-    rows = read_order(obs)
-    joinids = obs["soma_joinid"].to_numpy(np.int64)[rows]
-    datasets = datasets_in_read_order(obs, rows).astype(str)
+    obs, rows, joinids, datasets = read_plan(obs)
     fingerprint = plan_fingerprint(source, joinids, rows, read)
     plan_path = resume / PLAN_FILE
     if resume.exists():
@@ -438,16 +451,8 @@ def _read_segments(
         return
     staging = resume / "workers.tmp"
     staging.mkdir()
-    np.savez(
-        staging / "genes.npz", var_joinids=np.asarray(read.var_joinids), columns=np.asarray(read.columns)
-    )
+    settings = save_read(read, staging / "genes.npz")
     np.savez(staging / "cells.npz", joinids=joinids, destinations=rows, datasets=datasets)
-    settings = {
-        "n_genes": read.n_genes,
-        "target_sum": read.target_sum,
-        "chunk_size": read.chunk_size,
-        "organism": read.organism,
-    }
     groups = np.array_split(np.arange(len(todo)), n_parts)
     procs = []
     progress.what = f"{name}: read from the census by {n_parts} workers"
