@@ -3,19 +3,21 @@
     python benchmarks/demo_time.py                    # results/demo and the newest .snakemake/log
     python benchmarks/demo_time.py --run tiny --log .snakemake/log/2026-...snakemake.log
 
-Reads the Snakemake log of the run (job start and finish stamps, rule names) and every ``train.json`` of the run
-(``cpu_seconds``: the training loop's process CPU time, set-up to model.pt). Prints jobs per rule with their
+Reads the run's wall time from the Snakemake log (its first and last time stamps), each job's duration from its
+Snakemake benchmark file (``results/<run>/benchmarks/``: every rule writes one), and every ``train.json`` of the
+run (``cpu_seconds``: the training loop's process CPU time, set-up to model.pt). Prints jobs per rule with their
 summed and longest durations, then the last line::
 
     wall_s=<first to last stamp> train_cpu_s=<sum> jobs=<n> wall_over_train_cpu_per_core=<wall / (train_cpu / cores)>
 
 The ratio is 1.0 when the wall time is exactly the training CPU spread over the cores: the rest (data, start-up
-of every job, evaluation, figures) then costs nothing. Stamps are whole seconds, so short jobs read 0-1 s.
+of every job, evaluation, figures) then costs nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 from collections import defaultdict
@@ -23,29 +25,32 @@ from datetime import datetime
 from pathlib import Path
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
-START = re.compile(r"^(?:local)?rule (\w+):$")
-JOBID = re.compile(r"^\s+jobid: (\d+)$")
-FINISHED = re.compile(r"^Finished jobid: (\d+)")
 
 
-def parse_log(path: Path) -> tuple[datetime, datetime, dict[str, list[float]]]:
-    """First and last stamp of a Snakemake log and each rule's job durations (seconds)."""
-    stamps, started, rule_of, durations = [], {}, {}, defaultdict(list)
-    stamp, rule = None, None
-    for line in path.read_text().splitlines():
-        if m := STAMP.match(line):
-            stamp = datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
-            stamps.append(stamp)
-        elif m := START.match(line):
-            rule = m.group(1)
-        elif (m := JOBID.match(line)) and rule is not None:
-            started[m.group(1)], rule_of[m.group(1)] = stamp, rule
-            rule = None
-        elif (m := FINISHED.match(line)) and m.group(1) in started:
-            durations[rule_of[m.group(1)]].append((stamp - started[m.group(1)]).total_seconds())
+def log_span(path: Path) -> tuple[datetime, datetime]:
+    """First and last time stamp of a Snakemake log."""
+    stamps = [
+        datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
+        for line in path.read_text().splitlines()
+        if (m := STAMP.match(line))
+    ]
     if not stamps:
         raise SystemExit(f"{path}: no timestamps; is it a Snakemake log?")
-    return stamps[0], stamps[-1], durations
+    return stamps[0], stamps[-1]
+
+
+def job_durations(results: Path) -> dict[str, list[float]]:
+    """Each rule's job durations (seconds), from the run's benchmark files (``<rule>/<job>.tsv`` or ``<rule>.tsv``)."""
+    durations: dict[str, list[float]] = defaultdict(list)
+    root = results / "benchmarks"
+    for path in sorted(root.rglob("*.tsv")):
+        parts = path.relative_to(root).parts
+        rule = parts[0] if len(parts) > 1 else path.stem
+        with open(path, newline="") as f:
+            durations[rule].extend(float(row["s"]) for row in csv.DictReader(f, delimiter="\t"))
+    if not durations:
+        raise SystemExit(f"{root}: no benchmark files; has the run finished?")
+    return durations
 
 
 def main() -> None:
@@ -57,7 +62,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
     log = args.log or max(Path(".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
-    first, last, durations = parse_log(log)
+    first, last = log_span(log)
+    durations = job_durations(Path("results", args.run))
     train = [
         json.loads(p.read_text()) for p in Path("results", args.run, "models").glob("*/*/seed*/train.json")
     ]

@@ -16,7 +16,9 @@ which the rehearsal config copies) and the headroom (declared / extrapolated). I
 
 ``over_limit`` counts rules whose extrapolated peak exceeds what they ask for; ``worst`` is the rule with the
 least headroom; ``growth_4x`` is the largest ratio of peak RSS between the two sizes among the rules whose memory
-is bounded by the chunk (``CHUNK_BOUNDED``; ≤ 1.2 over 4× the cells is the target). A linear extrapolation from two
+is bounded by the chunk (``CHUNK_BOUNDED``; ≤ 1.2 over 4× the cells is the target). The augmentation bank's
+state is set by its pairs, capped by the config, not by the cells (``PAIR_BOUNDED``): its peak is extrapolated to
+that cap (a line after the table gives its state at both sizes and at the cap). A linear extrapolation from two
 small sizes is an estimate: it assumes the per-cell slope holds, and the intercept (interpreter, libraries) is
 what it is at these sizes.
 """
@@ -31,6 +33,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import yaml
 from hcebench import layout
 from hcebench.data.store import Store
 
@@ -63,13 +66,21 @@ DRIVER = {
 CHUNK_BOUNDED = {
     "build_store",
     "build_ood",
-    "augmentation_bank",
     "evaluate",
     "controls",
     "score",
     "celltypist",
     "prediction_analyses",
 }
+#: Rules whose state is set by the config, not by the cells: the augmentation bank holds the differences of
+#: (type, tech_sample) group means (4 bytes per pair and gene) and the means of the groups in a pair (8 per group
+#: and gene), and both are capped by types × augmentation.max_pairs_per_type, whatever the number of cells. Its
+#: peak is extrapolated from that state (``bank_state_bytes``), not per cell.
+PAIR_BOUNDED = {"augmentation_bank"}
+#: scTab's cell types (the paper's label set): with max_pairs_per_type, the cap on the bank's pairs.
+PAPER_TYPES = 164
+PAPER_GENES = 19_331
+BANK_LINE = re.compile(r"means of (\d+) \(type, tech_sample\) groups in (\d+) pairs × (\d+) genes")
 #: Cells per training dataset of the simulated census (config/rehearsal.yaml's cells_per_dataset, mean).
 CELLS_PER_DATASET = 500
 SIZES = (250_000, 1_000_000)
@@ -127,6 +138,25 @@ def split_cells(results: Path) -> dict[str, int]:
     return cells
 
 
+def bank_state_bytes(groups: int, pairs: int, genes: int) -> float:
+    """The bank's largest state: while the differences are made, the groups' float64 means and the float32
+    differences; while k-means runs, the differences and scikit-learn's copy of them."""
+    return float(max(8 * groups * genes + 4 * pairs * genes, 8 * pairs * genes))
+
+
+def bank_counts(results: Path) -> tuple[int, int, int] | None:
+    """(groups, pairs, genes) the bank job of a run logged, or None (no bank, or a bank shipped with the store)."""
+    path = results / layout.LOG_DIR / "augmentation_bank.log"
+    match = BANK_LINE.search(path.read_text()) if path.exists() else None
+    return tuple(int(v) for v in match.groups()) if match else None
+
+
+def bank_bound(max_pairs_per_type: int, types: int = PAPER_TYPES, genes: int = PAPER_GENES) -> float:
+    """The bank's state at its cap: every type with ``max_pairs_per_type`` pairs of distinct groups."""
+    pairs = types * max_pairs_per_type
+    return bank_state_bytes(2 * pairs, pairs, genes)
+
+
 RULE_LINE = re.compile(r"^(?:local)?rule (\w+):$")
 RESOURCE = re.compile(r"(\w+)=([0-9.]+)")
 
@@ -135,7 +165,17 @@ def declared_resources(config: Path = CONFIG) -> dict[str, dict[str, float]]:
     """Per rule, the ``mem_mb`` and ``runtime`` its jobs ask for under ``config`` (the largest of its jobs), read
     from Snakemake's dry run of every job."""
     done = subprocess.run(
-        ["snakemake", "-n", "--forceall", "--configfile", str(config), "--config", "run=rehearsal_declared"],
+        [
+            "snakemake",
+            "-n",
+            "--forceall",
+            "--workflow-profile",
+            "none",
+            "--configfile",
+            str(config),
+            "--config",
+            "run=rehearsal_declared",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -157,10 +197,18 @@ def declared_resources(config: Path = CONFIG) -> dict[str, dict[str, float]]:
 
 
 def rehearsal_table(
-    small: dict, large: dict, cells_small: dict, cells_large: dict, declared: dict
+    small: dict,
+    large: dict,
+    cells_small: dict,
+    cells_large: dict,
+    declared: dict,
+    bank: dict[str, float] | None = None,
 ) -> list[dict[str, object]]:
     """One row per rule seen in both runs: peaks (MB), growth, slope (bytes per cell of its ``DRIVER`` split),
-    the extrapolation to ``PAPER_CELLS`` (GB), what it declares (GB, min) and the headroom."""
+    the extrapolation to ``PAPER_CELLS`` (GB), what it declares (GB, min) and the headroom.
+
+    ``bank`` (``state_large`` and ``bound``, bytes) extrapolates the ``PAIR_BOUNDED`` rule from its state: the
+    large run's peak plus the state it lacks of the bound (its slope column is then empty)."""
     paper = {**PAPER_CELLS, "all": sum(PAPER_CELLS.values())}
     rows = []
     for rule in sorted(set(small) & set(large)):
@@ -168,7 +216,10 @@ def rehearsal_table(
         if driver is not None and (driver not in cells_small or driver not in cells_large):
             continue  # a run that stopped before writing the split that drives the rule
         r1, r2 = small[rule]["max_rss"], large[rule]["max_rss"]
-        if driver is None:
+        if rule in PAIR_BOUNDED and bank:
+            driver, slope_mb = "pairs", None
+            extrapolated_gb = (r2 + max(bank["bound"] - bank["state_large"], 0.0) / 1e6) / 1000
+        elif driver is None:
             slope_mb, extrapolated_gb = 0.0, max(r1, r2) / 1000
         else:
             n1, n2 = cells_small[driver], cells_large[driver]
@@ -182,7 +233,7 @@ def rehearsal_table(
                 "rss_small_mb": round(r1, 1),
                 "rss_large_mb": round(r2, 1),
                 "growth": round(r2 / r1, 3) if r1 else float("nan"),
-                "bytes_per_cell": round(slope_mb * 1e6, 1),
+                "bytes_per_cell": None if slope_mb is None else round(slope_mb * 1e6, 1),
                 "paper_gb": round(extrapolated_gb, 2),
                 "declared_gb": round(mem / 1000, 1) if mem else None,
                 "runtime_min": declared.get(rule, {}).get("runtime"),
@@ -229,10 +280,28 @@ def main(argv=None) -> int:
     cells_small, cells_large = split_cells(small_dir), split_cells(large_dir)
     if cells_small["all"] > cells_large["all"]:
         small_dir, large_dir, cells_small, cells_large = large_dir, small_dir, cells_large, cells_small
+    bank = None
+    counts = bank_counts(small_dir), bank_counts(large_dir)
+    if all(counts):
+        max_pairs = int(yaml.safe_load(CONFIG.read_text())["augmentation"]["max_pairs_per_type"])
+        states = [bank_state_bytes(*c) for c in counts]
+        bank = {"state_large": states[1], "bound": bank_bound(max_pairs)}
     rows = rehearsal_table(
-        peak_rss(small_dir), peak_rss(large_dir), cells_small, cells_large, declared_resources()
+        peak_rss(small_dir), peak_rss(large_dir), cells_small, cells_large, declared_resources(), bank
     )
     print_table(rows, cells_small, cells_large)
+    if bank:
+        peaks = [peak_rss(d)["augmentation_bank"]["max_rss"] for d in (small_dir, large_dir)]
+        print(
+            "augmentation_bank: (groups, pairs, genes) "
+            + " and ".join(map(str, counts))
+            + "; state "
+            + " and ".join(f"{s / 1e9:.2f}" for s in states)
+            + " GB, peak minus state "
+            + " and ".join(f"{p / 1000 - s / 1e9:.2f}" for p, s in zip(peaks, states, strict=True))
+            + f" GB; at the cap ({PAPER_TYPES} types × {max_pairs} pairs, {PAPER_GENES:,} genes) "
+            f"{bank['bound'] / 1e9:.2f} GB"
+        )
     print(summary_line(rows))
     return 0
 

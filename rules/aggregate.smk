@@ -28,8 +28,7 @@ rule aggregate:
         f"{BENCHMARKS}/aggregate.tsv",
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        **rule_resources("aggregate", mem_mb=4000, runtime=20),
     conda:
         ENV
     script:
@@ -51,8 +50,7 @@ rule figures:
         f"{BENCHMARKS}/figures.tsv",
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **rule_resources("figures", mem_mb=2000, runtime=10),
     conda:
         ENV
     script:

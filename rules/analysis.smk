@@ -35,8 +35,7 @@ rule paper_analyses:
         settings=AnalysisSettings.from_config(config).params(),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=20,
+        **rule_resources("paper_analyses", mem_mb=2000, runtime=20),
     conda:
         ENV
     script:
@@ -70,8 +69,7 @@ rule prediction_analyses:
         settings=AnalysisSettings.from_config(config).params(),
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **rule_resources("prediction_analyses", mem_mb=8000, runtime=60),
     conda:
         ENV
     script:

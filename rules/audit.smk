@@ -33,8 +33,7 @@ rule audit_ood:
         settings=AuditSettings.from_config(config).params(),
     threads: 1
     resources:
-        mem_mb=config["resources"]["data"]["mem_mb"],
-        runtime=config["resources"]["data"]["runtime"],
+        **rule_resources("audit_ood", **config["resources"]["data"]),
     conda:
         ENV
     script:
@@ -63,8 +62,7 @@ if config["ontology"].get("ood_source"):
             ood_source=config["ontology"]["ood_source"],
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=10,
+            **rule_resources("cl_release_diff", mem_mb=2000, runtime=10),
         conda:
             ENV
         script:

@@ -20,8 +20,7 @@ if CENSUS["source"] == "anndata":
             settings=IngestSettings.from_config(config).params(),
         threads: 1
         resources:
-            mem_mb=config["resources"]["data"]["mem_mb"],
-            runtime=config["resources"]["data"]["runtime"],
+            **rule_resources("ingest_anndata", **config["resources"]["data"]),
         conda:
             ENV
         script:
@@ -46,8 +45,7 @@ else:
             ontology=ontology_obo(),
         threads: 1
         resources:
-            mem_mb=config["resources"]["data"]["mem_mb"],
-            runtime=config["resources"]["data"]["runtime"],
+            **rule_resources("simulate_census", **config["resources"]["data"]),
         conda:
             ENV
         script:

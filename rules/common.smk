@@ -164,6 +164,12 @@ def job_seeds(wc):
     return list(SEEDS) if SEEDS_IN_ONE_JOB else [int(wc.seed)]
 
 
+def rule_resources(rule, mem_mb, runtime, **extra):
+    """A rule's resources: its defaults (``mem_mb`` MB, ``runtime`` minutes), replaced by what the config's
+    resources.rules.<rule> gives (config/paper.yaml's come from the scale rehearsal)."""
+    return {"mem_mb": mem_mb, "runtime": runtime, **extra, **config["resources"]["rules"].get(rule, {})}
+
+
 def job_runtime(minutes):
     """A train or evaluate job's time limit: resources.<rule>.runtime is per model, so times the seeds it runs."""
     return minutes * (len(SEEDS) if SEEDS_IN_ONE_JOB else 1)

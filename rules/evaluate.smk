@@ -60,8 +60,7 @@ rule score:
     threads: 1
     resources:
         # Scoring holds ~0.85 KB per cell (measured): ~3.2 GB for the paper's 3.45 M test cells.
-        mem_mb=6000,
-        runtime=20,
+        **rule_resources("score", mem_mb=6000, runtime=20),
     conda:
         ENV
     script:
@@ -90,8 +89,7 @@ rule controls:
     threads: 1
     resources:
         # Scoring holds ~0.85 KB per cell (measured): ~3.2 GB for the paper's 3.45 M test cells.
-        mem_mb=6000,
-        runtime=20,
+        **rule_resources("controls", mem_mb=6000, runtime=20),
     conda:
         ENV
     script:

@@ -14,8 +14,7 @@ rule fetch_ontology:
         sha256=config["ontology"]["sha256"],
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **rule_resources("fetch_ontology", mem_mb=1000, runtime=10),
     conda:
         ENV
     script:
@@ -37,8 +36,7 @@ rule ontology_closure:
         source=config["hierarchy"]["source"],
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **rule_resources("ontology_closure", mem_mb=2000, runtime=10),
     conda:
         ENV
     script:

@@ -21,8 +21,7 @@ if config["training_store"]["source"] == "sctab":
             settings=ScTabImportSettings.from_config(config).params(),
         threads: 1
         resources:
-            mem_mb=config["resources"]["data"]["mem_mb"],
-            runtime=config["resources"]["data"]["runtime"],
+            **rule_resources("import_sctab_store", **config["resources"]["data"]),
         conda:
             ENV
         script:
@@ -48,8 +47,7 @@ else:
             settings=SelectionSettings.from_config(config).params(),
         threads: 1
         resources:
-            mem_mb=config["resources"]["data"]["mem_mb"],
-            runtime=config["resources"]["data"]["runtime"],
+            **rule_resources("select_cells", **config["resources"]["data"]),
         conda:
             ENV
         script:
@@ -73,8 +71,7 @@ else:
             settings=StoreSettings.from_config(config).params(),
         threads: CENSUS["build_workers"] or DEFAULT_BUILD_WORKERS
         resources:
-            mem_mb=config["resources"]["data"]["mem_mb"],
-            runtime=config["resources"]["data"]["runtime"],
+            **rule_resources("build_store", **config["resources"]["data"]),
         conda:
             ENV
         script:
@@ -99,8 +96,7 @@ rule build_ood:
         settings=OodSettings.from_config(config).params(),
     threads: CENSUS["build_workers"] or DEFAULT_BUILD_WORKERS
     resources:
-        mem_mb=config["resources"]["data"]["mem_mb"],
-        runtime=config["resources"]["data"]["runtime"],
+        **rule_resources("build_ood", **config["resources"]["data"]),
     conda:
         ENV
     script:
@@ -122,8 +118,7 @@ rule augmentation_bank:
     priority: 2
     threads: 1
     resources:
-        mem_mb=config["resources"]["data"]["mem_mb"],
-        runtime=config["resources"]["data"]["runtime"],
+        **rule_resources("augmentation_bank", **config["resources"]["data"]),
     conda:
         ENV
     script:

@@ -63,8 +63,7 @@ rule import_checkpoint:
     threads: 1
     # Measured on a paper-size TabNet (19,331 genes, 164 labels; a 130 MB checkpoint): 1 s, 0.6 GB peak.
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **rule_resources("import_checkpoint", mem_mb=2000, runtime=10),
     conda:
         ENV
     script:

@@ -260,3 +260,50 @@ def test_ood_set_with_hce_normalisation_matches_the_reference_through_two_worker
     raw_cells = raw.sum(axis=1) > 0
     expected = hce_ood_rows(raw, var, var["feature_name"], store_genes["feature_name"])
     np.testing.assert_allclose(data.x.toarray()[raw_cells], expected[raw_cells], rtol=1e-5)
+
+
+def test_an_interrupted_ood_build_resumes_from_its_kept_segments_and_writes_the_same_bytes(
+    ood_inputs, tmp_path, monkeypatch
+):
+    """The OOD set keeps its finished segments beside it (``ood.partial/``) like the store build: a build that
+    fails part-way is rerun reading only the rest, and writes the bytes of an uninterrupted build."""
+    from hcebench.data import workers
+
+    config = copy.deepcopy(ood_inputs["config"])
+    config["census"].update(chunk_size=50, build_workers=1)
+    store_genes = ood_inputs["ood_var"][["feature_id", "feature_name"]].iloc[:40].reset_index(drop=True)
+    args = (
+        ood_inputs["train"],
+        ood_inputs["ood"],
+        ood_inputs["labels"],
+        store_genes,
+        OodSettings.from_config(config),
+    )
+    build_ood_set(*args, tmp_path / "whole", ontology=bundled_ontology())
+    assert not (tmp_path / "whole.partial").exists()
+
+    real, calls = workers.write_segment, []
+
+    def failing(*a, **k):  # the third segment's read fails, as a lost connection would
+        calls.append(a[2])
+        if len(calls) == 3:
+            raise OSError("connection reset")
+        real(*a, **k)
+
+    monkeypatch.setattr(workers, "write_segment", failing)
+    out, partial = tmp_path / "resumed", tmp_path / "resumed.partial"
+    with pytest.raises(OSError, match="connection reset"):
+        build_ood_set(*args, out, ontology=bundled_ontology())
+    kept = sorted(p.name for p in partial.glob(f"{OOD_SPLIT}/seg?????"))
+    assert len(kept) == 2 and not out.exists()
+
+    calls.clear()
+    monkeypatch.setattr(workers, "write_segment", lambda *a, **k: (calls.append(a[2]), real(*a, **k)))
+    build_ood_set(*args, out, ontology=bundled_ontology())
+    assert calls and not set(calls) & {int(name[3:]) for name in kept}  # only the segments not kept are read
+    files = sorted(p for p in (tmp_path / "whole").rglob("*") if p.is_file())
+    assert files
+    for path in files:
+        twin = out / path.relative_to(tmp_path / "whole")
+        assert twin.read_bytes() == path.read_bytes(), path.relative_to(tmp_path / "whole")
+    assert not partial.exists()

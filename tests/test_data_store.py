@@ -1,6 +1,7 @@
 """hcebench.data.store: normalisation by hand, the write/read round trip, shuffled and prefetched batches."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -264,3 +265,36 @@ def test_drop_last_leaves_out_only_a_short_last_batch(tmp_path, block_rows):
     assert [len(b) for b in data.batch_order(103, np.random.default_rng(5), block_rows, drop_last=True)] == [
         103
     ]
+
+
+def _mapped_kb(path) -> int:
+    """Resident KB of this process's mappings of ``path`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's header line
+            inside = len(fields) >= 6 and fields[5] == str(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_reading_a_split_keeps_only_a_bounded_part_of_it_mapped(tmp_path, monkeypatch):
+    """A job reading a split larger than memory is charged (resident memory) for MAPPED_BYTES_LIMIT of it, not
+    for every page it has read; the rows read are the same."""
+    from hcebench.data.store import split as split_module
+
+    dense, data = _random_split(tmp_path, n=6000, genes=400)
+    values = data.dir / "X.data.f32"
+    assert values.stat().st_size > 3 * 2**20
+    monkeypatch.setattr(split_module, "MAPPED_BYTES_LIMIT", 512 * 2**10)
+    for start in range(0, 6000, 100):
+        rows = np.arange(start, start + 100)
+        np.testing.assert_array_equal(data.dense_rows(rows), dense[rows])
+        assert _mapped_kb(values) <= 512 + 200, start  # the limit and one batch of ~64 KB
+    whole = SplitData.open(tmp_path / "s", 400, labels=["a"])  # without the limit: every page read stays
+    monkeypatch.setattr(split_module, "MAPPED_BYTES_LIMIT", 2**40)
+    for start in range(0, 6000, 100):
+        whole.dense_rows(np.arange(start, start + 100))
+    assert _mapped_kb(values) > 3 * 1024

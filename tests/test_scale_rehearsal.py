@@ -57,3 +57,37 @@ def test_the_table_extrapolates_each_rule_from_its_driving_split(tmp_path):
     line = rehearsal.summary_line(rows)
     assert line.startswith("rules=2 over_limit=1 worst=build_store:5.5/0.3 ")
     assert line.endswith(f"growth_4x={max(530 / 500, 420 / 400):.2f}")
+
+
+def test_the_bank_is_extrapolated_to_its_pair_cap_not_per_cell(tmp_path):
+    """The bank's state is its pairs' differences and groups' means, capped by types × max_pairs_per_type: its
+    row extrapolates the large run's peak by the state it lacks of the cap, and it is left out of growth_4x."""
+    small = fake_run(tmp_path / "a", 20_000, {"augmentation_bank": [3000.0], "score": [400.0]})
+    large = fake_run(tmp_path / "b", 80_000, {"augmentation_bank": [6000.0], "score": [410.0]})
+    for run, (groups, pairs) in ((small, (1000, 10_000)), (large, (4000, 40_000))):
+        (run / "logs").mkdir()
+        (run / "logs" / "augmentation_bank.log").write_text(
+            f"x INFO means of {groups} (type, tech_sample) groups in {pairs} pairs × 19331 genes\n"
+        )
+    counts = rehearsal.bank_counts(large)
+    assert counts == (4000, 40_000, 19_331)
+    state = rehearsal.bank_state_bytes(*counts)
+    assert state == max(8 * 4000 * 19_331 + 4 * 40_000 * 19_331, 8 * 40_000 * 19_331)
+    bound = rehearsal.bank_bound(300)  # 164 × 300 pairs of 2 distinct groups each
+    assert bound == 8 * 2 * 49_200 * 19_331 + 4 * 49_200 * 19_331
+    rows = rehearsal.rehearsal_table(
+        rehearsal.peak_rss(small),
+        rehearsal.peak_rss(large),
+        rehearsal.split_cells(small),
+        rehearsal.split_cells(large),
+        {
+            "augmentation_bank": {"mem_mb": 32000.0, "runtime": 60.0},
+            "score": {"mem_mb": 6000.0, "runtime": 20},
+        },
+        {"state_large": state, "bound": bound},
+    )
+    bank = {row["rule"]: row for row in rows}["augmentation_bank"]
+    assert bank["driver"] == "pairs" and bank["bytes_per_cell"] is None
+    assert bank["paper_gb"] == pytest.approx((6000 + (bound - state) / 1e6) / 1000, abs=0.01)
+    assert bank["growth"] == 2.0 and not bank["chunk_bounded"]
+    assert rehearsal.summary_line(rows).endswith(f"growth_4x={410 / 400:.2f}")

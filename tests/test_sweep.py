@@ -118,7 +118,11 @@ def test_the_sweeps_dry_run_lists_every_job_of_every_point(tmp_path, mechanism):
     """One DAG, planned as `--profile slurm` submits it: each point's training and evaluation jobs (one per loss ×
     seed of the linear model) with the config's resources, its census, store and tables, each writing under
     results/<run>_<value>/, then the figure; no nested run hides them."""
-    out = snakemake(tmp_path, "--profile", "slurm", "--configfile", str(MECHANISM), "--dry-run", cwd=ROOT)
+    out = snakemake(
+        tmp_path,
+        *("--profile", "slurm", "--workflow-profile", "none", "--configfile", str(MECHANISM), "--dry-run"),
+        cwd=ROOT,
+    )
     counts, outputs, resources = planned(out)
     models = len(mechanism["training"]["losses"]) * len(mechanism["training"]["seeds"])
     assert list(mechanism["architectures"]) == ["linear"] and not mechanism["training"]["seeds_in_one_job"]

@@ -51,6 +51,7 @@ def run(tmp_path_factory):
     (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_ALL_LOSSES))
     done = snakemake(workdir)
     assert done.returncode == 0, done.stderr[-6000:]
+    (workdir / "terminal.txt").write_text(done.stdout + done.stderr)
     return workdir, workdir / "results" / "tiny"
 
 
@@ -390,7 +391,7 @@ def test_seeds_in_one_job_runs_each_architecture_and_loss_once_and_writes_the_sa
     targets = [str(p.relative_to(copy)) for files in run_files.values() for p in files]
     done = snakemake(copy, "--forcerun", *targets, "--allowed-rules", "train", "evaluate", "--", *targets)
     assert done.returncode == 0, done.stderr[-6000:]
-    jobs = re.findall(r"^localrule (train|evaluate):$", done.stdout + done.stderr, re.M)
+    jobs = re.findall(r"^Finished jobid: \d+ \(Rule: (train|evaluate)\)$", done.stdout + done.stderr, re.M)
     assert sorted(jobs) == ["evaluate", "train"], jobs
     log = (copy / "results" / "tiny" / "logs" / "train" / "linear_hce.log").read_text()
     assert all(f"'seed': {seed}" in log for seed in seeds), log
@@ -487,7 +488,12 @@ def test_a_failing_job_ends_its_log_with_the_traceback_and_the_reason(run):
     model.write_bytes(model.read_bytes()[:1000])
     done = snakemake(copy, "results/tiny/predictions/linear/hce/seed1/test.parquet")
     assert done.returncode != 0
-    log = (copy / "results" / "tiny" / "logs" / "evaluate" / "linear_hce_seed1.log").read_text().splitlines()
+    log_path = "results/tiny/logs/evaluate/linear_hce_seed1.log"
+    # The terminal (job details left out by the workflow profile) names the failed job and its log.
+    assert re.search(rf"^rule evaluate \(.*seed=1.*\) failed; its log: {log_path}$", done.stderr, re.M), (
+        done.stderr
+    )
+    log = (copy / log_path).read_text().splitlines()
     assert any("Traceback (most recent call last)" in line for line in log)
     reason = r"CheckpointError: model \S*linear/hce/seed1/model\.pt is (truncated or )?corrupt \(.+\): delete it and"
     assert re.search(reason + " rerun the job that makes it$", log[-1]), log[-3:]
@@ -500,3 +506,19 @@ def test_a_clean_run_logs_no_json_schema_warning(run):
     for path in logs:
         for line in path.read_text().splitlines():
             assert "JSON Schema" not in line and "jsonschema" not in line, (path.name, line)
+
+
+def test_the_terminal_shows_job_lines_and_where_the_results_are_not_every_log_line(run):
+    """The workflow profile (quiet: rules) and the rule logs keep a run's terminal short: Snakemake's header, one
+    finished line per job, no job details, no rule log lines, no Python warning; the end names the headline table
+    and the report command."""
+    workdir, results = run
+    lines = (workdir / "terminal.txt").read_text().splitlines()
+    finished = [line for line in lines if re.match(r"^Finished jobid: \d+ \(Rule: \w+\)$", line)]
+    n_jobs = int(re.search(r"^total\s+(\d+)$", "\n".join(lines), re.M).group(1))
+    assert len(finished) == n_jobs
+    assert not [line for line in lines if re.match(r"^\s+(input|output|log|reason|resources): ", line)]
+    assert not [line for line in lines if re.search(r"\b\w*Warning\b|hcebench\.\w+ INFO", line)]
+    assert len(lines) <= 6 * n_jobs + 60, len(lines)
+    assert "hcebench: done. Headline table: results/tiny/summary.tsv" in lines
+    assert "hcebench: the report: snakemake --report results/tiny/report.html" in lines

@@ -29,6 +29,9 @@ def dry_run(workdir: Path, *args: str, env: dict | None = None) -> str:
         "snakemake",
         "--profile",
         "slurm",
+        # Every job's details (the workflow profile leaves them out of the terminal).
+        "--workflow-profile",
+        "none",
         "--snakefile",
         "Snakefile",
         "--directory",
@@ -130,6 +133,8 @@ def test_paper_config_from_the_repository_root_runs_only_its_own_grid():
         "snakemake",
         "--configfile",
         "config/paper.yaml",
+        "--workflow-profile",
+        "none",
         "--dry-run",
     ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -154,7 +159,12 @@ def dry_run_without_profile(
     """`snakemake --dry-run` in ``workdir`` (its config.yaml, or ``args``), without the SLURM profile."""
     cmd = snakemake_command(workdir)
     return subprocess.run(
-        [*cmd, *args, "--dry-run"], capture_output=True, text=True, timeout=300, env=env, cwd=workdir
+        [*cmd, *args, "--workflow-profile", "none", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=workdir,
     )
 
 

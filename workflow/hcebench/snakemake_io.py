@@ -32,13 +32,23 @@ def start(snakemake) -> logging.Logger:
     )
     logging.captureWarnings(True)
     log = logging.getLogger(f"hcebench.{snakemake.rule}")
-    sys.excepthook = failure_logger(log)
+    where = f"rule {snakemake.rule}" + (f" ({wildcards})" if (wildcards := _wildcard_text(snakemake)) else "")
+    sys.excepthook = failure_logger(log, where, snakemake.log[0] if len(snakemake.log) else None)
     log.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))
     return log
 
 
-def failure_logger(log: logging.Logger):
-    """An excepthook that logs the traceback, then the one-line reason last, then exits as Python would."""
+def _wildcard_text(snakemake) -> str:
+    return ", ".join(f"{k}={v}" for k, v in snakemake.wildcards.items())
+
+
+def failure_logger(log: logging.Logger, where: str = "", log_file: str | None = None):
+    """An excepthook that logs the traceback, then the one-line reason last, then exits as Python would.
+
+    With ``log_file``, the terminal gets one more line naming the job (``where``) and its log: Snakemake's own
+    job details are left out of the terminal (the workflow profile's ``quiet: rules``), so this line says where
+    to look.
+    """
 
     def log_failure(exc_type, exc, tb) -> None:
         if issubclass(exc_type, KeyboardInterrupt | SystemExit):
@@ -47,5 +57,7 @@ def failure_logger(log: logging.Logger):
         log.error("failed:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)).rstrip())
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         log.error("%s: %s", exc_type.__name__, reason)
+        if log_file:
+            print(f"{where or 'the job'} failed; its log: {log_file}", file=sys.stderr, flush=True)
 
     return log_failure

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,7 @@ from hcebench.data.genes import gene_match_counts, read_gene_list, resolve_genes
 from hcebench.data.reads import CensusRead, census_count_checks
 from hcebench.data.selection import balanced_class_weights, store_order
 from hcebench.data.store import StoreWriter
-from hcebench.data.workers import write_split
+from hcebench.data.workers import resume_dir, write_split
 from hcebench.io import atomic_path
 from hcebench.layout import STORE_SPLITS
 from hcebench.settings import StoreSettings
@@ -125,11 +124,3 @@ def build_training_store(
         store.write_meta(meta)
     shutil.rmtree(resume, ignore_errors=True)  # the store is whole: the kept work is done with
     return meta
-
-
-def resume_dir(directory: str | os.PathLike) -> Path:
-    """Where a build of the store at ``directory`` keeps its finished work until the store is whole: the sibling
-    ``<name>.partial/``, outside the rule's output, which Snakemake deletes when a job fails (``--rerun-incomplete``
-    and a plain rerun both start the job again, and it resumes from what is kept there)."""
-    directory = Path(directory)
-    return directory.parent / f"{directory.name}.partial"

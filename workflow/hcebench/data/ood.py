@@ -31,6 +31,7 @@ before any count is read (the meta's ``labels_outside_ontology``), an error past
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,7 @@ from hcebench.data.releases import (
 from hcebench.data.selection import OBS_COLUMNS, obs_value_filter, tech_sample
 from hcebench.data.shuffle import write_split_from_census
 from hcebench.data.store import StoreWriter
-from hcebench.data.workers import write_split
+from hcebench.data.workers import resume_dir, write_split
 from hcebench.io import atomic_path
 from hcebench.layout import NOVEL_SPLIT, OOD_SPLIT
 from hcebench.settings import OodSettings
@@ -154,6 +155,9 @@ def build_ood_set(
     reading processes when ``census.build_workers`` is null (the job's threads)."""
     census_cfg, filters = settings.census, settings.filters
     organism = census_cfg.organism
+    resume = resume_dir(
+        directory
+    )  # the ood split's finished segments, kept for a rerun until the set is whole
     with open_census(train_source) as census:
         train_datasets = read_datasets(census)
         train_release = census_release(train_source, census)
@@ -219,6 +223,7 @@ def build_ood_set(
             store.split_dir(OOD_SPLIT),
             workers=census_cfg.build_workers or threads,
             checks=checks,
+            resume_dir=resume / OOD_SPLIT,
         )
         release_pair = {
             "datasets": dataset_diff(train_datasets, ood_datasets),
@@ -258,6 +263,7 @@ def build_ood_set(
         if normalisation is not None:
             meta["normalisation_genes"] = normalisation
         store.write_meta(meta)
+    shutil.rmtree(resume, ignore_errors=True)  # the set is whole: the kept work is done with
     return meta
 
 

@@ -178,6 +178,14 @@ def read_plan(obs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, 
     return obs, rows, joinids, datasets_in_read_order(obs, rows).astype(str)
 
 
+def resume_dir(directory: str | os.PathLike) -> Path:
+    """Where a build of the store (or OOD set) at ``directory`` keeps its finished work until the store is whole: the sibling
+    ``<name>.partial/``, outside the rule's output, which Snakemake deletes when a job fails (``--rerun-incomplete``
+    and a plain rerun both start the job again, and it resumes from what is kept there)."""
+    directory = Path(directory)
+    return directory.parent / f"{directory.name}.partial"
+
+
 def write_split(
     source: dict,
     census,

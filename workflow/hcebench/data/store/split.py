@@ -16,6 +16,7 @@ sparse (``SparseBatch``) until the model densifies them on its device: ~16 bytes
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,11 @@ X_FILES = {
     "indices": ("X.indices.i32", np.int32),
     "indptr": ("X.indptr.i64", np.int64),
 }
+#: Bytes of a split's files a reader may keep mapped in its address space before the pages it has read are let go
+#: (``SplitData.release_pages``). The pages stay in the kernel's page cache (a later read is a minor fault, not a
+#: disk read), but no longer count in the process's resident memory, which is what Snakemake's benchmark files and
+#: SLURM's accounting measure: a job that reads a 250 GB training split is charged for this much of it, not all.
+MAPPED_BYTES_LIMIT = 256 * 2**20
 
 
 def split_files(directory: str | os.PathLike) -> dict[str, Path]:
@@ -124,6 +130,8 @@ class SplitData:
     def __init__(self, directory: str | os.PathLike, n_genes: int, labels: list[str] | None = None):
         self.dir = Path(directory)
         self.n_genes = n_genes
+        self._maps: list[mmap.mmap] = []
+        self._read_bytes = 0  # read through the maps since their pages were last let go
         arrays = {}
         for key, (name, dtype) in X_FILES.items():
             path = self.dir / name
@@ -137,7 +145,7 @@ class SplitData:
                     f"{path} holds {size:,} bytes, not a whole number of {np.dtype(dtype).name} values: the file "
                     f"was cut short or overwritten; delete {self.dir.parent} to rebuild"
                 )
-            arrays[key] = np.memmap(path, dtype=dtype, mode="r") if size else np.zeros(0, dtype)
+            arrays[key] = self._map(path, dtype) if size else np.zeros(0, dtype)
         self.data, self.indices, self.indptr = arrays["data"], arrays["indices"], arrays["indptr"]
         self._obs_file = pq.ParquetFile(self.dir / OBS_FILE)
         self.n_obs = self._obs_file.metadata.num_rows
@@ -156,6 +164,25 @@ class SplitData:
         self._x: sp.csr_matrix | None = None
         self._obs: pd.DataFrame | None = None
         self.y = self.label_indices(labels)
+
+    def _map(self, path: Path, dtype) -> np.ndarray:
+        """``path``'s values, read-only and memory-mapped (a map ``release_pages`` can let go of)."""
+        with open(path, "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._maps.append(mapped)
+        return np.frombuffer(mapped, dtype=dtype)
+
+    def release_pages(self) -> None:
+        """Let go of the mapped pages read so far (``MAPPED_BYTES_LIMIT``): they leave the process's resident
+        memory and stay in the page cache. Arrays read from the maps are copies and stay valid; so do the maps."""
+        for mapped in self._maps:
+            mapped.madvise(mmap.MADV_DONTNEED)
+        self._read_bytes = 0
+
+    def _count_read(self, n_bytes: int) -> None:
+        self._read_bytes += n_bytes
+        if self._read_bytes >= MAPPED_BYTES_LIMIT:
+            self.release_pages()
 
     @property
     def obs(self) -> pd.DataFrame:
@@ -275,6 +302,8 @@ class SplitData:
             positions = np.repeat(starts - indptr[:-1], lengths) + np.arange(nnz, dtype=np.int64)
             values = np.take(self.data, positions, out=values)
             indices = np.take(self.indices, positions, out=indices)
+        # Stored values and indices (8 bytes) and the row offsets (16) read from the maps.
+        self._count_read(8 * nnz + 16 * len(rows))
         return SparseBatch(indptr, np.asarray(indices), np.asarray(values), y, self.n_genes, order)
 
     def dense_rows(self, rows: np.ndarray) -> np.ndarray:
