@@ -180,7 +180,7 @@ def test_the_command_refuses_log_normalised_counts_and_reads_them_from_a_layer(r
     h5ad = tmp_path / "lognorm.h5ad"
     adata.write_h5ad(h5ad)
     args = [str(h5ad), "--model", str(run["model_dir"]), "--output", str(tmp_path / "out.parquet")]
-    with pytest.raises(DataError, match=r"looks log-normalised.*--counts.*layer:counts"):
+    with pytest.raises(DataError, match=r"looks log-normalised.*--counts.*layers/counts"):
         annotate(
             h5ad,
             tmp_path / "refused.parquet",
@@ -188,7 +188,7 @@ def test_the_command_refuses_log_normalised_counts_and_reads_them_from_a_layer(r
         )
     assert not (tmp_path / "refused.parquet").exists()
     report = tmp_path / "report.json"
-    assert main([*args, "--counts", "layer:counts", "--report", str(report)]) == 0
+    assert main([*args, "--counts", "layers/counts", "--report", str(report)]) == 0
     table = pd.read_parquet(tmp_path / "out.parquet").set_index("cell_id")
     expected = by_cell(run["argmax"]).loc[table.index]
     assert (table["hcebench_label"].astype(str).to_numpy() == expected["pred_label"].to_numpy()).all()
@@ -200,7 +200,7 @@ def test_the_command_line_help_says_what_it_does(capsys):
         main(["--help"])
     assert stopped.value.code == 0
     text = capsys.readouterr().out
-    assert "--model" in text and "back-off label" in text and "layer:<name>" in text
+    assert "--model" in text and "back-off label" in text and "layers/<name>" in text
 
 
 def test_query_genes_by_id_or_symbol_report_ambiguous_symbols_and_refuse_too_few():
@@ -236,7 +236,7 @@ def test_bad_inputs_are_clear_errors_before_any_output(run, model, tmp_path):
     with pytest.raises(DataError, match="0 cells"):
         annotate(tmp_path / "nocells.h5ad", out, model)
     with pytest.raises(DataError, match=r"has no raw/X .*holds \['X'\]"):
-        annotate(run["h5ad"], out, model, counts="raw")
+        annotate(run["h5ad"], out, model, counts="raw.X")
     negative = adata.copy()
     negative.X = negative.X.copy()
     negative.X.data[5] = -1
@@ -375,11 +375,13 @@ def test_counts_in_raw_with_more_genes_than_a_dense_x_are_read_with_raws_genes(r
     hvg.X = np.log1p(x / np.maximum(x.sum(axis=1, keepdims=True), 1) * 1e4)
     hvg.raw = full
     hvg.write_h5ad(tmp_path / "hvg.h5ad")
-    with pytest.raises(ValueError, match=r"X holds only 40 of the model's 300 genes.*--counts raw reads it"):
+    with pytest.raises(
+        ValueError, match=r"X holds only 40 of the model's 300 genes.*--counts raw\.X reads it"
+    ):
         annotate(tmp_path / "hvg.h5ad", tmp_path / "x.parquet", model)
     with pytest.raises(DataError, match=r"X looks log-normalised.*the file holds X, raw"):
         annotate(tmp_path / "hvg.h5ad", tmp_path / "x.parquet", model, min_gene_share=0.1)
-    summary = annotate(tmp_path / "hvg.h5ad", tmp_path / "raw.parquet", model, counts="raw", chunk_size=500)
+    summary = annotate(tmp_path / "hvg.h5ad", tmp_path / "raw.parquet", model, counts="raw.X", chunk_size=500)
     table = pd.read_parquet(tmp_path / "raw.parquet").set_index("cell_id")
     expected = by_cell(run["argmax"]).loc[table.index]
     assert summary["genes_found"] > 40

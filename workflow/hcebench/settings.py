@@ -350,7 +350,7 @@ class AnnotateSettings(Settings):
     """Rule ``annotate``: how a trained model reads the user's ``.h5ad`` files (``annotate:``, less the files, the
     model and the resources), and the device it runs on (``training.device``)."""
 
-    counts: str  # X, raw or layer:<name>: the matrix of raw counts
+    counts: str  # X, raw.X or layers/<name>: the matrix of raw counts
     gene_column: str | None  # var column of ids or symbols; None tries the usual ones
     match_by: str | None  # feature_id, feature_name, or None for whichever finds more
     min_gene_share: float  # the share of the model's genes a file must hold

@@ -24,15 +24,16 @@ import scipy.sparse as sp
 from hcebench.data.checks import any_bad_value, bad_values
 from hcebench.errors import DataError
 
-#: Where the counts may be: ``X``, ``raw`` (``raw.X``, whose genes are ``raw.var``) or ``layer:<name>``.
-COUNTS_HELP = "X, raw (raw.X) or layer:<name>"
+#: Where the counts may be, spelled as the AnnData source's ``counts.matrix``: ``X``, ``raw.X`` (whose genes are
+#: ``raw.var``) or ``layers/<name>``.
+COUNTS_HELP = "X, raw.X or layers/<name>"
 #: A matrix whose non-integer values all lie below this is taken for log-normalised: log1p of 10^6 counts is 13.8,
 #: more than any per-cell-scaled count (10^4 per cell by default) reaches.
 LOG_NORMALISED_MAX = float(np.log1p(1e6))
 
 
 class QueryCounts:
-    """The counts of a user's ``.h5ad`` (``counts``: ``X``, ``raw`` or ``layer:<name>``), read in row chunks.
+    """The counts of a user's ``.h5ad`` (``counts``: ``X``, ``raw.X`` or ``layers/<name>``), read in row chunks.
 
     ``var`` is the matrix's gene table (``raw.var`` for ``raw``), ``n_cells`` its rows. Use as a context manager;
     every problem with the file (missing, not HDF5, not an AnnData file, no such matrix, no cells or genes, stored
@@ -77,9 +78,9 @@ class QueryCounts:
         """The matrices the file holds, as ``counts`` names them: for messages that suggest another."""
         found = ["X"] if "X" in self.file else []
         if "raw" in self.file and "X" in self.file["raw"]:
-            found.append("raw")
+            found.append("raw.X")
         if "layers" in self.file:
-            found += [f"layer:{name}" for name in self.file["layers"]]
+            found += [f"layers/{name}" for name in self.file["layers"]]
         return found
 
     def _locate(self, counts: str) -> tuple[str, str]:
@@ -91,10 +92,10 @@ class QueryCounts:
                 )
         if counts == "X":
             where = ("X", "var")
-        elif counts == "raw":
+        elif counts == "raw.X":
             where = ("raw/X", "raw/var")
-        elif counts.startswith("layer:") and len(counts) > len("layer:"):
-            where = (f"layers/{counts[len('layer:') :]}", "var")
+        elif counts.startswith("layers/") and len(counts) > len("layers/"):
+            where = (counts, "var")
         else:
             raise DataError(f"counts {counts!r} is not one of {COUNTS_HELP}")
         if where[0] not in self.file:
@@ -143,9 +144,7 @@ class QueryCounts:
     @property
     def what(self) -> str:
         """The matrix in messages: ``file.h5ad raw.X``."""
-        return (
-            f"{self.path} {'raw.X' if self.counts == 'raw' else self.group_path.replace('layers/', 'layer ')}"
-        )
+        return f"{self.path} {'raw.X' if self.counts == 'raw.X' else self.group_path.replace('layers/', 'layer ')}"
 
     def cell_ids(self, start: int, stop: int) -> np.ndarray:
         """The obs names of rows ``start:stop`` (the obs index), as strings."""

@@ -405,11 +405,11 @@ def annotate(
                 what=query.what,
             )
         except ValueError as err:
-            if counts == "raw" or "raw" not in query.matrices():
+            if counts == "raw.X" or "raw.X" not in query.matrices():
                 raise
             # X often holds a subset of genes (highly variable ones) while raw.X keeps them all, with the counts.
             raise ValueError(
-                f"{err}; the file also holds raw.X: --counts raw reads it with raw.var's genes"
+                f"{err}; the file also holds raw.X: --counts raw.X reads it with raw.var's genes"
             ) from None
         log.info(
             "%s: %s of the model's %s genes found by %s (column %s); %.1f %% missing, left at zero",
