@@ -267,23 +267,12 @@ def test_drop_last_leaves_out_only_a_short_last_batch(tmp_path, block_rows):
     ]
 
 
-def _mapped_kb(path) -> int:
-    """Resident KB of this process's mappings of ``path`` (/proc/self/smaps)."""
-    total, inside = 0, False
-    for line in open("/proc/self/smaps"):
-        fields = line.split()
-        if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's header line
-            inside = len(fields) >= 6 and fields[5] == str(path)
-        elif inside and fields[0] == "Rss:":
-            total += int(fields[1])
-    return total
-
-
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
 def test_reading_a_split_keeps_only_a_bounded_part_of_it_mapped(tmp_path, monkeypatch):
     """A job reading a split larger than memory is charged (resident memory) for MAPPED_BYTES_LIMIT of it, not
     for every page it has read; the rows read are the same."""
     from hcebench.data.store import split as split_module
+    from hcebench.data.store.split import resident_mapped_bytes
 
     dense, data = _random_split(tmp_path, n=6000, genes=400)
     values = data.dir / "X.data.f32"
@@ -292,9 +281,9 @@ def test_reading_a_split_keeps_only_a_bounded_part_of_it_mapped(tmp_path, monkey
     for start in range(0, 6000, 100):
         rows = np.arange(start, start + 100)
         np.testing.assert_array_equal(data.dense_rows(rows), dense[rows])
-        assert _mapped_kb(values) <= 512 + 200, start  # the limit and one batch of ~64 KB
+        assert resident_mapped_bytes(values) // 1024 <= 512 + 200, start  # the limit and one batch of ~64 KB
     whole = SplitData.open(tmp_path / "s", 400, labels=["a"])  # without the limit: every page read stays
     monkeypatch.setattr(split_module, "MAPPED_BYTES_LIMIT", 2**40)
     for start in range(0, 6000, 100):
         whole.dense_rows(np.arange(start, start + 100))
-    assert _mapped_kb(values) > 3 * 1024
+    assert resident_mapped_bytes(values) // 1024 > 3 * 1024

@@ -45,6 +45,20 @@ X_FILES = {
 MAPPED_BYTES_LIMIT = 256 * 2**20
 
 
+def resident_mapped_bytes(path: str | os.PathLike) -> int:
+    """Bytes of this process's memory maps of ``path`` that are resident (Linux's ``/proc/self/smaps``): what a
+    reader of a split is charged for the file's pages it holds mapped."""
+    total, inside, path = 0, False, str(Path(path).resolve())
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's header line
+                inside = len(fields) >= 6 and fields[5] == path
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1]) * 1024
+    return total
+
+
 def split_files(directory: str | os.PathLike) -> dict[str, Path]:
     """A split directory's files by role: X's ``data``, ``indices`` and ``indptr`` arrays, and ``obs``."""
     directory = Path(directory)
