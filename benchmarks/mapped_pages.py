@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from hcebench.data.store import SplitData
 from hcebench.data.store import split as split_module
-from hcebench.data.store.split import resident_mapped_bytes
+from hcebench.data.store.split import resident_mapped_bytes, split_files
 
 
 def mapped_mb(path: Path) -> float:
@@ -38,7 +38,7 @@ def epoch(directory: Path, genes: int, limit: int, batch_size: int, block_rows: 
     split_module.MAPPED_BYTES_LIMIT = limit
     data = SplitData.open(directory, genes)
     order = data.batch_order(batch_size, np.random.default_rng(0), block_rows)
-    values = (data.dir / "X.data.f32").resolve()
+    values = split_files(data.dir)["data"]
     peak, start = 0.0, time.perf_counter()
     for i, batch in enumerate(data.read_batches(order, prefetch=0, reuse_buffers=True)):
         if i % 8 == 0:
@@ -59,7 +59,8 @@ def main() -> None:
     parser.add_argument("--block-rows", type=int, default=128)
     args = parser.parse_args()
     limited_limit = split_module.MAPPED_BYTES_LIMIT
-    size_mb = sum((args.split / name).stat().st_size for name in ("X.data.f32", "X.indices.i32")) / 2**20
+    files = split_files(args.split)
+    size_mb = sum(files[key].stat().st_size for key in ("data", "indices")) / 2**20
     print(f"{args.split}: {size_mb:.0f} MB of values and indices; limit {limited_limit / 2**20:.0f} MB")
     results: dict[str, list[tuple[float, float]]] = {"limited": [], "unlimited": []}
     for r in range(args.rounds):
