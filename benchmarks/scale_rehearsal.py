@@ -205,7 +205,8 @@ def rehearsal_table(
     bank: dict[str, float] | None = None,
 ) -> list[dict[str, object]]:
     """One row per rule seen in both runs: peaks (MB), growth, slope (bytes per cell of its ``DRIVER`` split),
-    the extrapolation to ``PAPER_CELLS`` (GB), what it declares (GB, min) and the headroom.
+    the extrapolation to ``PAPER_CELLS`` (GB, and minutes of this machine's CPU from the longest job's time the
+    same way), what it declares (GB, min) and the headroom.
 
     ``bank`` (``state_large`` and ``bound``, bytes) extrapolates the ``PAIR_BOUNDED`` rule from its state: the
     large run's peak plus the state it lacks of the bound (its slope column is then empty)."""
@@ -216,15 +217,20 @@ def rehearsal_table(
         if driver is not None and (driver not in cells_small or driver not in cells_large):
             continue  # a run that stopped before writing the split that drives the rule
         r1, r2 = small[rule]["max_rss"], large[rule]["max_rss"]
+        t1, t2 = small[rule]["s"], large[rule]["s"]
         if rule in PAIR_BOUNDED and bank:
             driver, slope_mb = "pairs", None
             extrapolated_gb = (r2 + max(bank["bound"] - bank["state_large"], 0.0) / 1e6) / 1000
+            # Its time follows its vectors (k-means), so the state's growth to the cap.
+            seconds = t2 * max(bank["bound"] / bank["state_large"], 1.0)
         elif driver is None:
-            slope_mb, extrapolated_gb = 0.0, max(r1, r2) / 1000
+            slope_mb, extrapolated_gb, seconds = 0.0, max(r1, r2) / 1000, max(t1, t2)
         else:
             n1, n2 = cells_small[driver], cells_large[driver]
             slope_mb = (r2 - r1) / (n2 - n1) if n2 != n1 else 0.0
             extrapolated_gb = (r2 + max(slope_mb, 0.0) * (paper[driver] - n2)) / 1000
+            slope_s = (t2 - t1) / (n2 - n1) if n2 != n1 else 0.0
+            seconds = t2 + max(slope_s, 0.0) * (paper[driver] - n2)
         mem = declared.get(rule, {}).get("mem_mb")
         rows.append(
             {
@@ -236,6 +242,7 @@ def rehearsal_table(
                 "bytes_per_cell": None if slope_mb is None else round(slope_mb * 1e6, 1),
                 "paper_gb": round(extrapolated_gb, 2),
                 "declared_gb": round(mem / 1000, 1) if mem else None,
+                "paper_min": round(seconds / 60, 1),
                 "runtime_min": declared.get(rule, {}).get("runtime"),
                 "headroom": round(mem / 1000 / extrapolated_gb, 2) if mem and extrapolated_gb > 0 else None,
                 "chunk_bounded": rule in CHUNK_BOUNDED,

@@ -52,6 +52,7 @@ def test_the_table_extrapolates_each_rule_from_its_driving_split(tmp_path):
     assert ev["bytes_per_cell"] == pytest.approx(2000.0)  # 30 MB over 15,000 cells
     assert ev["paper_gb"] == pytest.approx((530 + 30 / 15_000 * (3_500_000 - 20_000)) / 1000, abs=0.01)
     assert ev["headroom"] == pytest.approx(32.0 / ev["paper_gb"], abs=0.01)
+    assert ev["paper_min"] == pytest.approx(12.5 / 60, abs=0.01)  # the same time at both sizes: no slope
     bs = by_rule["build_store"]  # 20 MB over 60,000 training cells → 15.24 M cells
     assert bs["paper_gb"] == pytest.approx((420 + 20 / 60_000 * (15_240_000 - 80_000)) / 1000, abs=0.01)
     line = rehearsal.summary_line(rows)
