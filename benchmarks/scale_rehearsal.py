@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from pathlib import Path
 import yaml
 from hcebench import layout
 from hcebench.data.store import Store
+from hcebench.evaluation.contract import CHUNK_CELLS_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "rehearsal.yaml"
@@ -85,31 +87,53 @@ BANK_LINE = re.compile(r"means of (\d+) \(type, tech_sample\) groups in (\d+) pa
 CELLS_PER_DATASET = 500
 SIZES = (250_000, 1_000_000)
 QUICK_SIZES = (25_000, 100_000)
+#: The paper's chunks: census reads (config census.chunk_size) and predictions (evaluation.contract.CHUNK_CELLS).
+PAPER_CENSUS_CHUNK = 20_000
+PAPER_PREDICTION_CHUNK = 65_536
+#: --quick's chunks: small enough that both sizes fill every chunk, so the growth between them is the per-cell
+#: state alone (at 25k cells a 20,000-cell census chunk or a 65,536-cell prediction chunk is not yet full, and
+#: filling it would read as growth per cell).
+QUICK_CENSUS_CHUNK = 2_000
+QUICK_PREDICTION_CHUNK = 2_048
+#: Rules that stream predictions in CHUNK_CELLS chunks, and the split whose cells fill their largest chunk at the
+#: rehearsal's sizes (the OOD set is its largest predicted split).
+PREDICTION_CHUNKED = {"evaluate": "ood", "controls": "ood", "score": "ood", "prediction_analyses": "ood"}
 
 
-def run_name(cells: int) -> str:
-    return f"rehearsal_{cells}"
+def run_name(cells: int, quick: bool = False) -> str:
+    return f"rehearsal_{'quick_' if quick else ''}{cells}"
 
 
-def size_config(cells: int) -> Path:
+def size_config(cells: int, quick: bool = False) -> Path:
     """A config file that sets the rehearsal's run and size (training datasets of ~500 cells; a quarter as many
-    new OOD datasets), laid over config/rehearsal.yaml (a second ``--configfile``: Snakemake merges it in)."""
+    new OOD datasets), laid over config/rehearsal.yaml (a second ``--configfile``: Snakemake merges it in); with
+    ``quick``, the small census chunk too."""
     n_train = max(8, round(cells / CELLS_PER_DATASET))
-    path = ROOT / "results" / f"{run_name(cells)}.size.yaml"
+    path = ROOT / "results" / f"{run_name(cells, quick)}.size.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
+    chunk = f"  chunk_size: {QUICK_CENSUS_CHUNK}\n" if quick else ""
     path.write_text(
-        f"run: {run_name(cells)}\n"
-        f"census:\n  simulate:\n    n_train_datasets: {n_train}\n    n_ood_datasets: {max(2, n_train // 4)}\n"
+        f"run: {run_name(cells, quick)}\n"
+        f"census:\n{chunk}  simulate:\n    n_train_datasets: {n_train}\n    n_ood_datasets: {max(2, n_train // 4)}\n"
     )
     return path
 
 
-def run_rehearsal(cells: int, cores: int) -> Path:
-    """Run the rehearsal at ``cells`` cells (``snakemake``, every rule); its results directory."""
-    command = ["snakemake", "--cores", str(cores), "--configfile", str(CONFIG), str(size_config(cells))]
+def run_rehearsal(cells: int, cores: int, quick: bool = False) -> Path:
+    """Run the rehearsal at ``cells`` cells (``snakemake``, every rule); its results directory. ``quick`` runs it
+    with the small chunks (QUICK_CENSUS_CHUNK, and QUICK_PREDICTION_CHUNK through HCEBENCH_CHUNK_CELLS)."""
+    command = [
+        "snakemake",
+        "--cores",
+        str(cores),
+        "--configfile",
+        str(CONFIG),
+        str(size_config(cells, quick)),
+    ]
+    env = {**os.environ, CHUNK_CELLS_VARIABLE: str(QUICK_PREDICTION_CHUNK)} if quick else None
     print("$", " ".join(command), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
-    return ROOT / "results" / run_name(cells)
+    subprocess.run(command, cwd=ROOT, check=True, env=env)
+    return ROOT / "results" / run_name(cells, quick)
 
 
 def peak_rss(results: Path) -> dict[str, dict[str, float]]:
@@ -203,13 +227,22 @@ def rehearsal_table(
     cells_large: dict,
     declared: dict,
     bank: dict[str, float] | None = None,
+    chunked: dict | None = None,
+    cells_chunked: dict | None = None,
+    small_chunks: tuple[int, int] | None = None,
 ) -> list[dict[str, object]]:
     """One row per rule seen in both runs: peaks (MB), growth, slope (bytes per cell of its ``DRIVER`` split),
     the extrapolation to ``PAPER_CELLS`` (GB, and minutes of this machine's CPU from the longest job's time the
     same way), what it declares (GB, min) and the headroom.
 
     ``bank`` (``state_large`` and ``bound``, bytes) extrapolates the ``PAIR_BOUNDED`` rule from its state: the
-    large run's peak plus the state it lacks of the bound (its slope column is then empty)."""
+    large run's peak plus the state it lacks of the bound (its slope column is then empty).
+
+    When the two runs used small chunks (``small_chunks``: census and prediction chunk cells), ``chunked`` (peaks
+    of a run at the paper's chunks, the size of the large run, ``cells_chunked`` its cells) gives what the paper's
+    chunks cost: the extrapolation starts from that run's peak instead, and a rule whose prediction chunk that run
+    did not fill (``PREDICTION_CHUNKED``) adds the rest of the chunk at the cost per chunk cell the two large runs
+    show (``chunk_gb``)."""
     paper = {**PAPER_CELLS, "all": sum(PAPER_CELLS.values())}
     rows = []
     for rule in sorted(set(small) & set(large)):
@@ -218,19 +251,28 @@ def rehearsal_table(
             continue  # a run that stopped before writing the split that drives the rule
         r1, r2 = small[rule]["max_rss"], large[rule]["max_rss"]
         t1, t2 = small[rule]["s"], large[rule]["s"]
+        # The starting point: the large run, or the run at the paper's chunks (what those chunks cost).
+        base_mb, base_s, chunk_mb = r2, t2, 0.0
+        if chunked and rule in chunked:
+            base_mb, base_s = chunked[rule]["max_rss"], max(t2, chunked[rule]["s"])
+            if rule in PREDICTION_CHUNKED and small_chunks:
+                filled = min(cells_chunked[PREDICTION_CHUNKED[rule]], PAPER_PREDICTION_CHUNK)
+                if filled > small_chunks[1]:
+                    per_chunk_cell = max(base_mb - r2, 0.0) / (filled - small_chunks[1])
+                    chunk_mb = per_chunk_cell * (PAPER_PREDICTION_CHUNK - filled)
         if rule in PAIR_BOUNDED and bank:
             driver, slope_mb = "pairs", None
-            extrapolated_gb = (r2 + max(bank["bound"] - bank["state_large"], 0.0) / 1e6) / 1000
+            extrapolated_gb = (max(base_mb, r2) + max(bank["bound"] - bank["state_large"], 0.0) / 1e6) / 1000
             # Its time follows its vectors (k-means), so the state's growth to the cap.
-            seconds = t2 * max(bank["bound"] / bank["state_large"], 1.0)
+            seconds = base_s * max(bank["bound"] / bank["state_large"], 1.0)
         elif driver is None:
-            slope_mb, extrapolated_gb, seconds = 0.0, max(r1, r2) / 1000, max(t1, t2)
+            slope_mb, extrapolated_gb, seconds = 0.0, max(r1, r2, base_mb) / 1000, max(t1, base_s)
         else:
             n1, n2 = cells_small[driver], cells_large[driver]
             slope_mb = (r2 - r1) / (n2 - n1) if n2 != n1 else 0.0
-            extrapolated_gb = (r2 + max(slope_mb, 0.0) * (paper[driver] - n2)) / 1000
+            extrapolated_gb = (base_mb + chunk_mb + max(slope_mb, 0.0) * (paper[driver] - n2)) / 1000
             slope_s = (t2 - t1) / (n2 - n1) if n2 != n1 else 0.0
-            seconds = t2 + max(slope_s, 0.0) * (paper[driver] - n2)
+            seconds = base_s + max(slope_s, 0.0) * (paper[driver] - n2)
         mem = declared.get(rule, {}).get("mem_mb")
         rows.append(
             {
@@ -240,6 +282,7 @@ def rehearsal_table(
                 "rss_large_mb": round(r2, 1),
                 "growth": round(r2 / r1, 3) if r1 else float("nan"),
                 "bytes_per_cell": None if slope_mb is None else round(slope_mb * 1e6, 1),
+                "chunk_gb": round(chunk_mb / 1000, 2),
                 "paper_gb": round(extrapolated_gb, 2),
                 "declared_gb": round(mem / 1000, 1) if mem else None,
                 "paper_min": round(seconds / 60, 1),
@@ -277,13 +320,20 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES} instead of {SIZES}")
     parser.add_argument("--sizes", type=int, nargs=2, help="the two sizes (training-store cells, about)")
     parser.add_argument("--runs", type=Path, nargs=2, help="two finished runs' results directories: no run")
+    parser.add_argument(
+        "--chunk-run",
+        type=Path,
+        help="a finished run at the paper's chunks, the large size (e.g. results/rehearsal_100000): with --quick "
+        "runs, what the paper's chunks cost enters the extrapolation",
+    )
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args(argv)
     if args.runs:
         small_dir, large_dir = args.runs
     else:
         sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
-        small_dir, large_dir = (run_rehearsal(n, args.cores) for n in sizes)
+        small_dir, large_dir = (run_rehearsal(n, args.cores, quick=args.quick) for n in sizes)
+    quick = large_dir.name.startswith(run_name(0, quick=True)[:-1])
     cells_small, cells_large = split_cells(small_dir), split_cells(large_dir)
     if cells_small["all"] > cells_large["all"]:
         small_dir, large_dir, cells_small, cells_large = large_dir, small_dir, cells_large, cells_small
@@ -293,10 +343,26 @@ def main(argv=None) -> int:
         max_pairs = int(yaml.safe_load(CONFIG.read_text())["augmentation"]["max_pairs_per_type"])
         states = [bank_state_bytes(*c) for c in counts]
         bank = {"state_large": states[1], "bound": bank_bound(max_pairs)}
+    chunked = cells_chunked = None
+    if args.chunk_run:
+        chunked, cells_chunked = peak_rss(args.chunk_run), split_cells(args.chunk_run)
     rows = rehearsal_table(
-        peak_rss(small_dir), peak_rss(large_dir), cells_small, cells_large, declared_resources(), bank
+        peak_rss(small_dir),
+        peak_rss(large_dir),
+        cells_small,
+        cells_large,
+        declared_resources(),
+        bank,
+        chunked,
+        cells_chunked,
+        (QUICK_CENSUS_CHUNK, QUICK_PREDICTION_CHUNK) if quick else None,
     )
     print_table(rows, cells_small, cells_large)
+    if quick and not chunked:
+        print(
+            f"small chunks ({QUICK_CENSUS_CHUNK:,} census, {QUICK_PREDICTION_CHUNK:,} prediction cells): the "
+            "extrapolation leaves out what the paper's chunks cost; add --chunk-run <a run at the large size>"
+        )
     if bank:
         peaks = [peak_rss(d)["augmentation_bank"]["max_rss"] for d in (small_dir, large_dir)]
         print(

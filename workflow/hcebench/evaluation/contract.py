@@ -72,8 +72,24 @@ OBS_COLUMNS = [
     "label",
 ]
 #: Cells per chunk of a streamed predictions file (a parquet row group each): 65,536 cells × 164 labels is ~43 MB
-#: of float32 probabilities, so a writer's memory is a few chunks whatever the split's size.
-CHUNK_CELLS = 65_536
+#: of float32 probabilities, so a writer's memory is a few chunks whatever the split's size. Predicting, scoring and
+#: the analyses all stream in chunks of this size. The environment variable HCEBENCH_CHUNK_CELLS replaces it for a
+#: measurement (benchmarks/scale_rehearsal.py --quick fills whole chunks at small sizes with it); results do not
+#: depend on it, only memory and the files' row groups do.
+CHUNK_CELLS_VARIABLE = "HCEBENCH_CHUNK_CELLS"
+
+
+def chunk_cells_setting(value: str | None) -> int:
+    """The chunk size ``HCEBENCH_CHUNK_CELLS`` gives (65,536 when unset); anything but a positive integer is an
+    error naming the variable."""
+    if value is None or value == "":
+        return 65_536
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{CHUNK_CELLS_VARIABLE}={value!r}: give a positive number of cells, or unset it")
+    return int(value)
+
+
+CHUNK_CELLS = chunk_cells_setting(os.environ.get(CHUNK_CELLS_VARIABLE))
 #: Rows named in an error message; the message also says how many there are in all.
 ROWS_SHOWN = 5
 CONTRACT_DOC = "docs/data.md#predictions-contract-how-any-method-joins-the-benchmark"
