@@ -5,6 +5,7 @@ and says how to fix the file. The split is the toy store's test split (150 cells
 """
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -286,3 +287,15 @@ def test_predictions_metadata_records_the_run_the_label_set_and_the_release(toy,
         "reachability_hash": hierarchy.content_hash,
         "census_release": "toy",
     }
+
+
+def test_the_chunk_size_a_measurement_sets_is_a_positive_number_of_cells():
+    from hcebench.evaluation.contract import chunk_cells_setting
+
+    assert chunk_cells_setting(None) == chunk_cells_setting("") == 65_536
+    assert chunk_cells_setting("2048") == 2048
+    for bad in ("0", "-5", "2k", "1.5"):
+        with pytest.raises(
+            ValueError, match=rf"^HCEBENCH_CHUNK_CELLS='{re.escape(bad)}': give a positive number"
+        ):
+            chunk_cells_setting(bad)

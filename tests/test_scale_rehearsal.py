@@ -92,3 +92,37 @@ def test_the_bank_is_extrapolated_to_its_pair_cap_not_per_cell(tmp_path):
     assert bank["paper_gb"] == pytest.approx((6000 + (bound - state) / 1e6) / 1000, abs=0.01)
     assert bank["growth"] == 2.0 and not bank["chunk_bounded"]
     assert rehearsal.summary_line(rows).endswith(f"growth_4x={410 / 400:.2f}")
+
+
+def test_quick_runs_take_the_paper_chunks_cost_from_a_run_at_the_large_size(tmp_path):
+    """Small-chunk runs give the per-cell slope; a run at the paper's chunks and the large size gives the start,
+    and a prediction chunk it did not fill is completed at the cost per chunk cell the two large runs show."""
+    small = fake_run(tmp_path / "a", 20_000, {"evaluate": [400.0], "build_store": [300.0]})
+    large = fake_run(tmp_path / "b", 80_000, {"evaluate": [430.0], "build_store": [330.0]})
+    chunked = fake_run(tmp_path / "c", 80_000, {"evaluate": [630.0], "build_store": [900.0]})
+    declared = {r: {"mem_mb": 32000.0, "runtime": 60.0} for r in ("evaluate", "build_store")}
+    rows = rehearsal.rehearsal_table(
+        rehearsal.peak_rss(small),
+        rehearsal.peak_rss(large),
+        rehearsal.split_cells(small),
+        rehearsal.split_cells(large),
+        declared,
+        None,
+        rehearsal.peak_rss(chunked),
+        rehearsal.split_cells(chunked),
+        (rehearsal.QUICK_CENSUS_CHUNK, rehearsal.QUICK_PREDICTION_CHUNK),
+    )
+    by_rule = {row["rule"]: row for row in rows}
+    # evaluate: the OOD split (20,000 cells) filled 20,000 of the paper's 65,536-cell chunk: 200 MB over 17,952
+    # chunk cells more than the small chunk; the other 45,536 cost the same per cell.
+    per_chunk_cell = 200 / (20_000 - rehearsal.QUICK_PREDICTION_CHUNK)
+    ev = by_rule["evaluate"]
+    assert ev["chunk_gb"] == pytest.approx(per_chunk_cell * (65_536 - 20_000) / 1000, abs=0.01)
+    slope = 30 / 15_000  # MB per validation cell, from the small-chunk runs
+    assert ev["paper_gb"] == pytest.approx(
+        (630 + per_chunk_cell * (65_536 - 20_000) + slope * (3_500_000 - 20_000)) / 1000, abs=0.01
+    )
+    bs = by_rule["build_store"]  # census chunks: full in the run at the paper's chunks, so nothing added
+    assert bs["chunk_gb"] == 0
+    assert bs["paper_gb"] == pytest.approx((900 + 30 / 60_000 * (15_240_000 - 80_000)) / 1000, abs=0.01)
+    assert rehearsal.summary_line(rows).endswith(f"growth_4x={max(430 / 400, 330 / 300):.2f}")
