@@ -310,3 +310,43 @@ def test_a_hierarchy_source_without_its_data_is_refused(source, message):
         load_config(demo)
     demo["hierarchy"] = {"source": "child_matrix.npy"}
     assert load_config(demo)["hierarchy"]["source"] == "child_matrix.npy"
+
+
+def _differences(a, b, path=""):
+    """Dotted keys where two validated configs differ (a key of one block absent from the other counts)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {d for key in set(a) | set(b) for d in _differences(a.get(key), b.get(key), f"{path}{key}.")}
+    return set() if a == b else {path.rstrip(".")}
+
+
+def test_the_rehearsal_is_the_paper_config_on_a_simulated_census():
+    """config/rehearsal.yaml measures config/paper.yaml's rules at the paper's dimensions: it may differ only by the
+    census it reads, cheap training, and the keys named here with the reason."""
+    differences = _differences(
+        load_config(ROOT / "config" / "paper.yaml"), load_config(ROOT / "config" / "rehearsal.yaml")
+    )
+    allowed = {
+        # A simulated census at the paper's dimensions instead of the public one (no network), and its ontology.
+        "run",
+        "census.source",
+        "census.simulate",
+        "ontology.source",
+        "ontology.sha256",
+        # Cheap training: one seed, one epoch, on the CPU (memory is measured, not accuracy).
+        "training.seeds",
+        "training.max_epochs",
+        "training.patience",
+        "training.device",
+        # The paper's exactness keys, added to config/paper.yaml after the rehearsal's measured runs: each changes
+        # which cells or values are kept, not what a rule holds in memory (label order, a store trimmed to whole
+        # 1,024-row blocks, the last short minibatch, the F1 that picks the epoch, the OOD normalisation's genes).
+        "filters.label_order",
+        "split.row_multiple",
+        "training.drop_last",
+        "training.selection_f1",
+        "normalisation.ood_genes",
+    }
+    assert differences <= allowed, sorted(differences - allowed)
+    assert "resources" not in {
+        d.split(".")[0] for d in differences
+    }  # the rehearsal asks for the paper's resources
