@@ -69,6 +69,7 @@ def group_means(
             rows = np.flatnonzero(member)
             if isinstance(x, SplitData):
                 chunk = x.sparse_rows(start + rows).to_scipy()
+                x.release_pages()  # read once, front to back
             else:
                 chunk = x[start + rows]
             indicator = sp.csr_matrix(

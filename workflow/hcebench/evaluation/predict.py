@@ -139,6 +139,8 @@ def predict_chunks(
             logits = predict_logits(model, rows, batch_size, device, trained.get("bf16", True))
         if len(obs) == 0:
             logits = np.zeros((0, len(ckpt["labels"])), np.float32)
+        # The split is read once, front to back: the chunk's mapped pages are not read again.
+        data.release_pages()
         yield obs, torch.softmax(torch.from_numpy(logits), dim=1).numpy()
         start += len(obs)
     progress.finish()
