@@ -198,7 +198,8 @@ mkdir -p "$WORK/wf-slurm" "$WORK/wf-local"
 cp tests/data/tiny_config.yaml "$WORK/wf-slurm/config.yaml"
 cp tests/data/tiny_config.yaml "$WORK/wf-local/config.yaml"
 # --verbose prints the plugin's sbatch calls; the status check interval is shortened for a CI-sized workflow.
-SNAKE=(snakemake --snakefile "$REPO/Snakefile" --verbose --slurm-init-seconds-before-status-checks 5)
+# --workflow-profile none, as docs/slurm.md runs it: every job's submission and SLURM state stay on the terminal.
+SNAKE=(snakemake --snakefile "$REPO/Snakefile" --workflow-profile none --verbose --slurm-init-seconds-before-status-checks 5)
 log "tiny workflow: snakemake --profile slurm (from the repository root)"
 t0=$(date +%s)
 set +e
@@ -271,7 +272,7 @@ EOF
 log "a failing GPU job through the same profile (retries 0)"
 set +e
 timeout -s KILL 180 snakemake --snakefile "$WORK/fail/Snakefile" --directory "$WORK/fail" --profile slurm \
-    --retries 0 --slurm-init-seconds-before-status-checks 5 >"$WORK/log/snakemake-fail.log" 2>&1
+    --workflow-profile none --retries 0 --slurm-init-seconds-before-status-checks 5 >"$WORK/log/snakemake-fail.log" 2>&1
 rc=$?
 set -e
 grep -E "SLURM status is|Error in rule|failed" "$WORK/log/snakemake-fail.log" | head -n 4 | sed 's/^/  /'
@@ -317,7 +318,7 @@ rule train:
 EOF
 log "preemption: SIGTERM to a running training job (retries 1)"
 timeout -s KILL 240 snakemake --snakefile "$WORK/preempt/Snakefile" --directory "$WORK/preempt" --profile slurm \
-    --retries 1 --slurm-init-seconds-before-status-checks 5 >"$WORK/log/snakemake-preempt.log" 2>&1 &
+    --workflow-profile none --retries 1 --slurm-init-seconds-before-status-checks 5 >"$WORK/log/snakemake-preempt.log" 2>&1 &
 SNAKE_PID=$!
 for _ in $(seq 240); do compgen -G "$WORK/preempt/running.*" >/dev/null && break; sleep 0.5; done
 first=$(basename "$(compgen -G "$WORK/preempt/running.*" | head -1)" | cut -d. -f2)
