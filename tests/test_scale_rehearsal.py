@@ -32,6 +32,13 @@ def fake_run(root: Path, train: int, rss: dict[str, list[float]]) -> Path:
     return root
 
 
+def table(small: Path, large: Path, declared: dict, *extra) -> list[dict]:
+    """The rehearsal table of two fake runs (``extra``: the bank, chunk-run and chunk arguments)."""
+    small_peaks, large_peaks = rehearsal.peak_rss(small), rehearsal.peak_rss(large)
+    cells = rehearsal.split_cells(small), rehearsal.split_cells(large)
+    return rehearsal.rehearsal_table(small_peaks, large_peaks, *cells, declared, *extra)
+
+
 def test_the_table_extrapolates_each_rule_from_its_driving_split(tmp_path):
     small = fake_run(tmp_path / "a", 20_000, {"evaluate": [300.0, 500.0], "build_store": [400.0]})
     large = fake_run(tmp_path / "b", 80_000, {"evaluate": [520.0, 530.0], "build_store": [420.0]})
@@ -39,11 +46,9 @@ def test_the_table_extrapolates_each_rule_from_its_driving_split(tmp_path):
         "evaluate": {"mem_mb": 32000.0, "runtime": 120.0},
         "build_store": {"mem_mb": 300.0, "runtime": 5},
     }
-    rows = rehearsal.rehearsal_table(
-        rehearsal.peak_rss(small),
-        rehearsal.peak_rss(large),
-        rehearsal.split_cells(small),
-        rehearsal.split_cells(large),
+    rows = table(
+        small,
+        large,
         declared,
     )
     by_rule = {row["rule"]: row for row in rows}
@@ -76,11 +81,9 @@ def test_the_bank_is_extrapolated_to_its_pair_cap_not_per_cell(tmp_path):
     assert state == max(8 * 4000 * 19_331 + 4 * 40_000 * 19_331, 8 * 40_000 * 19_331)
     bound = rehearsal.bank_bound(300)  # 164 × 300 pairs of 2 distinct groups each
     assert bound == 8 * 2 * 49_200 * 19_331 + 4 * 49_200 * 19_331
-    rows = rehearsal.rehearsal_table(
-        rehearsal.peak_rss(small),
-        rehearsal.peak_rss(large),
-        rehearsal.split_cells(small),
-        rehearsal.split_cells(large),
+    rows = table(
+        small,
+        large,
         {
             "augmentation_bank": {"mem_mb": 32000.0, "runtime": 60.0},
             "score": {"mem_mb": 6000.0, "runtime": 20},
@@ -101,11 +104,9 @@ def test_quick_runs_take_the_paper_chunks_cost_from_a_run_at_the_large_size(tmp_
     large = fake_run(tmp_path / "b", 80_000, {"evaluate": [430.0], "build_store": [330.0]})
     chunked = fake_run(tmp_path / "c", 80_000, {"evaluate": [630.0], "build_store": [900.0]})
     declared = {r: {"mem_mb": 32000.0, "runtime": 60.0} for r in ("evaluate", "build_store")}
-    rows = rehearsal.rehearsal_table(
-        rehearsal.peak_rss(small),
-        rehearsal.peak_rss(large),
-        rehearsal.split_cells(small),
-        rehearsal.split_cells(large),
+    rows = table(
+        small,
+        large,
         declared,
         None,
         rehearsal.peak_rss(chunked),
