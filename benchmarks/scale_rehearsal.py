@@ -100,8 +100,12 @@ QUICK_PREDICTION_CHUNK = 2_048
 PREDICTION_CHUNKED = {"evaluate": "ood", "controls": "ood", "score": "ood", "prediction_analyses": "ood"}
 
 
+#: Runs of --quick are named rehearsal_quick_<cells>; --runs tells them apart by this prefix.
+QUICK_PREFIX = "rehearsal_quick_"
+
+
 def run_name(cells: int, quick: bool = False) -> str:
-    return f"rehearsal_{'quick_' if quick else ''}{cells}"
+    return f"{QUICK_PREFIX if quick else 'rehearsal_'}{cells}"
 
 
 def size_config(cells: int, quick: bool = False) -> Path:
@@ -333,7 +337,7 @@ def main(argv=None) -> int:
     else:
         sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
         small_dir, large_dir = (run_rehearsal(n, args.cores, quick=args.quick) for n in sizes)
-    quick = large_dir.name.startswith(run_name(0, quick=True)[:-1])
+    quick = large_dir.name.startswith(QUICK_PREFIX)
     cells_small, cells_large = split_cells(small_dir), split_cells(large_dir)
     if cells_small["all"] > cells_large["all"]:
         small_dir, large_dir, cells_small, cells_large = large_dir, small_dir, cells_large, cells_small

@@ -168,6 +168,20 @@ def worker_failure(staging: Path, failed: list[int], codes: list[int | None], n_
     return RuntimeError(f"store build worker(s) {failed} of {n_parts} failed (exit {codes[k]}):\n{tail}")
 
 
+def wait_for_workers(procs: list[subprocess.Popen], staging: Path, progress: Progress, done: int = 0) -> None:
+    """Wait for the workers, logging their progress (cells read, plus ``done`` kept from an earlier run); at the
+    first failure raise its error (``worker_failure``)."""
+    while True:
+        codes = [proc.poll() for proc in procs]
+        progress.update(done + sum(read_progress(staging / f"progress{k}") for k in range(len(procs))))
+        if all(code == 0 for code in codes) or any(code for code in codes):
+            break
+        time.sleep(0.2)
+    failed = [k for k, code in enumerate(codes) if code]
+    if failed:
+        raise worker_failure(staging, failed, codes, len(procs))
+
+
 def read_plan(obs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """What the workers read, in read order: ``(obs, rows, joinids, datasets)`` with ``obs`` renumbered from 0,
     ``rows`` its rows in ascending soma_joinid (``read_order``), their soma_joinids and datasets (a plain string
@@ -249,15 +263,7 @@ def write_split(
                 "checks": {"what": checks.what, "integer": checks.integer, "fix": checks.fix},
             }
             procs.append(start_worker(staging, k, job))
-        while True:  # wait for the workers, logging their progress; stop at the first failure
-            codes = [proc.poll() for proc in procs]
-            progress.update(sum(read_progress(staging / f"progress{k}") for k in range(n_parts)))
-            if all(code == 0 for code in codes) or any(code for code in codes):
-                break
-            time.sleep(0.2)
-        failed = [k for k, code in enumerate(codes) if code]
-        if failed:
-            raise worker_failure(staging, failed, codes, n_parts)
+        wait_for_workers(procs, staging, progress)
         for k in range(n_parts):
             checks.merge(json.loads((staging / f"tally{k}.json").read_text()))
         n = gather_buckets(buckets, obs, read.n_genes, directory, read.chunk_size)
@@ -479,15 +485,7 @@ def _read_segments(
                 "checks": {"what": checks.what, "integer": checks.integer, "fix": checks.fix},
             }
             procs.append(start_worker(staging, g, job))
-        while True:
-            codes = [proc.poll() for proc in procs]
-            progress.update(done_cells + sum(read_progress(staging / f"progress{g}") for g in range(n_parts)))
-            if all(code == 0 for code in codes) or any(code for code in codes):
-                break
-            time.sleep(0.2)
-        failed = [g for g, code in enumerate(codes) if code]
-        if failed:
-            raise worker_failure(staging, failed, codes, n_parts)
+        wait_for_workers(procs, staging, progress, done_cells)
     finally:
         for proc in procs:
             if proc.poll() is None:
