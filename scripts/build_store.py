@@ -7,13 +7,13 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
 from pathlib import Path  # noqa: E402
 
-import pandas as pd  # noqa: E402
 from hcebench.data.build import build_training_store  # noqa: E402
+from hcebench.data.selection import read_cells  # noqa: E402
 from hcebench.settings import StoreSettings  # noqa: E402
 from hcebench.snakemake_io import start  # noqa: E402
 
 log = start(snakemake)
-cells = pd.read_parquet(snakemake.input.cells)
+cells = read_cells(snakemake.input.cells)
 labels = Path(snakemake.input.labels).read_text().split()
 meta = build_training_store(
     snakemake.params.source,

@@ -18,12 +18,15 @@ from hcebench.data.census import open_census, read_obs
 from hcebench.data.selection import (
     OBS_COLUMNS,
     balanced_class_weights,
+    label_indices,
     obs_value_filter,
+    read_cells,
     resolve_pinned_labels,
     select_cells,
     select_from_census,
     split_tech_samples,
     store_order,
+    tech_sample,
 )
 from hcebench.data.simulate import OBS_SCHEMA, SUMMARY_SCHEMA, create_release, write_dataframe
 from hcebench.errors import ConfigError, DataError, OntologyError
@@ -539,3 +542,43 @@ def test_store_order_truncates_each_split_as_scTabs_merlin_store(row_multiple):
         assert len(expected[name]) - len(order[name]) < row_multiple
     with pytest.raises(ConfigError, match="split.row_multiple"):
         store_order(split, 1, 10_000)
+
+
+def test_tech_sample_of_categoricals_is_the_strings_as_a_categorical():
+    # What the OOD build reads (categoricals) names every cell's tech_sample as the plain strings do, two pairs
+    # that join to one name included, with a few bytes per cell instead of a new string each.
+    obs = pd.DataFrame(
+        {
+            "dataset_id": ["a_b", "a", "x", "x", "x", "a_b"] * 1000,
+            "donor_id": ["c", "b_c", "2", "1", "2", "c"] * 1000,
+        }
+    )
+    plain = tech_sample(obs)
+    categorical = tech_sample(obs.astype("category"))
+    assert isinstance(categorical.dtype, pd.CategoricalDtype)
+    assert categorical.astype(str).tolist() == plain.tolist()
+    assert categorical.cat.categories.tolist() == ["a_b_c", "x_1", "x_2"]  # string order, each name once
+    assert categorical.memory_usage(deep=True) < plain.memory_usage(deep=True) / 10
+
+
+def test_the_cells_table_reads_back_as_categoricals_with_its_values(tmp_path):
+    cells = pd.DataFrame(
+        {
+            "soma_joinid": np.arange(6, dtype=np.int64),
+            "label": ["CL:2", "CL:1", "CL:2", "CL:3", "CL:1", "CL:2"],
+            "split": ["train", "val", "train", "test", "train", "val"],
+        }
+    )
+    cells.to_parquet(tmp_path / "cells.parquet", index=False)
+    read = read_cells(tmp_path / "cells.parquet")
+    assert isinstance(read["label"].dtype, pd.CategoricalDtype) and read["soma_joinid"].dtype == np.int64
+    pd.testing.assert_frame_equal(read.astype({"label": object, "split": object}), cells)
+    assert list(read_cells(tmp_path / "cells.parquet", ["label"]).columns) == ["label"]
+    labels = ["CL:1", "CL:2", "CL:3"]
+    expected = np.array([1, 0, 1, 2, 0, 1])
+    np.testing.assert_array_equal(label_indices(read["label"], labels, "the cells"), expected)
+    np.testing.assert_array_equal(label_indices(cells["label"], labels, "the cells"), expected)
+    with pytest.raises(
+        DataError, match=r"the cells: 2 cells carry labels outside the 2 labels \(\['CL:1'\]\)"
+    ):
+        label_indices(read["label"], labels[1:], "the cells")

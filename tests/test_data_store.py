@@ -38,6 +38,29 @@ def test_split_writer_roundtrip_in_chunks(tmp_path):
     )
 
 
+def test_obs_held_as_categoricals_is_written_as_the_strings_would_be(tmp_path):
+    # Builders hold millions of cells' obs as categoricals; the split's obs file is the same bytes either way.
+    obs = pd.DataFrame(
+        {"label": ["b", "a", "b", "c"] * 5, "dataset_id": ["d1", "d2"] * 10, "label_index": np.arange(20)}
+    )
+    x = sp.csr_matrix(np.ones((20, 3), dtype=np.float32))
+    for name, frame in (
+        ("plain", obs),
+        ("categorical", obs.astype({"label": "category", "dataset_id": "category"})),
+    ):
+        writer = SplitWriter(tmp_path / name, 3)
+        for start in (0, 7, 14):
+            writer.append(x[start : start + 7], frame.iloc[start : start + 7])
+        writer.close()
+        SplitWriter(tmp_path / f"{name}_empty", 3).close(empty_obs=frame)
+    for suffix in ("", "_empty"):
+        written = [
+            (tmp_path / f"{name}{suffix}" / "obs.parquet").read_bytes() for name in ("plain", "categorical")
+        ]
+        assert written[0] == written[1]
+    assert SplitData.open(tmp_path / "categorical", 3).obs["label"].dtype == object
+
+
 def test_obs_is_read_lazily_and_by_column_in_chunks_of_any_size(tmp_path, monkeypatch):
     whole_reads = []
     real = pd.read_parquet

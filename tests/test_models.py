@@ -62,6 +62,33 @@ def test_entmax15_sorts_only_the_rows_beyond_the_partial_sort():
     torch.testing.assert_close(entmax15(z.view(2, 3, 1000)), p.view(2, 3, 1000), rtol=0, atol=0)
 
 
+def test_entmax15_sorts_wide_rows_a_block_at_a_time(monkeypatch):
+    # Seven flat rows among sharp ones, sorted in full two rows at a time: the transient of the full sort is set by
+    # the block, not by how many rows the trained weights make wide, and every row's answer is unchanged.
+    from hcebench.models import entmax
+
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(10, 1000, generator=gen, dtype=torch.float64) * 3
+    wide = [0, 2, 3, 5, 6, 8, 9]
+    z[wide] *= 1e-3
+    whole = entmax15(z)
+    widths = []
+    solve = entmax._tau15_sorted
+
+    def spy(srt, dim):
+        widths.append(tuple(srt.movedim(dim, -1).shape))
+        return solve(srt, dim)
+
+    monkeypatch.setattr(entmax, "_WIDE_ROWS", 2)
+    monkeypatch.setattr(entmax, "_tau15_sorted", spy)
+    p = entmax15(z)
+    assert widths == [(10, 128), (2, 1000), (2, 1000), (2, 1000), (1, 1000)]
+    torch.testing.assert_close(p, whole, rtol=0, atol=0)
+    for row in range(10):
+        torch.testing.assert_close(p[row], entmax15(z[row : row + 1])[0], rtol=0, atol=0)
+    torch.testing.assert_close(entmax15(z.view(2, 5, 1000)), p.view(2, 5, 1000), rtol=0, atol=0)
+
+
 def test_entmax_limits_are_softmax_and_sparsemax(scores):
     torch.testing.assert_close(
         entmax_bisect(scores, 1.0001, n_iter=100), torch.softmax(scores, -1), atol=2e-3, rtol=0

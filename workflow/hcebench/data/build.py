@@ -23,7 +23,7 @@ import pandas as pd
 from hcebench.data.census import census_release, open_census, raw_counts_are_integers, read_var
 from hcebench.data.genes import gene_match_counts, read_gene_list, resolve_genes
 from hcebench.data.reads import CensusRead, census_count_checks
-from hcebench.data.selection import balanced_class_weights, store_order
+from hcebench.data.selection import balanced_class_weights, label_indices, store_order
 from hcebench.data.store import StoreWriter
 from hcebench.data.workers import resume_dir, write_split
 from hcebench.io import atomic_path
@@ -73,11 +73,10 @@ def build_training_store(
         )
         store.write_genes(genes)
         counts = {}
-        label_index = {t: i for i, t in enumerate(labels)}
         keep = [c for c in cells.columns if c != "is_primary_data"]
         for split in STORE_SPLITS:
             obs = cells.iloc[order[split]][keep].reset_index(drop=True)
-            obs["label_index"] = obs["label"].map(label_index).astype(np.int64)
+            obs["label_index"] = label_indices(obs["label"], labels, f"the {split} cells of the selection")
             counts[split] = write_split(
                 source,
                 census,
@@ -89,7 +88,7 @@ def build_training_store(
                 resume_dir=resume / split,
             )
         data_checks = checks.zero_cell_report(settings.max_zero_cell_fraction)
-        train_y = cells.loc[cells["split"] == "train", "label"].map(label_index).to_numpy(np.int64)
+        train_y = label_indices(cells.loc[cells["split"] == "train", "label"], labels, "the selection")
         weights = balanced_class_weights(train_y, len(labels))
         store.write_class_weights(weights)
         meta = {

@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
+from hcebench.data.store.split import plain_strings
 from hcebench.errors import CensusError, NetworkError
 from hcebench.network import Retry, call_with_retries, one_line
 from hcebench.progress import Progress
@@ -277,14 +278,6 @@ def census_release(source: CensusSource, census: Any) -> str:
 
 
 # -- tables ----------------------------------------------------------------------------------------
-def _plain(df: pd.DataFrame) -> pd.DataFrame:
-    """Turn categorical (dictionary-encoded) columns into plain object columns of ``str``."""
-    for col in df.columns:
-        if isinstance(df[col].dtype, pd.CategoricalDtype):
-            df[col] = df[col].astype(object)
-    return df
-
-
 def _experiment(census: Any, organism: str) -> Any:
     data = census["census_data"]
     if organism not in data:
@@ -314,7 +307,7 @@ def raw_counts_are_integers(census: Any) -> bool:
 
 def read_datasets(census: Any) -> pd.DataFrame:
     """``census_info/datasets``, one row per dataset, string columns as ``str`` objects."""
-    return _plain(census["census_info"]["datasets"].read().concat().to_pandas())
+    return plain_strings(census["census_info"]["datasets"].read().concat().to_pandas())
 
 
 def read_summary_cell_counts(census: Any, category: str | None = None) -> pd.DataFrame:
@@ -322,14 +315,14 @@ def read_summary_cell_counts(census: Any, category: str | None = None) -> pd.Dat
     only the rows of ``category`` (e.g. ``"assay"``) when given: what a release holds, without reading obs."""
     table = census["census_info"]["summary_cell_counts"]
     value_filter = f"category == {category!r}" if category else None
-    return _plain(table.read(value_filter=value_filter).concat().to_pandas())
+    return plain_strings(table.read(value_filter=value_filter).concat().to_pandas())
 
 
 def read_var(census: Any, organism: str = "homo_sapiens", measurement: str = "RNA") -> pd.DataFrame:
     """Genes of a measurement: ``soma_joinid, feature_id, feature_name, feature_length``, in joinid order."""
     exp = _experiment(census, organism)
     var = exp.ms[measurement].var.read(column_names=VAR_COLUMNS).concat().to_pandas()
-    return _plain(var).sort_values("soma_joinid", ignore_index=True)
+    return plain_strings(var).sort_values("soma_joinid", ignore_index=True)
 
 
 def read_obs(
@@ -366,7 +359,7 @@ def read_obs(
     else:
         df = obs.schema.empty_table().select(cols or obs.schema.names).to_pandas()
     if plain:
-        df = _plain(df)
+        df = plain_strings(df)
     if cols is None:
         cols = ["soma_joinid"] + [c for c in df.columns if c != "soma_joinid"]
     return df[cols].sort_values("soma_joinid", ignore_index=True)

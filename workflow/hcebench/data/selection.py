@@ -30,6 +30,7 @@ type filters still run, and the report lists every type they would add to or dro
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,10 +38,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from hcebench.data.census import census_release, open_census, read_obs
 from hcebench.data.checks import check_labels_in_ontology
-from hcebench.errors import ConfigError, OntologyError
+from hcebench.errors import ConfigError, DataError, OntologyError
 from hcebench.hierarchy.ontology import Ontology
 from hcebench.layout import STORE_SPLITS
 from hcebench.settings import Filters, SelectionSettings
@@ -72,8 +75,58 @@ def obs_value_filter(filters: Filters, dataset_ids: list[str] | None = None) -> 
 
 
 def tech_sample(obs: pd.DataFrame) -> pd.Series:
-    """scTab's tech_sample: one (dataset, donor) pair, the unit that never crosses splits."""
-    return obs["dataset_id"].astype(str) + "_" + obs["donor_id"].astype(str)
+    """scTab's tech_sample: one (dataset, donor) pair, the unit that never crosses splits, named
+    ``<dataset_id>_<donor_id>``.
+
+    Strings where ``obs`` holds strings; a categorical (categories in string order) where both columns are
+    categorical, as ``read_obs(..., plain=False)`` reads them: then only the distinct pairs are joined, and a cell
+    costs its category code (a few bytes), not a new ~90-byte string.
+    """
+    dataset, donor = obs["dataset_id"], obs["donor_id"]
+    if not (isinstance(dataset.dtype, pd.CategoricalDtype) and isinstance(donor.dtype, pd.CategoricalDtype)):
+        return dataset.astype(str) + "_" + donor.astype(str)
+    dataset_codes, dataset_names = _codes_and_names(dataset)
+    donor_codes, donor_names = _codes_and_names(donor)
+    pairs, pair_of_cell = np.unique(dataset_codes * len(donor_names) + donor_codes, return_inverse=True)
+    joined = dataset_names[pairs // len(donor_names)] + "_" + donor_names[pairs % len(donor_names)]
+    # Distinct pairs may join to one name ("a_b" + "c", "a" + "b_c"), as the strings would: merged here too.
+    names, name_of_pair = np.unique(joined, return_inverse=True)
+    codes = name_of_pair[pair_of_cell.ravel()]
+    return pd.Series(pd.Categorical.from_codes(codes, categories=names), index=obs.index)
+
+
+def _codes_and_names(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A categorical's codes (int64) and the ``str`` of each code, a missing value as ``astype(str)`` writes it."""
+    codes = values.cat.codes.to_numpy(np.int64)
+    names = values.cat.categories.astype(str).to_numpy(dtype=object)
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(names), codes)
+        names = np.append(names, str(np.nan))
+    return codes, names
+
+
+def read_cells(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """The selection's cells table (``Selection.cells``, as ``select_cells`` writes it), only ``columns`` when given,
+    with its string columns as categoricals: ~30 bytes per cell at the census's columns, against ~800 as Python
+    strings, for the ~22 M cells of the paper's selection. Values and row order are the file's."""
+    schema = pq.read_schema(path)
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    if columns is not None:
+        strings = [c for c in strings if c in columns]
+    return pq.read_table(path, columns=columns, read_dictionary=strings).to_pandas()
+
+
+def label_indices(labels_of_cells: pd.Series, labels: list[str], what: str) -> np.ndarray:
+    """The position in ``labels`` of each cell's label (int64), for strings or categoricals alike; a label
+    ``labels`` lacks is a ``DataError`` that names it and ``what`` (the cells' source)."""
+    codes = pd.Categorical(labels_of_cells, categories=labels).codes.astype(np.int64)
+    if (codes < 0).any():
+        unknown = sorted(set(labels_of_cells[codes < 0].astype(str)))
+        raise DataError(
+            f"{what}: {int((codes < 0).sum()):,} cells carry labels outside the {len(labels)} labels "
+            f"({unknown[:5]}{' ...' if len(unknown) > 5 else ''}); rebuild them from the same selection"
+        )
+    return codes
 
 
 @dataclass

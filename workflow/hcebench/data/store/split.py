@@ -83,11 +83,21 @@ def normalise(counts: sp.csr_matrix, target_sum: float, row_sum: np.ndarray | No
     return counts
 
 
+def plain_strings(obs: pd.DataFrame) -> pd.DataFrame:
+    """``obs`` with its categorical columns as plain object columns (of ``str`` where the categories are strings);
+    the other columns and ``obs`` itself are left as they are."""
+    categorical = [c for c in obs.columns if isinstance(obs[c].dtype, pd.CategoricalDtype)]
+    return obs.assign(**{c: obs[c].astype(object) for c in categorical}) if categorical else obs
+
+
 class SplitWriter:
     """Append normalised CSR chunks and their obs to ``directory``; ``close`` finishes the files.
 
     Values, column indices, row offsets and obs rows are all streamed to disk as they arrive, so the
-    writer's memory is bounded by one chunk whatever the number of cells.
+    writer's memory is bounded by one chunk whatever the number of cells. Obs columns are written as plain
+    strings whatever their dtype in memory: a builder may hold millions of cells' obs as categoricals (a few bytes
+    per cell, not a Python string's ~60–90) and write the same file as one holding strings (``plain_strings``, per
+    chunk).
     """
 
     def __init__(self, directory: str | os.PathLike, n_genes: int):
@@ -111,7 +121,9 @@ class SplitWriter:
         (x.indptr[1:].astype(np.int64) + self._nnz).tofile(self._files["indptr"])
         self._nnz += x.nnz
         self._n += x.shape[0]
-        table = pa.Table.from_pandas(obs.reset_index(drop=True), schema=self._schema, preserve_index=False)
+        table = pa.Table.from_pandas(
+            plain_strings(obs.reset_index(drop=True)), schema=self._schema, preserve_index=False
+        )
         if self._obs_writer is None:
             self._schema = table.schema
             self._obs_writer = pq.ParquetWriter(self.dir / OBS_FILE, self._schema)
@@ -123,7 +135,7 @@ class SplitWriter:
         for f in self._files.values():
             f.close()
         if self._obs_writer is None:
-            empty = pd.DataFrame() if empty_obs is None else empty_obs.iloc[:0]
+            empty = pd.DataFrame() if empty_obs is None else plain_strings(empty_obs.iloc[:0])
             empty.to_parquet(self.dir / OBS_FILE, index=False)
         else:
             self._obs_writer.close()
