@@ -109,7 +109,7 @@ def training_label_names(labels: list[str], cells: pd.DataFrame, ontology) -> di
     scTab store import keeps no names, and scTab's names are the ones the ontology gives its ids)."""
     names = {}
     if {"label", "cell_type"} <= set(cells.columns):
-        pairs = cells[["label", "cell_type"]].astype(str).drop_duplicates("label")
+        pairs = cells[["label", "cell_type"]].drop_duplicates("label").astype(str)
         names = dict(zip(pairs["label"], pairs["cell_type"], strict=True))
     return {t: names.get(t) or ontology.name(t) for t in labels}
 
@@ -203,10 +203,11 @@ def audit_duplicates(
     (training release: a cell whose copies lie in two splits, e.g. one trained on and one tested) and
     ``ood_cells_copying_older_cells`` (OOD release: OOD-set cells that are copies of an older dataset's cell)."""
     tables, totals = [], {}
+    # soma_joinid -> split as a Series (16 bytes per selected cell, not a dict entry's ~100).
     split_of = (
-        dict(zip(train_cells["soma_joinid"], train_cells["split"].astype(str), strict=True))
+        pd.Series(train_cells["split"].astype(str).to_numpy(), index=train_cells["soma_joinid"].to_numpy())
         if "split" in train_cells
-        else {}
+        else pd.Series(dtype=object)
     )
     for name, source in (("train", train_source), ("ood", ood_source)):
         with open_census(source) as census:
@@ -218,11 +219,12 @@ def audit_duplicates(
 
 
 def duplicates_where(
-    table: pd.DataFrame, release: str, split_of: dict, ood_dataset_ids: set[str]
+    table: pd.DataFrame, release: str, split_of: pd.Series | dict, ood_dataset_ids: set[str]
 ) -> tuple[pd.Series, dict]:
     """Where each copy of ``table`` (``duplicate_primary_cells``) lies, and the counts ``audit_duplicates`` reports.
 
-    Training release (``release == "train"``): the copy's split (``split_of``: soma_joinid -> split; "" when the
+    Training release (``release == "train"``): the copy's split (``split_of``: soma_joinid -> split, a Series or a
+    dict; "" when the
     selection dropped it) and ``groups_across_splits``. OOD release: ``ood`` or ``older`` and
     ``ood_cells_copying_older_cells``."""
     groups = table["group"].to_numpy()

@@ -58,11 +58,13 @@ def census_count_checks(release: str, integer: bool = True) -> CountChecks:
     return CountChecks(f"census {release} X/raw", integer=integer, fix=CENSUS_COUNTS_FIX)
 
 
-def datasets_in_read_order(obs: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """The dataset_id of each cell in the order it is read (``rows``), for naming datasets in data errors."""
+def datasets_in_read_order(obs: pd.DataFrame, rows: np.ndarray) -> pd.Categorical:
+    """The dataset_id of each cell in the order it is read (``rows``), for naming datasets in data errors: a
+    categorical (a code per cell, not a string: ~15 M cells in the paper's training split)."""
     if "dataset_id" not in obs:
-        return np.full(len(rows), "(unknown dataset)", dtype=object)
-    return obs["dataset_id"].astype(str).to_numpy(dtype=object)[rows]
+        return pd.Categorical.from_codes(np.zeros(len(rows), dtype=np.int8), ["(unknown dataset)"])
+    datasets = pd.Categorical(obs["dataset_id"])
+    return datasets.rename_categories(datasets.categories.astype(str))[rows]
 
 
 def read_order(obs: pd.DataFrame) -> np.ndarray:
