@@ -8,8 +8,10 @@ For every pair (model of one run, validation cells of one run) a fresh process l
 ``models/<arch>/<loss>/seed0/model.pt``, densifies the first ``--cells`` validation cells of the other run's store
 and runs one forward pass on the CPU (one thread, no gradients), then reports its resident memory before the pass
 and its high-water mark (``VmHWM``). The model's label set does not matter: the pass takes only the genes, which
-must be the same. A peak that follows the model and not the cells is a transient of the model's forward pass (for
-TabNet it depends on the trained weights), bounded by the batch, not growth per cell. Last line::
+must be the same. A peak that follows the model and not the cells is a transient of the model's forward pass,
+bounded by the batch, not growth per cell. For TabNet the trained weights decide how many of a batch's masks are
+wide (a support beyond entmax's top-k shortcut); ``hcebench.models.entmax`` sorts those rows in full 64 at a time,
+so the weights move the peak by one such block at most (~50 MB at 19,331 genes). Last line::
 
     peaks_mb=<model>x<cells>:<peak>,...
 """

@@ -37,6 +37,7 @@ from pathlib import Path
 import yaml
 from hcebench import layout
 from hcebench.data.store import Store
+from hcebench.data.store.split import MAPPED_MB_VARIABLE
 from hcebench.evaluation.contract import CHUNK_CELLS_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +96,9 @@ PAPER_PREDICTION_CHUNK = 65_536
 #: filling it would read as growth per cell).
 QUICK_CENSUS_CHUNK = 2_000
 QUICK_PREDICTION_CHUNK = 2_048
+#: --quick's limit on a split's mapped pages (MB; the paper's is 256, ``MAPPED_BYTES_LIMIT``): at 25k cells the
+#: validation split's files are ~50 MB, so 256 MB would fill with cells and read as growth per cell.
+QUICK_MAPPED_MB = 16
 #: Rules that stream predictions in CHUNK_CELLS chunks, and the split whose cells fill their largest chunk at the
 #: rehearsal's sizes (the OOD set is its largest predicted split).
 PREDICTION_CHUNKED = {"evaluate": "ood", "controls": "ood", "score": "ood", "prediction_analyses": "ood"}
@@ -125,7 +129,8 @@ def size_config(cells: int, quick: bool = False) -> Path:
 
 def run_rehearsal(cells: int, cores: int, quick: bool = False) -> Path:
     """Run the rehearsal at ``cells`` cells (``snakemake``, every rule); its results directory. ``quick`` runs it
-    with the small chunks (QUICK_CENSUS_CHUNK, and QUICK_PREDICTION_CHUNK through HCEBENCH_CHUNK_CELLS)."""
+    with the small chunks (QUICK_CENSUS_CHUNK, QUICK_PREDICTION_CHUNK through HCEBENCH_CHUNK_CELLS) and the small
+    page limit (QUICK_MAPPED_MB through HCEBENCH_MAPPED_MB)."""
     command = [
         "snakemake",
         "--cores",
@@ -134,7 +139,8 @@ def run_rehearsal(cells: int, cores: int, quick: bool = False) -> Path:
         str(CONFIG),
         str(size_config(cells, quick)),
     ]
-    env = {**os.environ, CHUNK_CELLS_VARIABLE: str(QUICK_PREDICTION_CHUNK)} if quick else None
+    quick_env = {CHUNK_CELLS_VARIABLE: str(QUICK_PREDICTION_CHUNK), MAPPED_MB_VARIABLE: str(QUICK_MAPPED_MB)}
+    env = {**os.environ, **quick_env} if quick else None
     print("$", " ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True, env=env)
     return ROOT / "results" / run_name(cells, quick)

@@ -310,3 +310,15 @@ def test_reading_a_split_keeps_only_a_bounded_part_of_it_mapped(tmp_path, monkey
     for start in range(0, 6000, 100):
         whole.dense_rows(np.arange(start, start + 100))
     assert resident_mapped_bytes(values) // 1024 > 3 * 1024
+
+
+def test_the_page_limit_a_measurement_sets_is_a_positive_number_of_mb():
+    from hcebench.data.store.split import mapped_bytes_setting
+
+    assert mapped_bytes_setting(None) == mapped_bytes_setting("") == 256 * 2**20
+    assert mapped_bytes_setting("16") == 16 * 2**20
+    for bad in ("0", "-5", "16M", "1.5"):
+        with pytest.raises(
+            ValueError, match=rf"^HCEBENCH_MAPPED_MB='{re.escape(bad)}': give a positive number"
+        ):
+            mapped_bytes_setting(bad)

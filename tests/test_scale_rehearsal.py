@@ -127,3 +127,19 @@ def test_quick_runs_take_the_paper_chunks_cost_from_a_run_at_the_large_size(tmp_
     assert bs["chunk_gb"] == 0
     assert bs["paper_gb"] == pytest.approx((900 + 30 / 60_000 * (15_240_000 - 80_000)) / 1000, abs=0.01)
     assert rehearsal.summary_line(rows).endswith(f"growth_4x={max(430 / 400, 330 / 300):.2f}")
+
+
+def test_quick_runs_fill_every_chunk_and_page_limit_at_both_sizes(tmp_path, monkeypatch):
+    # --quick runs Snakemake with the small census chunk in its size config and the small prediction chunk and page
+    # limit in its environment; a run at the paper's chunks sets neither.
+    calls = []
+    monkeypatch.setattr(rehearsal, "ROOT", tmp_path)
+    monkeypatch.setattr(rehearsal.subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw.get("env"))))
+    rehearsal.run_rehearsal(25_000, 2, quick=True)
+    rehearsal.run_rehearsal(25_000, 2)
+    (quick_cmd, quick_env), (paper_cmd, paper_env) = calls
+    assert quick_env["HCEBENCH_CHUNK_CELLS"] == str(rehearsal.QUICK_PREDICTION_CHUNK)
+    assert quick_env["HCEBENCH_MAPPED_MB"] == str(rehearsal.QUICK_MAPPED_MB)
+    assert paper_env is None
+    assert f"chunk_size: {rehearsal.QUICK_CENSUS_CHUNK}" in Path(quick_cmd[-1]).read_text()
+    assert "chunk_size" not in Path(paper_cmd[-1]).read_text()

@@ -43,9 +43,9 @@ _TOP_K = 128
 
 #: Rows sorted in full at a time when their support reaches ``_TOP_K``. A full sort holds the row's values, int64
 #: indices and the cumulative sums (~40 B per score): for 2,048 rows of 19,331 genes that is 1.6 GB, and how many
-#: rows are wide depends on the trained weights. Sorting them in blocks bounds that transient at ~200 MB whatever
-#: the weights; each row's result is the same (rows are independent).
-_WIDE_ROWS = 256
+#: rows are wide depends on the trained weights and the cells. Sorting them in blocks bounds that transient at
+#: ~50 MB whatever the weights; each row's result is the same (rows are independent).
+_WIDE_ROWS = 64
 
 
 def _tau15(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
