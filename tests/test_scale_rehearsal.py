@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import scale_rehearsal as rehearsal  # noqa: E402
@@ -40,11 +41,21 @@ def table(small: Path, large: Path, declared: dict, *extra) -> list[dict]:
 
 
 def test_the_table_extrapolates_each_rule_from_its_driving_split(tmp_path):
-    small = fake_run(tmp_path / "a", 20_000, {"evaluate": [300.0, 500.0], "build_store": [400.0]})
-    large = fake_run(tmp_path / "b", 80_000, {"evaluate": [520.0, 530.0], "build_store": [420.0]})
+    # The simulated census is the rehearsal's own stand-in for the Census: not a rule of the paper, not in the table.
+    small = fake_run(
+        tmp_path / "a",
+        20_000,
+        {"evaluate": [300.0, 500.0], "build_store": [400.0], "simulate_census": [500.0]},
+    )
+    large = fake_run(
+        tmp_path / "b",
+        80_000,
+        {"evaluate": [520.0, 530.0], "build_store": [420.0], "simulate_census": [2000.0]},
+    )
     declared = {
         "evaluate": {"mem_mb": 32000.0, "runtime": 120.0},
         "build_store": {"mem_mb": 300.0, "runtime": 5},
+        "simulate_census": {"mem_mb": 1000.0, "runtime": 5},
     }
     rows = table(
         small,
@@ -141,5 +152,8 @@ def test_quick_runs_fill_every_chunk_and_page_limit_at_both_sizes(tmp_path, monk
     assert quick_env["HCEBENCH_CHUNK_CELLS"] == str(rehearsal.QUICK_PREDICTION_CHUNK)
     assert quick_env["HCEBENCH_MAPPED_MB"] == str(rehearsal.QUICK_MAPPED_MB)
     assert paper_env is None
-    assert f"chunk_size: {rehearsal.QUICK_CENSUS_CHUNK}" in Path(quick_cmd[-1]).read_text()
-    assert "chunk_size" not in Path(paper_cmd[-1]).read_text()
+    quick_size = yaml.safe_load(Path(quick_cmd[-1]).read_text())
+    assert quick_size["census"]["chunk_size"] == rehearsal.QUICK_CENSUS_CHUNK
+    assert quick_size["census"]["build_workers"] == rehearsal.QUICK_BUILD_WORKERS == 1
+    paper_size = yaml.safe_load(Path(paper_cmd[-1]).read_text())
+    assert {"chunk_size", "build_workers"}.isdisjoint(paper_size["census"])
