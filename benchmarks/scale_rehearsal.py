@@ -39,6 +39,7 @@ from hcebench import layout
 from hcebench.data.store import Store
 from hcebench.data.store.split import MAPPED_MB_VARIABLE
 from hcebench.evaluation.contract import CHUNK_CELLS_VARIABLE
+from hcebench.snakemake_io import PEAK_LINE
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "rehearsal.yaml"
@@ -153,8 +154,17 @@ def run_rehearsal(cells: int, cores: int, quick: bool = False) -> Path:
 
 
 def peak_rss(results: Path) -> dict[str, dict[str, float]]:
-    """Per rule, over its jobs' benchmark files: the largest ``max_rss`` (MB) and the longest run time (s)."""
+    """Per rule, over its jobs' benchmark files: the largest ``max_rss`` (MB) and the longest run time (s).
+
+    Snakemake samples a job's memory (every 0.5 s for its first seconds, then every 30 s), so a transient between
+    two samples is missed. Where a job's log ends with its exact peak (``hcebench.snakemake_io.PEAK_LINE``: the
+    kernel's high-water mark of the job's process plus that of its largest child process), the larger of the two
+    counts."""
     peaks: dict[str, dict[str, float]] = defaultdict(lambda: {"max_rss": 0.0, "s": 0.0, "jobs": 0})
+    for path in sorted((results / "logs").rglob("*.log")):
+        for match in PEAK_LINE.finditer(path.read_text(errors="replace")):
+            exact = sum(float(match[k].replace(",", "")) for k in ("own", "child"))
+            peaks[match["rule"]]["max_rss"] = max(peaks[match["rule"]]["max_rss"], exact)
     for path in sorted((results / "benchmarks").rglob("*.tsv")):
         parts = path.relative_to(results / "benchmarks").parts
         rule = parts[0] if len(parts) > 1 else path.stem

@@ -157,3 +157,20 @@ def test_quick_runs_fill_every_chunk_and_page_limit_at_both_sizes(tmp_path, monk
     assert quick_size["census"]["build_workers"] == rehearsal.QUICK_BUILD_WORKERS == 1
     paper_size = yaml.safe_load(Path(paper_cmd[-1]).read_text())
     assert {"chunk_size", "build_workers"}.isdisjoint(paper_size["census"])
+
+
+def test_a_jobs_exact_peak_in_its_log_counts_where_the_sampled_one_missed_it(tmp_path):
+    # Snakemake's benchmark sampled 400 MB; the job's log ends with the kernel's high-water marks, 700 + 150 MB.
+    run = fake_run(tmp_path / "a", 20_000, {"build_ood": [400.0], "controls": [300.0, 310.0]})
+    (run / "logs" / "controls").mkdir(parents=True)
+    (run / "logs" / "build_ood.log").write_text(
+        "x hcebench.build_ood INFO peak memory of rule build_ood: 700 MB in this process, "
+        "150 MB in its largest child process\n"
+    )
+    (run / "logs" / "controls" / "majority.log").write_text(
+        "x hcebench.controls INFO peak memory of rule controls: 200 MB in this process, "
+        "0 MB in its largest child process\n"
+    )
+    peaks = rehearsal.peak_rss(run)
+    assert peaks["build_ood"]["max_rss"] == 850.0 and peaks["build_ood"]["jobs"] == 1
+    assert peaks["controls"]["max_rss"] == 310.0  # the sampled peak was the larger one

@@ -43,3 +43,23 @@ def test_a_failure_ends_the_log_with_its_traceback_and_one_line_reason(tmp_path,
     assert lines[-1].endswith(
         "ConfigError: genes.source 'x.parquet' does not exist; give a parquet indexed by Ensembl id"
     )
+
+
+def test_a_finished_job_ends_its_log_with_its_exact_peak_memory(tmp_path, monkeypatch):
+    import numpy as np
+    from hcebench.snakemake_io import PEAK_LINE, append_peak_memory, peak_memory_mb
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    before, _ = peak_memory_mb()
+    block = np.ones(64 * 2**20 // 8)  # 64 MB touched: the high-water mark passes it whatever was freed since
+    del block
+    own, child = peak_memory_mb()
+    assert own >= before and own >= 64 and child >= 0
+    log_file = tmp_path / "rule.log"
+    log = start(SimpleNamespace(log=[str(log_file)], rule="build_ood", wildcards={}))
+    log.info("done")
+    append_peak_memory(str(log_file), log, "build_ood")
+    last = log_file.read_text().splitlines()[-1]
+    match = PEAK_LINE.search(last)
+    assert " hcebench.build_ood INFO " in last and match and match["rule"] == "build_ood"
+    assert int(match["own"].replace(",", "")) >= own

@@ -4,13 +4,27 @@ failure to the terminal).
 Snakemake points a user at the rule's log when a job fails, so the log must hold the failure: an uncaught
 exception is written there as its traceback, followed by one last line with the reason (``<Error>: <message>``),
 which names the key, file or value and the fix wherever hcebench raised it.
+
+A job that ends well ends its log with its exact peak memory (``PEAK_LINE``): the kernel's high-water mark of the
+job's process and of its largest child process. Snakemake's benchmark files sample memory (every 0.5 s for the
+first seconds, then every 30 s) and can miss a short transient; the scale rehearsal reads both.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import re
+import resource
 import sys
 import traceback
+
+#: The last line of a finished job's log: its peak resident memory, exact (``peak_memory_mb``).
+PEAK_LINE = re.compile(
+    r"peak memory of rule (?P<rule>\w+): (?P<own>[\d,]+) MB in this process, "
+    r"(?P<child>[\d,]+) MB in its largest child process"
+)
+_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
 def start(snakemake) -> logging.Logger:
@@ -24,18 +38,38 @@ def start(snakemake) -> logging.Logger:
     if len(snakemake.log):
         terminal.setLevel(logging.ERROR)
         handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        handlers=handlers,
-        force=True,
-    )
+    logging.basicConfig(level=logging.INFO, format=_FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
     log = logging.getLogger(f"hcebench.{snakemake.rule}")
     where = f"rule {snakemake.rule}" + (f" ({wildcards})" if (wildcards := _wildcard_text(snakemake)) else "")
-    sys.excepthook = failure_logger(log, where, snakemake.log[0] if len(snakemake.log) else None)
+    hook = failure_logger(log, where, snakemake.log[0] if len(snakemake.log) else None)
+    sys.excepthook = hook
+    if len(snakemake.log):
+        atexit.register(
+            lambda: None if hook.failed else append_peak_memory(snakemake.log[0], log, snakemake.rule)
+        )
     log.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards.items()))
     return log
+
+
+def peak_memory_mb() -> tuple[int, int]:
+    """This process's peak resident memory and its largest finished child process's, in MB (``getrusage``'s
+    ``ru_maxrss``: the kernel's high-water mark, ``VmHWM``; KB on Linux, bytes on macOS)."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
+    return own >> 20, child >> 20
+
+
+def append_peak_memory(log_file: str, log: logging.Logger, rule: str) -> None:
+    """Append ``PEAK_LINE`` to ``log_file`` (at exit; written directly, as the logging handlers may be closed)."""
+    own, child = peak_memory_mb()
+    message = (
+        f"peak memory of rule {rule}: {own:,} MB in this process, {child:,} MB in its largest child process"
+    )
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, message, None, None)
+    with open(log_file, "a") as f:
+        f.write(logging.Formatter(_FORMAT).format(record) + "\n")
 
 
 def _wildcard_text(snakemake) -> str:
@@ -51,6 +85,7 @@ def failure_logger(log: logging.Logger, where: str = "", log_file: str | None = 
     """
 
     def log_failure(exc_type, exc, tb) -> None:
+        log_failure.failed = True  # the reason stays the log's last line: no peak memory after it
         if issubclass(exc_type, KeyboardInterrupt | SystemExit):
             sys.__excepthook__(exc_type, exc, tb)
             return
@@ -60,4 +95,5 @@ def failure_logger(log: logging.Logger, where: str = "", log_file: str | None = 
         if log_file:
             print(f"{where or 'the job'} failed; its log: {log_file}", file=sys.stderr, flush=True)
 
+    log_failure.failed = False
     return log_failure
