@@ -98,9 +98,7 @@ PAPER_PREDICTION_CHUNK = 65_536
 #: state alone (at 25k cells a 20,000-cell census chunk or a 65,536-cell prediction chunk is not yet full, and
 #: filling it would read as growth per cell).
 QUICK_CENSUS_CHUNK = 2_000
-#: One prediction batch (evaluation.predict's 4,096 cells): a smaller chunk would also shrink the batch, and the
-#: forward pass of the paper's batch (TabNet's is ~2 GB) would read as a cost of filling the chunk.
-QUICK_PREDICTION_CHUNK = 4_096
+QUICK_PREDICTION_CHUNK = 2_048
 #: --quick's limit on a split's mapped pages (MB; the paper's is 256, ``MAPPED_BYTES_LIMIT``): at 25k cells the
 #: validation split's files are ~50 MB, so 256 MB would fill with cells and read as growth per cell.
 QUICK_MAPPED_MB = 16
