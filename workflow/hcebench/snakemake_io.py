@@ -6,7 +6,7 @@ exception is written there as its traceback, followed by one last line with the 
 which names the key, file or value and the fix wherever hcebench raised it.
 
 A job that ends well ends its log with its exact peak memory (``PEAK_LINE``): the kernel's high-water mark of the
-job's process and of its largest child process. Snakemake's benchmark files sample memory (every 0.5 s for the
+job's process, and that of its largest child process (an upper bound). Snakemake's benchmark files sample memory (every 0.5 s for the
 first seconds, then every 30 s) and can miss a short transient; the scale rehearsal reads both.
 """
 
@@ -53,10 +53,19 @@ def start(snakemake) -> logging.Logger:
 
 
 def peak_memory_mb() -> tuple[int, int]:
-    """This process's peak resident memory and its largest finished child process's, in MB (``getrusage``'s
-    ``ru_maxrss``: the kernel's high-water mark, ``VmHWM``; KB on Linux, bytes on macOS)."""
+    """This process's peak resident memory and its largest finished child process's, in MB.
+
+    The process's is the kernel's high-water mark of its program (``VmHWM`` in ``/proc/self/status``, reset when
+    the program started), or ``getrusage``'s ``ru_maxrss`` where there is no ``/proc`` (which on Linux would also
+    count the pages of the process Snakemake forked it from, ~350 MB). The child's is ``ru_maxrss`` of the children
+    (KB on Linux, bytes on macOS): an upper bound, since it includes what each child held when it was forked."""
     scale = 1 if sys.platform == "darwin" else 1024
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    try:
+        with open("/proc/self/status") as f:
+            own = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
     return own >> 20, child >> 20
 
