@@ -429,3 +429,14 @@ STAGES: dict[str, type[Settings]] = {
     "celltypist": CellTypistSettings,
     "analyses": AnalysisSettings,
 }
+
+
+def measurement_setting(variable: str, value: str | None, default: int, unit: str) -> int:
+    """A number a measurement sets through the environment variable ``variable`` (its ``value``, ``default`` when
+    unset or empty): results never depend on it, only memory does. Anything but a positive integer is an error
+    naming the variable and the ``unit`` it counts."""
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{variable}={value!r}: give a positive number of {unit}, or unset it")
+    return int(value)

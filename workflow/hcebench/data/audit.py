@@ -224,8 +224,7 @@ def duplicates_where(
     """Where each copy of ``table`` (``duplicate_primary_cells``) lies, and the counts ``audit_duplicates`` reports.
 
     Training release (``release == "train"``): the copy's split (``split_of``: soma_joinid -> split, a Series or a
-    dict; "" when the
-    selection dropped it) and ``groups_across_splits``. OOD release: ``ood`` or ``older`` and
+    dict; "" when the selection dropped it) and ``groups_across_splits``. OOD release: ``ood`` or ``older`` and
     ``ood_cells_copying_older_cells``."""
     groups = table["group"].to_numpy()
     if release == "train":

@@ -107,8 +107,8 @@ def _codes_and_names(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def read_cells(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
     """The selection's cells table (``Selection.cells``, as ``select_cells`` writes it), only those of ``columns``
-    it has when given, with its string columns as categoricals: ~30 bytes per cell at the census's columns, against ~800 as Python
-    strings, for the ~22 M cells of the paper's selection. Values and row order are the file's."""
+    it has when given, with its string columns as categoricals: ~30 bytes per cell at the census's columns, against
+    ~800 as Python strings, for the ~22 M cells of the paper's selection. Values and row order are the file's."""
     schema = pq.read_schema(path)
     strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     if columns is not None:

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from hcebench.data.store import Store
 from hcebench.errors import PredictionsError
 from hcebench.io import atomic_path
+from hcebench.settings import measurement_setting
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,7 @@ CHUNK_CELLS_VARIABLE = "HCEBENCH_CHUNK_CELLS"
 def chunk_cells_setting(value: str | None) -> int:
     """The chunk size ``HCEBENCH_CHUNK_CELLS`` gives (65,536 when unset); anything but a positive integer is an
     error naming the variable."""
-    if value is None or value == "":
-        return 65_536
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{CHUNK_CELLS_VARIABLE}={value!r}: give a positive number of cells, or unset it")
-    return int(value)
+    return measurement_setting(CHUNK_CELLS_VARIABLE, value, 65_536, "cells")
 
 
 CHUNK_CELLS = chunk_cells_setting(os.environ.get(CHUNK_CELLS_VARIABLE))

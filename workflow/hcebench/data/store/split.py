@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from hcebench.data.store.batches import BufferRing, SparseBatch, prefetched
+from hcebench.settings import measurement_setting
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,7 @@ MAPPED_MB_VARIABLE = "HCEBENCH_MAPPED_MB"
 def mapped_bytes_setting(value: str | None) -> int:
     """The page limit ``HCEBENCH_MAPPED_MB`` gives, in bytes (256 MB when unset); anything but a positive integer is
     an error naming the variable."""
-    if value is None or value == "":
-        return 256 * 2**20
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{MAPPED_MB_VARIABLE}={value!r}: give a positive number of MB, or unset it")
-    return int(value) * 2**20
+    return measurement_setting(MAPPED_MB_VARIABLE, value, 256, "MB") * 2**20
 
 
 MAPPED_BYTES_LIMIT = mapped_bytes_setting(os.environ.get(MAPPED_MB_VARIABLE))
