@@ -14,5 +14,7 @@ from hcebench.snakemake_io import start  # noqa: E402
 log = start(snakemake)
 p = snakemake.params
 cfg = SimulationConfig(**p.simulate, train_release=p.train_release, ood_release=p.ood_release)
-manifest = simulate_census(Path(snakemake.output.manifest).parent, cfg, load_ontology(p.ontology))
+manifest = simulate_census(
+    Path(snakemake.output.manifest).parent, cfg, load_ontology(p.ontology), workers=snakemake.threads
+)
 log.info("simulated census: %s", {k: manifest[k] for k in manifest if k.startswith("n_")})

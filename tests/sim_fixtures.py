@@ -38,7 +38,7 @@ def bundled_ontology() -> Ontology:
     return load_ontology("bundled")
 
 
-def build_tiny_census(path: Path, **overrides) -> Path:
-    """Write the tiny census into ``path`` (created) and return ``path``."""
-    simulate_census(path, tiny_config(**overrides), bundled_ontology())
+def build_tiny_census(path: Path, workers: int = 1, **overrides) -> Path:
+    """Write the tiny census into ``path`` (created), its cells drawn by ``workers`` processes; return ``path``."""
+    simulate_census(path, tiny_config(**overrides), bundled_ontology(), workers=workers)
     return path

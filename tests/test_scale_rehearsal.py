@@ -155,8 +155,14 @@ def test_quick_runs_fill_every_chunk_and_page_limit_at_both_sizes(tmp_path, monk
     quick_size = yaml.safe_load(Path(quick_cmd[-1]).read_text())
     assert quick_size["census"]["chunk_size"] == rehearsal.QUICK_CENSUS_CHUNK
     assert quick_size["census"]["build_workers"] == rehearsal.QUICK_BUILD_WORKERS == 1
+    # The bank with a third of the pairs: its state is extrapolated to the paper's cap from the pairs it logs.
+    assert quick_size["augmentation"] == {
+        "max_pairs_per_type": rehearsal.QUICK_BANK_PAIRS,
+        "min_cluster_size": rehearsal.QUICK_BANK_MIN_CLUSTER,
+    }
     paper_size = yaml.safe_load(Path(paper_cmd[-1]).read_text())
     assert {"chunk_size", "build_workers"}.isdisjoint(paper_size["census"])
+    assert "augmentation" not in paper_size
 
 
 def test_a_jobs_exact_peak_in_its_log_counts_where_the_sampled_one_missed_it(tmp_path):

@@ -45,9 +45,13 @@ The package, lowest module first (each imports only those above it):
 
 from __future__ import annotations
 
+import itertools
 import logging
+import multiprocessing
 import time
-from dataclasses import asdict
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -84,6 +88,7 @@ from hcebench.data.simulate.writer import (
     VAR_SCHEMA,
     ReleaseWriter,
     create_release,
+    sparse_counts,
     write_dataframe,
 )
 from hcebench.hierarchy.ontology import Ontology
@@ -237,14 +242,19 @@ def _pick_genes(
 
 
 def simulate_census(
-    out_dir: str | Path, cfg: SimulationConfig, ontology: Ontology, genes: pd.DataFrame | None = None
+    out_dir: str | Path,
+    cfg: SimulationConfig,
+    ontology: Ontology,
+    genes: pd.DataFrame | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Write both releases, their ground truth and ``manifest.json`` into ``out_dir``; return the manifest.
 
     ``genes`` is the reference list to draw genes from (Ensembl-id index, ``gene_names`` column); None
     means the bundled scTab protein-coding list. ``out_dir`` is replaced atomically: it appears only
     once everything is written. Cells are generated and written dataset by dataset in batches of at most
-    ``cfg.write_batch_nnz`` nonzeros, so memory does not grow with the number of cells.
+    ``cfg.write_batch_nnz`` nonzeros, so memory does not grow with the number of cells. ``workers`` processes draw
+    the cells (``drawn``); the census is the same for any number of them.
     """
     t_start = time.perf_counter()
     cfg.validate()
@@ -289,23 +299,26 @@ def simulate_census(
         # Generate each dataset once and hand it to every release that contains it. Both releases order
         # datasets by id, so the older release's order is a subsequence of the newer one's.
         samplers = {p.index: DatasetSampler(cfg, u, bio, p) for p in plans if p.kind != "duplicate"}
+        var_cols = {"train": old_cols, "ood": new_cols}
+        tasks = draw_tasks(order["ood"], samplers)
+        done_rows: dict[int, int] = {}
         t_gen = 0.0
-        for plan in order["ood"]:
-            targets = ["train", "ood"] if plan.first_release == "train" else ["ood"]
-            done = 0  # rows of the dataset written so far
-            for src, cells in _dataset_cells(plan, samplers, u):
-                t0 = time.perf_counter()
-                meta = _obs_meta(plan, src, u, cells["leaf_terms"], cells["donor"])
-                if plan.primary_rows > done:  # duplicate primary cells: the re-upload's first rows
-                    primary = meta["is_primary_data"].to_numpy().copy()
-                    primary[: plan.primary_rows - done] = True
-                    meta["is_primary_data"] = primary
-                done += len(meta)
-                names = np.array([u.names[t] for t in cells["leaf_terms"]], dtype=object)
-                truth = np.stack([cells["leaf_terms"], names], axis=1)
-                t_gen += time.perf_counter() - t0 + cells["seconds"]
-                for k in targets:
-                    writers[k].add(meta, cells["counts"], truth)
+        for (plan, task), cells in zip(tasks, drawn(tasks, samplers, var_cols, workers), strict=True):
+            t0 = time.perf_counter()
+            src = samplers[task.source]
+            leaf_terms = np.array([src.leaves[i] for i in cells["leaf"]], dtype=object)
+            meta = _obs_meta(plan, src.plan, u, leaf_terms, cells["donor"])
+            done = done_rows.get(plan.index, 0)  # rows of the dataset written so far
+            if plan.primary_rows > done:  # duplicate primary cells: the re-upload's first rows
+                primary = meta["is_primary_data"].to_numpy().copy()
+                primary[: plan.primary_rows - done] = True
+                meta["is_primary_data"] = primary
+            done_rows[plan.index] = done + len(meta)
+            names = np.array([u.names[t] for t in leaf_terms], dtype=object)
+            truth = np.stack([leaf_terms, names], axis=1)
+            t_gen += time.perf_counter() - t0 + cells["seconds"]
+            for k in task.releases:
+                writers[k].add(meta, cells["coo"][k], truth)
         releases = {}
         for k, date in (("train", cfg.train_release), ("ood", cfg.ood_release)):
             releases[date] = writers[k].finish(order[k], bio, date)
@@ -313,33 +326,86 @@ def simulate_census(
         write_json(tmp / "manifest.json", manifest)
         seconds = time.perf_counter() - t_start
         log.info(
-            "simulated census: %s cells in %.1f s (%.1f s drawing, %.1f s writing)",
+            "simulated census: %s cells in %.1f s (%.1f s drawing, over %d process(es); %.1f s writing)",
             {r: v["n_cells"] for r, v in releases.items()},
             seconds,
             t_gen,
+            workers,
             sum(w.seconds_writing for w in writers.values()),
         )
     return manifest
 
 
-def _dataset_cells(plan: DatasetPlan, samplers: dict[int, DatasetSampler], u: Universe):
-    """Yield ``(source plan, cells)`` blocks; a re-upload yields copies of its source datasets' cells."""
-    if plan.kind == "duplicate":
-        for src, rows in plan.sources:
-            t0 = time.perf_counter()
-            s = samplers[src]
-            cells = s.rows(rows)
-            cells["seconds"] = time.perf_counter() - t0
-            cells["leaf_terms"] = np.array([s.leaves[i] for i in cells["leaf"]], dtype=object)
-            yield s.plan, cells
-        return
-    s = samplers[plan.index]
-    for b in range(s.n_blocks):
-        t0 = time.perf_counter()
-        cells = s.block(b)
-        cells["seconds"] = time.perf_counter() - t0
-        cells["leaf_terms"] = np.array([s.leaves[i] for i in cells["leaf"]], dtype=object)
-        yield plan, cells
+@dataclass(frozen=True)
+class DrawTask:
+    """Cells to draw: block ``block`` of dataset ``source``'s sampler, or its rows ``rows`` (a re-upload's copies),
+    for the releases named (``"train"``, ``"ood"``)."""
+
+    source: int
+    block: int | None
+    rows: np.ndarray | None
+    releases: tuple[str, ...]
+
+
+def draw_tasks(plans: list[DatasetPlan], samplers: dict[int, DatasetSampler]) -> list[tuple[DatasetPlan, DrawTask]]:
+    """Every block of cells of ``plans`` in write order, each with the plan whose rows they become."""
+    tasks = []
+    for plan in plans:
+        releases = ("train", "ood") if plan.first_release == "train" else ("ood",)
+        if plan.kind == "duplicate":
+            tasks += [(plan, DrawTask(src, None, rows, releases)) for src, rows in plan.sources]
+        else:
+            blocks = range(samplers[plan.index].n_blocks)
+            tasks += [(plan, DrawTask(plan.index, b, None, releases)) for b in blocks]
+    return tasks
+
+
+#: What a drawing process needs besides its task: the samplers and each release's genes (``drawn`` sets it before
+#: the processes are forked, so they inherit it instead of receiving it with every task).
+_DRAW_STATE: dict[str, Any] = {}
+
+
+def draw(task: DrawTask) -> dict[str, Any]:
+    """The cells of ``task``: leaf and donor indices, their counts as each release's COO (``sparse_counts``) and the
+    seconds it took."""
+    t0 = time.perf_counter()
+    sampler = _DRAW_STATE["samplers"][task.source]
+    cells = sampler.block(task.block) if task.rows is None else sampler.rows(task.rows)
+    counts = cells.pop("counts")
+    cells["coo"] = {k: sparse_counts(counts, _DRAW_STATE["var_cols"][k]) for k in task.releases}
+    cells["seconds"] = time.perf_counter() - t0
+    return cells
+
+
+def drawn(
+    tasks: list[tuple[DatasetPlan, DrawTask]],
+    samplers: dict[int, DatasetSampler],
+    var_cols: dict[str, np.ndarray],
+    workers: int,
+) -> Iterator[dict[str, Any]]:
+    """``draw`` of every task, in order, by ``workers`` forked processes (or this one, for 1).
+
+    At most two tasks per worker are in flight, so memory is bounded by the blocks, not the census. Every task's
+    cells are a pure function of its own generator keys, so the result does not depend on ``workers``.
+    """
+    _DRAW_STATE.update(samplers=samplers, var_cols=var_cols)
+    try:
+        if workers <= 1:
+            for _, task in tasks:
+                yield draw(task)
+            return
+        # Forked, not spawned: a Snakemake script has no main guard, and the samplers are inherited, not pickled.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            todo = iter(task for _, task in tasks)
+            pending = deque(pool.apply_async(draw, (task,)) for task in itertools.islice(todo, 2 * workers))
+            while pending:
+                cells = pending.popleft().get()
+                task = next(todo, None)
+                if task is not None:
+                    pending.append(pool.apply_async(draw, (task,)))
+                yield cells
+    finally:
+        _DRAW_STATE.clear()
 
 
 def _manifest(

@@ -173,6 +173,15 @@ def write_dataframe(uri: Path, df: pd.DataFrame, schema: pa.Schema) -> None:
         out.write(pa.Table.from_pandas(df, schema=schema, preserve_index=False))
 
 
+def sparse_counts(counts: np.ndarray, var_cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense counts (cells × the union of both releases' genes) as a release's COO, in row-major order: the rows and
+    columns (int32, ``var_cols`` renumbered from 0) and float32 values of its nonzeros. Run where the cells are drawn,
+    so a drawing worker hands back a tenth of the dense block."""
+    x = counts[:, var_cols]
+    r, c = np.nonzero(x)
+    return r.astype(np.int32), c.astype(np.int32), x[r, c].astype(np.float32)
+
+
 class ReleaseWriter:
     """Buffers one release's obs rows and counts and writes them in batches of bounded size."""
 
@@ -214,12 +223,11 @@ class ReleaseWriter:
         self._buffered_nnz = 0
         self.seconds_writing = 0.0
 
-    def add(self, meta: pd.DataFrame, counts: np.ndarray, truth: np.ndarray) -> None:
-        """Append cells: ``meta`` holds the obs columns bar joinid and count statistics."""
+    def add(self, meta: pd.DataFrame, coo: tuple[np.ndarray, np.ndarray, np.ndarray], truth: np.ndarray) -> None:
+        """Append cells: ``meta`` holds the obs columns bar joinid and count statistics, ``coo`` their counts on
+        this release's genes (``sparse_counts`` with its ``var_cols``)."""
         n = len(meta)
-        x = counts[:, self.var_cols]
-        r, c = np.nonzero(x)
-        v = x[r, c]
+        r, c, v = coo
         joinids = np.arange(self.next_joinid, self.next_joinid + n, dtype=np.int64)
         self.next_joinid += n
         nnz = np.bincount(r, minlength=n)
@@ -236,7 +244,7 @@ class ReleaseWriter:
         obs["raw_variance_nnz"] = np.maximum(var_nnz, 0.0)
         obs["n_measured_vars"] = np.int64(self.n_var)
         self._obs.append(obs)
-        self._coo.append((joinids[r], c.astype(np.int64), v.astype(np.float32)))
+        self._coo.append((joinids[r], c.astype(np.int64), v))
         if self.newer_schema:
             # The Census's X/normalized: each cell's counts divided by its total (10x assays: no length scaling).
             self._normalized.append((v / raw_sum[r]).astype(np.float32))
