@@ -121,7 +121,9 @@ def test_obs_columns_present_and_typed(releases):
         assert set(obs.assay_ontology_term_id) <= {efo for efo, *_ in ASSAYS.values()}
 
 
-def test_same_seed_same_content_whatever_the_write_batching_and_drawing_processes(tmp_path, tiny_census, releases):
+def test_same_seed_same_content_whatever_the_write_batching_and_drawing_processes(
+    tmp_path, tiny_census, releases
+):
     # Regression: with several writes per release, tiledbsoma 2.3 lost the dictionary values the later
     # writes added to obs (reading obs then failed with "Index out of bounds"). The cells drawn by three
     # processes instead of this one are the same cells, written in the same order.

@@ -347,7 +347,9 @@ class DrawTask:
     releases: tuple[str, ...]
 
 
-def draw_tasks(plans: list[DatasetPlan], samplers: dict[int, DatasetSampler]) -> list[tuple[DatasetPlan, DrawTask]]:
+def draw_tasks(
+    plans: list[DatasetPlan], samplers: dict[int, DatasetSampler]
+) -> list[tuple[DatasetPlan, DrawTask]]:
     """Every block of cells of ``plans`` in write order, each with the plan whose rows they become."""
     tasks = []
     for plan in plans:

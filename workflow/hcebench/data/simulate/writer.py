@@ -223,7 +223,9 @@ class ReleaseWriter:
         self._buffered_nnz = 0
         self.seconds_writing = 0.0
 
-    def add(self, meta: pd.DataFrame, coo: tuple[np.ndarray, np.ndarray, np.ndarray], truth: np.ndarray) -> None:
+    def add(
+        self, meta: pd.DataFrame, coo: tuple[np.ndarray, np.ndarray, np.ndarray], truth: np.ndarray
+    ) -> None:
         """Append cells: ``meta`` holds the obs columns bar joinid and count statistics, ``coo`` their counts on
         this release's genes (``sparse_counts`` with its ``var_cols``)."""
         n = len(meta)
