@@ -5,7 +5,7 @@ import sys
 # The library, also in a conda env without it installed.
 sys.path.insert(0, f"{snakemake.scriptdir}/../workflow")
 
-from hcebench.data.selection import select_from_census  # noqa: E402
+from hcebench.data.selection import select_from_census, write_cells  # noqa: E402
 from hcebench.hierarchy.ontology import load_ontology  # noqa: E402
 from hcebench.io import atomic_path, write_json  # noqa: E402
 from hcebench.settings import SelectionSettings  # noqa: E402
@@ -19,7 +19,7 @@ selection = select_from_census(
     load_ontology(snakemake.input.obo),
 )
 with atomic_path(out.cells) as tmp:
-    selection.cells.to_parquet(tmp, index=False)
+    write_cells(selection.cells, tmp)
 with atomic_path(out.labels) as tmp:
     tmp.write_text("\n".join(selection.labels) + "\n")
 write_json(out.report, selection.report)

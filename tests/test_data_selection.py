@@ -8,6 +8,7 @@ workflow (open_census → read_obs with the SOMA value filter → select_cells) 
 filters alone and with the paper's pin (filters.pinned_labels), whose report lists what the filters would change.
 """
 
+import json
 from importlib import resources
 
 import numpy as np
@@ -27,6 +28,7 @@ from hcebench.data.selection import (
     split_tech_samples,
     store_order,
     tech_sample,
+    write_cells,
 )
 from hcebench.data.simulate import OBS_SCHEMA, SUMMARY_SCHEMA, create_release, write_dataframe
 from hcebench.errors import ConfigError, DataError, OntologyError
@@ -311,7 +313,9 @@ def test_paper_config_pins_the_sctab_labels_and_keeps_only_their_primary_10x_cel
     assert sorted(selection.labels) == sorted(wanted)
     # Every primary 10x cell of the pinned types, and nothing else: not wanted[0]'s 500 non-primary cells.
     assert len(selection.cells) == sum(n for n, _ in sizes.values())
-    assert selection.cells.groupby("label").size().to_dict() == {t: n for t, (n, _) in sizes.items()}
+    assert selection.cells.groupby("label", observed=True).size().to_dict() == {
+        t: n for t, (n, _) in sizes.items()
+    }
     pin = selection.report["pinned_labels"]
     assert (pin["n_pinned"], pin["n_present"], pin["absent"]) == (164, 164, {})
     # On this census the paper's filters agree with the pin.
@@ -582,3 +586,32 @@ def test_the_cells_table_reads_back_as_categoricals_with_its_values(tmp_path):
         DataError, match=r"the cells: 2 cells carry labels outside the 2 labels \(\['CL:1'\]\)"
     ):
         label_indices(read["label"], labels[1:], "the cells")
+
+
+def test_a_selection_from_categoricals_is_the_selection_from_strings(sctab_census, cl, tmp_path):
+    # select_from_census reads obs as categoricals (a code per cell): the cells, labels and report, its key order
+    # included, are those of the same obs read as strings, and the cells file is the same bytes. Thresholds
+    # under which some types are dropped by counts, so the report lists them.
+    config = load_config(PAPER_CONFIG)
+    filters = {**config["filters"], "min_cells_per_type": 4999, "min_tech_samples_per_type": 31}
+    with open_census(sctab_census["source"]) as census:
+        strings = read_obs(census, obs_value_filter(Filters.from_config(config)), OBS_COLUMNS)
+        codes = read_obs(census, obs_value_filter(Filters.from_config(config)), OBS_COLUMNS, plain=False)
+    assert isinstance(codes["dataset_id"].dtype, pd.CategoricalDtype)
+    plain, categorical = select(strings, cl, filters), select(codes, cl, filters)
+    assert categorical.labels == plain.labels
+    assert json.dumps(categorical.report) == json.dumps(plain.report)
+    assert plain.report["dropped_types_counts"] and plain.report["filters_vs_pinned"]["would_drop"]
+    assert isinstance(categorical.cells["label"].dtype, pd.CategoricalDtype)
+    fractions = [0.7, 0.15, 0.15]
+    assert (
+        split_tech_samples(categorical.cells["tech_sample"], 1, fractions).tolist()
+        == split_tech_samples(plain.cells["tech_sample"], 1, fractions).tolist()
+    )
+    write_cells(categorical.cells, tmp_path / "categorical.parquet", row_group=10_000)
+    plain.cells.to_parquet(tmp_path / "plain.parquet", index=False, row_group_size=10_000)
+    assert (tmp_path / "categorical.parquet").read_bytes() == (tmp_path / "plain.parquet").read_bytes()
+    pd.testing.assert_frame_equal(
+        read_cells(tmp_path / "categorical.parquet"), read_cells(tmp_path / "plain.parquet")
+    )
+    assert len(categorical.cells) > 10_000  # several row groups

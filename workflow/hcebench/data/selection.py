@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from hcebench.data.census import census_release, open_census, read_obs
 from hcebench.data.checks import check_labels_in_ontology
+from hcebench.data.store.split import plain_strings
 from hcebench.errors import ConfigError, DataError, OntologyError
 from hcebench.hierarchy.ontology import Ontology
 from hcebench.layout import STORE_SPLITS
@@ -115,6 +116,29 @@ def read_cells(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
         columns = [c for c in schema.names if c in columns]  # those the table has, in its order
         strings = [c for c in strings if c in columns]
     return pq.read_table(path, columns=columns, read_dictionary=strings).to_pandas()
+
+
+#: Rows per row group of the cells table: pyarrow's default, so ``write_cells`` writes, a row group at a time, the
+#: file ``DataFrame.to_parquet`` writes whole.
+CELLS_ROW_GROUP = 1024 * 1024
+
+
+def write_cells(cells: pd.DataFrame, path: str | os.PathLike, row_group: int = CELLS_ROW_GROUP) -> None:
+    """Write the selection's cells table (``read_cells`` reads it) with its categorical columns as the strings they
+    hold, decoded one row group at a time: the ~22 M cells of the paper's selection are never Python strings all
+    at once. The file is byte for byte the one ``cells.to_parquet(path, index=False, row_group_size=row_group)``
+    writes for the same table held as strings."""
+    writer = None
+    try:
+        for start in range(0, max(len(cells), 1), row_group):
+            part = plain_strings(cells.iloc[start : start + row_group])
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="snappy")
+            writer.write_table(table, row_group_size=row_group)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def label_indices(labels_of_cells: pd.Series, labels: list[str], what: str) -> np.ndarray:
@@ -319,10 +343,12 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: Filters) -> Sel
             dropped_by_ontology[t] = f"not a descendant of {filters.root_term}"
         elif len(ontology.ancestors(t)) <= filters.min_ancestors:
             dropped_by_ontology[t] = f"{len(ontology.ancestors(t))} is_a ancestors <= {filters.min_ancestors}"
-    passed = obs[~terms.isin(list(dropped_by_ontology))]
+    passing = ~terms.isin(list(dropped_by_ontology))
+    passed = obs[passing]
     report["cells_after_ontology_filter"] = int(len(passed))
 
-    per_type = passed.groupby("cell_type_ontology_term_id", observed=True).agg(
+    # Grouped by the label's string (sorted as strings), whether obs holds strings or categoricals.
+    per_type = passed.groupby(terms[passing]).agg(
         n_cells=("soma_joinid", "size"), n_tech_samples=("tech_sample", "nunique")
     )
     keep = per_type[
@@ -365,8 +391,13 @@ def select_cells(obs: pd.DataFrame, ontology: Ontology, filters: Filters) -> Sel
     labels = order_labels(
         kept, {t: census_names.get(t) or ontology.name(t) for t in kept}, filters.label_order
     )
-    obs["label"] = obs["cell_type_ontology_term_id"].astype(str)
-    obs["label_name"] = obs["label"].map(ontology.names)
+    label = obs["cell_type_ontology_term_id"]
+    if isinstance(label.dtype, pd.CategoricalDtype):  # as read: a code per cell, not a string
+        label = label.cat.remove_unused_categories().cat.rename_categories(str)
+    else:
+        label = label.astype(str)
+    obs["label"] = label
+    obs["label_name"] = label.map(ontology.names)
     report.update(
         cells_selected=int(len(obs)),
         n_labels=len(labels),
@@ -406,7 +437,7 @@ def split_tech_samples(tech_samples: pd.Series, seed: int, fractions: list[float
     assignment = {ts: STORE_SPLITS[0] for ts in samples[:n_train]}
     assignment.update({ts: STORE_SPLITS[1] for ts in samples[n_train : n_train + n_val]})
     assignment.update({ts: STORE_SPLITS[2] for ts in samples[n_train + n_val :]})
-    return tech_samples.map(assignment)
+    return tech_samples.map(assignment).astype(object)  # strings, also where tech_samples is a categorical
 
 
 #: What ``split.by: cell`` costs, stated in selection/report.json.
@@ -489,7 +520,10 @@ def select_from_census(source: dict, settings: SelectionSettings, ontology: Onto
     filters = settings.filters
     check_root_term(filters, ontology)  # before the read: on a real census that takes minutes
     with open_census(source) as census:
-        obs = read_obs(census, obs_value_filter(filters), OBS_COLUMNS, organism=settings.census.organism)
+        # String columns as categoricals: a code per cell, not a Python string (~750 bytes per cell in all).
+        obs = read_obs(
+            census, obs_value_filter(filters), OBS_COLUMNS, organism=settings.census.organism, plain=False
+        )
         release = census_release(source, census)
     if obs.empty:
         raise ValueError(
