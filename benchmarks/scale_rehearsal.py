@@ -172,8 +172,8 @@ def peak_rss(results: Path) -> dict[str, dict[str, float]]:
 
     Snakemake samples a job's memory (every 0.5 s for its first seconds, then every 30 s), so a transient between
     two samples is missed. Where a job's log ends with its exact peak (``hcebench.snakemake_io.PEAK_LINE``: the
-    kernel's high-water mark of the job's process plus that of its largest child process), the larger of the two
-    counts."""
+    kernel's high-water mark of the job's process plus the summed high-water marks of the worker processes it ran
+    at once), the larger of the two counts."""
     peaks: dict[str, dict[str, float]] = defaultdict(lambda: {"max_rss": 0.0, "s": 0.0, "jobs": 0})
     for path in sorted((results / "logs").rglob("*.log")):
         for match in PEAK_LINE.finditer(path.read_text(errors="replace")):

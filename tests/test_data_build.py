@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hcebench import memory
 from hcebench.config import load_config
 from hcebench.data import reads, shuffle
 from hcebench.data.build import build_training_store
@@ -126,6 +127,7 @@ def _spy(monkeypatch):
 def test_parallel_build_writes_the_same_split_as_one_process(tiny_census, tmp_path, monkeypatch, permuted):
     source = {"uri": str(tiny_census / "2023-05-15")}
     held = _spy(monkeypatch)
+    monkeypatch.setattr(memory, "WORKER_BATCHES_MB", [])
     with open_census(source) as census:
         obs = read_obs(census, "is_primary_data == True", ["dataset_id", "cell_type_ontology_term_id"]).iloc[
             :700
@@ -158,6 +160,10 @@ def test_parallel_build_writes_the_same_split_as_one_process(tiny_census, tmp_pa
     written = pd.read_parquet(tmp_path / "w1" / "obs.parquet")
     np.testing.assert_array_equal(written["soma_joinid"], obs["soma_joinid"])  # row i is obs row i
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w1", "w2", "w3"]  # the buckets are gone
+    # Each worker reported its own peak memory (an interpreter with numpy and tiledbsoma: over 50 MB); the job's
+    # log counts the largest batch that ran at once, summed (the 3-worker build's).
+    two, three = memory.WORKER_BATCHES_MB
+    assert two > 2 * 50 and three > 3 * 50 and memory.worker_peak_mb() == max(two, three)
 
     # Bounded memory: no step ever held more than one chunk (100 cells) of rows.
     assert held["read"] and max(held["read"]) <= 100  # this process's census reads (the 1-worker build)

@@ -171,11 +171,11 @@ def test_a_jobs_exact_peak_in_its_log_counts_where_the_sampled_one_missed_it(tmp
     (run / "logs" / "controls").mkdir(parents=True)
     (run / "logs" / "build_ood.log").write_text(
         "x hcebench.build_ood INFO peak memory of rule build_ood: 700 MB in this process, "
-        "150 MB in its largest child process\n"
+        "150 MB in the worker processes it ran at once\n"
     )
     (run / "logs" / "controls" / "majority.log").write_text(
         "x hcebench.controls INFO peak memory of rule controls: 200 MB in this process, "
-        "0 MB in its largest child process\n"
+        "0 MB in the worker processes it ran at once\n"
     )
     peaks = rehearsal.peak_rss(run)
     assert peaks["build_ood"]["max_rss"] == 850.0 and peaks["build_ood"]["jobs"] == 1

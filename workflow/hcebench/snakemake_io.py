@@ -6,8 +6,9 @@ exception is written there as its traceback, followed by one last line with the 
 which names the key, file or value and the fix wherever hcebench raised it.
 
 A job that ends well ends its log with its exact peak memory (``PEAK_LINE``): the kernel's high-water mark of the
-job's process, and that of its largest child process (an upper bound). Snakemake's benchmark files sample memory (every 0.5 s for the
-first seconds, then every 30 s) and can miss a short transient; the scale rehearsal reads both.
+job's process, and the summed high-water marks of the worker processes it ran at once (``hcebench.memory``).
+Snakemake's benchmark files sample memory (every 0.5 s for the first seconds, then every 30 s) and can miss a short
+transient; the scale rehearsal reads both.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from __future__ import annotations
 import atexit
 import logging
 import re
-import resource
 import sys
 import traceback
+
+from hcebench.memory import own_peak_mb, worker_peak_mb
 
 #: The last line of a finished job's log: its peak resident memory, exact (``peak_memory_mb``).
 PEAK_LINE = re.compile(
     r"peak memory of rule (?P<rule>\w+): (?P<own>[\d,]+) MB in this process, "
-    r"(?P<child>[\d,]+) MB in its largest child process"
+    r"(?P<child>[\d,]+) MB in the worker processes it ran at once"
 )
 _FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
@@ -53,29 +55,15 @@ def start(snakemake) -> logging.Logger:
 
 
 def peak_memory_mb() -> tuple[int, int]:
-    """This process's peak resident memory and its largest finished child process's, in MB.
-
-    The process's is the kernel's high-water mark of its program (``VmHWM`` in ``/proc/self/status``, reset when
-    the program started), or ``getrusage``'s ``ru_maxrss`` where there is no ``/proc`` (which on Linux would also
-    count the pages of the process Snakemake forked it from, ~350 MB). The child's is ``ru_maxrss`` of the children
-    (KB on Linux, bytes on macOS): an upper bound, since it includes what each child held when it was forked."""
-    scale = 1 if sys.platform == "darwin" else 1024
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    try:
-        with open("/proc/self/status") as f:
-            own = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        pass
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
-    return own >> 20, child >> 20
+    """This process's peak resident memory, and the largest summed peak of worker processes it ran at once, in MB
+    (``hcebench.memory``)."""
+    return own_peak_mb(), worker_peak_mb()
 
 
 def append_peak_memory(log_file: str, log: logging.Logger, rule: str) -> None:
     """Append ``PEAK_LINE`` to ``log_file`` (at exit; written directly, as the logging handlers may be closed)."""
     own, child = peak_memory_mb()
-    message = (
-        f"peak memory of rule {rule}: {own:,} MB in this process, {child:,} MB in its largest child process"
-    )
+    message = f"peak memory of rule {rule}: {own:,} MB in this process, {child:,} MB in the worker processes it ran at once"
     record = log.makeRecord(log.name, logging.INFO, __file__, 0, message, None, None)
     with open(log_file, "a") as f:
         f.write(logging.Formatter(_FORMAT).format(record) + "\n")

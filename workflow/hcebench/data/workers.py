@@ -29,6 +29,7 @@ from hcebench.data.census import open_census
 from hcebench.data.checks import CountChecks
 from hcebench.data.reads import CENSUS_COUNTS_FIX, CensusRead, datasets_in_read_order, read_order
 from hcebench.data.shuffle import gather_buckets, scatter_to_buckets, write_split_from_census
+from hcebench.memory import own_peak_mb, record_worker_peaks
 from hcebench.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def run_part_job(job_path: str) -> None:
                         on_progress=lambda n, base=done: write_progress(progress, base + n),
                     )
                     done += b - a
+            Path(job["peak"]).write_text(str(own_peak_mb()))
             return
         checks = CountChecks(**job["checks"])
         with open_census(job["source"], chunk_size=read.chunk_size) as census:
@@ -129,6 +131,7 @@ def run_part_job(job_path: str) -> None:
                 datasets=cells["datasets"],
             )
         Path(job["tally"]).write_text(json.dumps(checks.to_dict()))
+        Path(job["peak"]).write_text(str(own_peak_mb()))
     except Exception as err:
         Path(job["error"]).write_text(json.dumps({"type": type(err).__name__, "message": str(err)}))
         raise
@@ -170,7 +173,7 @@ def worker_failure(staging: Path, failed: list[int], codes: list[int | None], n_
 
 def wait_for_workers(procs: list[subprocess.Popen], staging: Path, progress: Progress, done: int = 0) -> None:
     """Wait for the workers, logging their progress (cells read, plus ``done`` kept from an earlier run); at the
-    first failure raise its error (``worker_failure``)."""
+    first failure raise its error (``worker_failure``); once all have ended, record their peak memory."""
     while True:
         codes = [proc.poll() for proc in procs]
         progress.update(done + sum(read_progress(staging / f"progress{k}") for k in range(len(procs))))
@@ -180,6 +183,9 @@ def wait_for_workers(procs: list[subprocess.Popen], staging: Path, progress: Pro
     failed = [k for k, code in enumerate(codes) if code]
     if failed:
         raise worker_failure(staging, failed, codes, len(procs))
+    # Each worker's own high-water mark, which it wrote as it ended: they ran at once, so the job's peak memory
+    # counts their sum (hcebench.memory; the job's log ends with it).
+    record_worker_peaks([read_progress(staging / f"peak{k}") for k in range(len(procs))])
 
 
 def read_plan(obs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pd.Categorical]:
@@ -276,6 +282,7 @@ def write_split(
                 "buckets": str(buckets[k]),
                 "progress": str(staging / f"progress{k}"),
                 "tally": str(staging / f"tally{k}.json"),
+                "peak": str(staging / f"peak{k}"),
                 "error": str(staging / f"error{k}.json"),
                 "checks": {"what": checks.what, "integer": checks.integer, "fix": checks.fix},
             }
@@ -498,6 +505,7 @@ def _read_segments(
                 "segments": [list(todo[i]) for i in group],
                 "resume": str(resume),
                 "progress": str(staging / f"progress{g}"),
+                "peak": str(staging / f"peak{g}"),
                 "error": str(staging / f"error{g}.json"),
                 "checks": {"what": checks.what, "integer": checks.integer, "fix": checks.fix},
             }
