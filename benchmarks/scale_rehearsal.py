@@ -36,6 +36,8 @@ from pathlib import Path
 
 import yaml
 from hcebench import layout
+from hcebench.data.audit import STATE_PEAK_LINE
+from hcebench.data.census import READ_VALUES_PER_CELL, memory_tiledb_config
 from hcebench.data.store import Store
 from hcebench.data.store.split import MAPPED_MB_VARIABLE
 from hcebench.evaluation.contract import CHUNK_CELLS_VARIABLE
@@ -56,7 +58,7 @@ DRIVER = {
     "controls": "test",
     "score": "test",
     "build_ood": "ood",
-    "audit_ood": "ood",
+    "audit_ood": "all",
     "prediction_analyses": "test",
     # Independent of the cells: their peak is taken as it is, not extrapolated.
     "ontology_closure": None,
@@ -83,6 +85,12 @@ CHUNK_BOUNDED = {
 #: and gene), and both are capped by types × augmentation.max_pairs_per_type, whatever the number of cells. Its
 #: peak is extrapolated from that state (``bank_state_bytes``), not per cell.
 PAIR_BOUNDED = {"augmentation_bank"}
+#: Rules whose memory is per-cell state plus reads of scattered cells that TileDB's budget bounds, not the cells: the
+#: audit's state (the selection's columns, the OOD cells' obs, both releases' duplicate candidates) is extrapolated
+#: from the peak it logs before the reads (``hcebench.data.audit.STATE_PEAK_LINE``), and the reads are added at
+#: their bound (``count_read_bound_mb``). Its peak with the reads grows with the candidates' spread over the
+#: census's tiles (4 and 2 candidates at 25k cells, 82 and 100 at 100k: ~2 MB of tile each), up to that bound.
+READ_BOUNDED = {"audit_ood"}
 #: scTab's cell types (the paper's label set): with max_pairs_per_type, the cap on the bank's pairs.
 PAPER_TYPES = 164
 PAPER_GENES = 19_331
@@ -202,6 +210,25 @@ def split_cells(results: Path) -> dict[str, int]:
     return cells
 
 
+def count_read_bound_mb(chunk: int = PAPER_CENSUS_CHUNK) -> float:
+    """The most a read of ``chunk`` scattered cells' count rows holds (MB): TileDB's tile budget and its three
+    columns' result buffers as ``memory_tiledb_config`` sets them for that chunk, and the chunk's CSR (float32
+    values and int32 indices of ``READ_VALUES_PER_CELL`` values per cell)."""
+    config = memory_tiledb_config(chunk)
+    tiles, buffer = int(config["sm.mem.total_budget"]), int(config["soma.init_buffer_bytes"])
+    return (tiles + 3 * buffer + chunk * READ_VALUES_PER_CELL * 8) / 1e6
+
+
+def state_peaks(results: Path) -> dict[str, float]:
+    """Per ``READ_BOUNDED`` rule, the peak (MB) its logs give before its bounded reads (``STATE_PEAK_LINE``)."""
+    peaks: dict[str, float] = {}
+    for rule in READ_BOUNDED:
+        for path in sorted((results / "logs").rglob(f"{rule}*.log")):
+            for match in STATE_PEAK_LINE.finditer(path.read_text(errors="replace")):
+                peaks[rule] = max(peaks.get(rule, 0.0), float(match["mb"].replace(",", "")))
+    return peaks
+
+
 def bank_state_bytes(groups: int, pairs: int, genes: int) -> float:
     """The bank's largest state: while the differences are made, the groups' float64 means and the float32
     differences; while k-means runs, the differences and scikit-learn's copy of them."""
@@ -270,6 +297,7 @@ def rehearsal_table(
     chunked: dict | None = None,
     cells_chunked: dict | None = None,
     small_chunks: tuple[int, int] | None = None,
+    states: tuple[dict, dict] | None = None,
 ) -> list[dict[str, object]]:
     """One row per rule seen in both runs: peaks (MB), growth, slope (bytes per cell of its ``DRIVER`` split),
     the extrapolation to ``PAPER_CELLS`` (GB, and minutes of this machine's CPU from the longest job's time the
@@ -282,7 +310,10 @@ def rehearsal_table(
     of a run at the paper's chunks, the size of the large run, ``cells_chunked`` its cells) gives what the paper's
     chunks cost: the extrapolation starts from that run's peak instead, and a rule whose prediction chunk that run
     did not fill (``PREDICTION_CHUNKED``) adds the rest of the chunk at the cost per chunk cell the two large runs
-    show (``chunk_gb``)."""
+    show (``chunk_gb``).
+
+    ``states`` (``state_peaks`` of the small and the large run) extrapolates a ``READ_BOUNDED`` rule from its state
+    alone, then adds its reads at their bound (``count_read_bound_mb``, in ``chunk_gb``)."""
     paper = {**PAPER_CELLS, "all": sum(PAPER_CELLS.values())}
     rows = []
     for rule in sorted((set(small) & set(large)) - REHEARSAL_ONLY):
@@ -307,6 +338,15 @@ def rehearsal_table(
             seconds = base_s * max(bank["bound"] / bank["state_large"], 1.0)
         elif driver is None:
             slope_mb, extrapolated_gb, seconds = 0.0, max(r1, r2, base_mb) / 1000, max(t1, base_s)
+        elif rule in READ_BOUNDED and states and all(rule in s for s in states):
+            s1, s2 = states[0][rule], states[1][rule]
+            n1, n2 = cells_small[driver], cells_large[driver]
+            slope_mb = (s2 - s1) / (n2 - n1) if n2 != n1 else 0.0
+            chunk_mb = count_read_bound_mb()
+            state_mb = s2 + max(slope_mb, 0.0) * (paper[driver] - n2)
+            extrapolated_gb = max(state_mb + chunk_mb, base_mb) / 1000
+            slope_s = (t2 - t1) / (n2 - n1) if n2 != n1 else 0.0
+            seconds = base_s + max(slope_s, 0.0) * (paper[driver] - n2)
         else:
             n1, n2 = cells_small[driver], cells_large[driver]
             slope_mb = (r2 - r1) / (n2 - n1) if n2 != n1 else 0.0
@@ -396,6 +436,7 @@ def main(argv=None) -> int:
         chunked,
         cells_chunked,
         (QUICK_CENSUS_CHUNK, QUICK_PREDICTION_CHUNK) if quick else None,
+        (state_peaks(small_dir), state_peaks(large_dir)),
     )
     print_table(rows, cells_small, cells_large)
     if quick and not chunked:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from hcebench.config import load_config, schema_defaults
-from hcebench.data.audit import audit_duplicates, duplicates_where
+from hcebench.data.audit import STATE_PEAK_LINE, audit_duplicates, duplicates_where
 from hcebench.data.census import open_census, read_datasets, read_obs, read_var
 from hcebench.data.ood import build_ood_set
 from hcebench.data.releases import MULTI_VALUE, assay_diff, dataset_diff, zero_fill_report
@@ -116,8 +116,9 @@ def test_the_ood_build_reports_each_release_difference(pair):
     )
 
 
-def test_the_audit_lists_duplicate_primary_cells_and_keeps_them(pair):
+def test_the_audit_lists_duplicate_primary_cells_and_keeps_them(pair, caplog):
     selection = pair["selection"]
+    caplog.set_level("INFO", logger="hcebench.data.audit")
     table, totals = audit_duplicates(
         pair["train"],
         pair["ood"],
@@ -136,6 +137,9 @@ def test_the_audit_lists_duplicate_primary_cells_and_keeps_them(pair):
     ood_obs = pd.concat(pd.read_parquet(p) for p in pair["out"].glob("*/obs.parquet"))
     copies = set(rows.loc[rows["where"] == "ood", "soma_joinid"])
     assert copies & set(ood_obs["soma_joinid"])
+    # Between the candidates (state) and their count rows (reads), the log holds the peak memory of the state.
+    state = [STATE_PEAK_LINE.search(r.getMessage()) for r in caplog.records]
+    assert [int(m["mb"].replace(",", "")) > 50 for m in state if m] == [True]
 
 
 def test_duplicates_across_splits_and_into_the_ood_set_by_hand():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hcebench.data.audit import STATE_PEAK_TEXT
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import scale_rehearsal as rehearsal  # noqa: E402
@@ -180,3 +181,31 @@ def test_a_jobs_exact_peak_in_its_log_counts_where_the_sampled_one_missed_it(tmp
     peaks = rehearsal.peak_rss(run)
     assert peaks["build_ood"]["max_rss"] == 850.0 and peaks["build_ood"]["jobs"] == 1
     assert peaks["controls"]["max_rss"] == 310.0  # the sampled peak was the larger one
+
+
+def test_the_audit_is_extrapolated_from_its_state_and_its_reads_added_at_their_bound(tmp_path):
+    # The audit's peak grows with its duplicate candidates' reads (tiles of scattered cells, which TileDB's budget
+    # bounds): its state's peak, logged before those reads, is what is extrapolated per cell; the reads are added
+    # at their bound.
+    small = fake_run(tmp_path / "a", 20_000, {"audit_ood": [300.0]})
+    large = fake_run(tmp_path / "b", 80_000, {"audit_ood": [500.0]})
+    for run, state in ((small, 250), (large, 262)):
+        (run / "logs").mkdir()
+        (run / "logs" / "audit_ood.log").write_text(
+            f"x hcebench.data.audit INFO {STATE_PEAK_TEXT}: {state} MB\n"
+        )
+    states = rehearsal.state_peaks(small), rehearsal.state_peaks(large)
+    assert states == ({"audit_ood": 250.0}, {"audit_ood": 262.0})
+    declared = {"audit_ood": {"mem_mb": 24000.0, "runtime": 60}}
+    (row,) = table(small, large, declared, None, None, None, None, states)
+    cells_small, cells_large = 20_000 * 7 // 4, 80_000 * 7 // 4  # every split and the OOD set ("all")
+    slope = 12 / (cells_large - cells_small)
+    paper_all = sum(rehearsal.PAPER_CELLS.values())
+    bound = rehearsal.count_read_bound_mb()
+    assert row["driver"] == "all" and row["chunk_gb"] == pytest.approx(bound / 1000, abs=0.01)
+    assert row["bytes_per_cell"] == pytest.approx(slope * 1e6, abs=0.1)
+    assert row["paper_gb"] == pytest.approx(
+        (262 + slope * (paper_all - cells_large) + bound) / 1000, abs=0.01
+    )
+    # Extrapolating the peak with the reads per cell would have read 200 MB of tiles as ~40 KB per cell.
+    assert row["paper_gb"] < 24

@@ -26,12 +26,24 @@ name now carried by another term, by name only. The cells on which the two disag
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pandas as pd
 
 from hcebench.data.census import open_census, read_datasets, read_obs
-from hcebench.data.releases import duplicate_primary_cells
+from hcebench.data.releases import DUPLICATE_COLUMNS, confirm_duplicates, duplicate_candidates
 from hcebench.data.selection import obs_value_filter
+from hcebench.memory import own_peak_mb
 from hcebench.settings import Filters
+
+log = logging.getLogger(__name__)
+
+#: What ``audit_duplicates`` logs between finding both releases' duplicate candidates and reading their count rows:
+#: the peak memory of the audit's state (the selection's columns, the OOD cells' obs, the candidates), which grows
+#: with the cells, apart from those reads, which TileDB's budget bounds (benchmarks/scale_rehearsal.py reads it).
+STATE_PEAK_TEXT = "peak memory before reading the duplicate candidates' count rows"
+STATE_PEAK_LINE = re.compile(re.escape(STATE_PEAK_TEXT) + r": (?P<mb>[\d,]+) MB")
 
 
 def audit_ood(
@@ -209,9 +221,21 @@ def audit_duplicates(
         if "split" in train_cells
         else pd.Series(dtype=object)
     )
-    for name, source in (("train", train_source), ("ood", ood_source)):
+    sources = {"train": train_source, "ood": ood_source}
+    # Both releases' candidates first (the per-cell state), then their count rows (reads bounded by TileDB's
+    # budget, not the cells): the peak before the reads is logged (STATE_PEAK_LINE), so a measurement can tell
+    # the two apart.
+    candidates = {}
+    for name, source in sources.items():
         with open_census(source) as census:
-            table, tot = duplicate_primary_cells(census, obs_value_filter(filters), organism=organism)
+            candidates[name] = duplicate_candidates(census, obs_value_filter(filters), organism=organism)
+    log.info("%s: %s MB", STATE_PEAK_TEXT, f"{own_peak_mb():,}")
+    for name, source in sources.items():
+        if isinstance(candidates[name], str):
+            table, tot = pd.DataFrame(columns=DUPLICATE_COLUMNS), {"checked": False, "why": candidates[name]}
+        else:
+            with open_census(source) as census:
+                table, tot = confirm_duplicates(census, candidates[name], organism=organism)
         where, extra = duplicates_where(table, name, split_of, set(ood_dataset_ids))
         tables.append(table.assign(release=name, where=where.to_numpy()))
         totals[name] = {**tot, **extra}

@@ -141,22 +141,31 @@ def duplicate_primary_cells(
 ) -> tuple[pd.DataFrame, dict]:
     """Cells of ``value_filter`` (the primary, kept-assay cells) that occur in more than one dataset of a release.
 
-    Candidates share ``DUPLICATE_KEY`` with a cell of another dataset; they are confirmed by their raw count rows
-    (read ``chunk_size`` cells at a time over every gene). Returns one row per copy (``DUPLICATE_COLUMNS``; a
-    ``group`` is one cell and its copies) and totals. A release without the count statistics in obs reports
-    ``checked: False``. Memory: the filtered obs with the key columns while it is read, ~36 bytes per cell (joinid,
-    a categorical dataset_id, three statistics), then ~28 (joinid, a hash, a dataset code, a sort order); the
-    candidates' rows after that.
+    Candidates share ``DUPLICATE_KEY`` with a cell of another dataset (``duplicate_candidates``); they are confirmed
+    by their raw count rows (``confirm_duplicates``). Returns one row per copy (``DUPLICATE_COLUMNS``; a ``group``
+    is one cell and its copies) and totals. A release without the count statistics in obs reports
+    ``checked: False``.
     """
-    empty = pd.DataFrame(columns=DUPLICATE_COLUMNS)
+    candidates = duplicate_candidates(census, value_filter, organism)
+    if isinstance(candidates, str):
+        return pd.DataFrame(columns=DUPLICATE_COLUMNS), {"checked": False, "why": candidates}
+    return confirm_duplicates(census, candidates, organism, chunk_size)
+
+
+def duplicate_candidates(census, value_filter: str, organism: str = "homo_sapiens") -> pd.DataFrame | str:
+    """The cells of ``value_filter`` that share ``DUPLICATE_KEY`` with a cell of another dataset (soma_joinid,
+    dataset_id and the key's hash; a hash collision only adds a candidate), or why they cannot be found (the
+    release's obs lacks the count statistics). Memory: the filtered obs with the key columns while it is read,
+    ~36 bytes per cell (joinid, a categorical dataset_id, three statistics), then ~28 (joinid, a hash, a dataset
+    code, a sort order); the candidates after that."""
     obs_columns = census["census_data"][organism].obs.schema.names
     if not set(DUPLICATE_KEY) <= set(obs_columns):
-        return empty, {"checked": False, "why": f"obs lacks {sorted(set(DUPLICATE_KEY) - set(obs_columns))}"}
+        return f"obs lacks {sorted(set(DUPLICATE_KEY) - set(obs_columns))}"
     obs = read_obs(census, value_filter, ["dataset_id", *DUPLICATE_KEY], organism=organism, plain=False)
     if obs.empty:  # one cell of no dataset: the sort below needs one row
         obs = pd.DataFrame({"soma_joinid": [-1], "dataset_id": [""], **{c: [0] for c in DUPLICATE_KEY}})
     # One 64-bit hash of the statistics and a dataset code per cell; sorted, the cells of one hash that span
-    # several datasets are the candidates (a hash collision only adds a candidate: the count rows decide).
+    # several datasets are the candidates.
     keys = pd.util.hash_pandas_object(obs[list(DUPLICATE_KEY)], index=False).to_numpy()
     dataset = obs["dataset_id"].astype("category")
     codes, names = dataset.cat.codes.to_numpy(), np.asarray(dataset.cat.categories.astype(str), dtype=object)
@@ -168,11 +177,18 @@ def duplicate_primary_cells(
     group = np.cumsum(first) - 1
     datasets_in_group = np.bincount(group, weights=first | np.r_[True, c[1:] != c[:-1]])
     picked = np.sort(order[datasets_in_group[group] > 1])
-    del order, k, c, group, first
-    candidates = pd.DataFrame(
+    return pd.DataFrame(
         {"soma_joinid": joinids[picked], "dataset_id": names[codes[picked]], "key": keys[picked]}
     )
-    del keys, codes, joinids
+
+
+def confirm_duplicates(
+    census, candidates: pd.DataFrame, organism: str = "homo_sapiens", chunk_size: int = 20_000
+) -> tuple[pd.DataFrame, dict]:
+    """``duplicate_primary_cells`` from the ``duplicate_candidates`` of ``census``: their raw count rows read
+    ``chunk_size`` cells at a time over every gene (a point read of scattered cells: TileDB holds the tiles they
+    fall in, up to its ``sm.mem.total_budget``), hashed, and compared."""
+    candidates = candidates.copy()
     digests = np.empty(len(candidates), dtype=np.uint64)
     if len(candidates):
         n_var = len(read_var(census, organism=organism))
