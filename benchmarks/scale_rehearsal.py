@@ -89,7 +89,7 @@ PAIR_BOUNDED = {"augmentation_bank"}
 #: audit's state (the selection's columns, the OOD cells' obs, both releases' duplicate candidates) is extrapolated
 #: from the peak it logs before the reads (``hcebench.data.audit.STATE_PEAK_LINE``), and the reads are added at
 #: their bound (``count_read_bound_mb``). Its peak with the reads grows with the candidates' spread over the
-#: census's tiles (4 and 2 candidates at 25k cells, 82 and 100 at 100k: ~2 MB of tile each), up to that bound.
+#: census's tiles (4 and 2 candidates at 25k cells, 82 and 100 at 100k: ~1.1 MB of tiles each), up to that bound.
 READ_BOUNDED = {"audit_ood"}
 #: scTab's cell types (the paper's label set): with max_pairs_per_type, the cap on the bank's pairs.
 PAPER_TYPES = 164
@@ -303,8 +303,9 @@ def rehearsal_table(
     the extrapolation to ``PAPER_CELLS`` (GB, and minutes of this machine's CPU from the longest job's time the
     same way), what it declares (GB, min) and the headroom.
 
-    ``bank`` (``state_large`` and ``bound``, bytes) extrapolates the ``PAIR_BOUNDED`` rule from its state: the
-    large run's peak plus the state it lacks of the bound (its slope column is then empty).
+    ``bank`` (``state_large``, ``bound`` and, with a run at the paper's chunks, ``state_chunked``; bytes)
+    extrapolates the ``PAIR_BOUNDED`` rule from its state: the peak of the run it starts from plus the state that
+    run lacks of the bound (its slope column is then empty).
 
     When the two runs used small chunks (``small_chunks``: census and prediction chunk cells), ``chunked`` (peaks
     of a run at the paper's chunks, the size of the large run, ``cells_chunked`` its cells) gives what the paper's
@@ -333,9 +334,14 @@ def rehearsal_table(
                     chunk_mb = per_chunk_cell * (PAPER_PREDICTION_CHUNK - filled)
         if rule in PAIR_BOUNDED and bank:
             driver, slope_mb = "pairs", None
-            extrapolated_gb = (max(base_mb, r2) + max(bank["bound"] - bank["state_large"], 0.0) / 1e6) / 1000
+            # From the peak of the run it starts from, plus the state that run lacks of the bound.
+            if chunked and rule in chunked and "state_chunked" in bank:
+                start_mb, state = base_mb, bank["state_chunked"]
+            else:
+                start_mb, state = max(base_mb, r2), bank["state_large"]
+            extrapolated_gb = (start_mb + max(bank["bound"] - state, 0.0) / 1e6) / 1000
             # Its time follows its vectors (k-means), so the state's growth to the cap.
-            seconds = base_s * max(bank["bound"] / bank["state_large"], 1.0)
+            seconds = base_s * max(bank["bound"] / state, 1.0)
         elif driver is None:
             slope_mb, extrapolated_gb, seconds = 0.0, max(r1, r2, base_mb) / 1000, max(t1, base_s)
         elif rule in READ_BOUNDED and states and all(rule in s for s in states):
@@ -426,6 +432,9 @@ def main(argv=None) -> int:
     chunked = cells_chunked = None
     if args.chunk_run:
         chunked, cells_chunked = peak_rss(args.chunk_run), split_cells(args.chunk_run)
+        counts_chunked = bank_counts(args.chunk_run)
+        if bank and counts_chunked:
+            bank["state_chunked"] = bank_state_bytes(*counts_chunked)
     rows = rehearsal_table(
         peak_rss(small_dir),
         peak_rss(large_dir),

@@ -107,6 +107,20 @@ def test_the_bank_is_extrapolated_to_its_pair_cap_not_per_cell(tmp_path):
     assert bank["paper_gb"] == pytest.approx((6000 + (bound - state) / 1e6) / 1000, abs=0.01)
     assert bank["growth"] == 2.0 and not bank["chunk_bounded"]
     assert rehearsal.summary_line(rows).endswith(f"growth_4x={410 / 400:.2f}")
+    # A run at the paper's settings with more pairs (--quick draws fewer): it starts from that run's peak and state.
+    chunked = fake_run(tmp_path / "c", 80_000, {"augmentation_bank": [9000.0]})
+    state_chunked = rehearsal.bank_state_bytes(8000, 45_000, 19_331)
+    rows = table(
+        small,
+        large,
+        {"augmentation_bank": {"mem_mb": 32000.0, "runtime": 60.0}},
+        {"state_large": state, "bound": bound, "state_chunked": state_chunked},
+        rehearsal.peak_rss(chunked),
+        rehearsal.split_cells(chunked),
+        (2_000, 2_048),
+    )
+    bank = {row["rule"]: row for row in rows}["augmentation_bank"]
+    assert bank["paper_gb"] == pytest.approx((9000 + (bound - state_chunked) / 1e6) / 1000, abs=0.01)
 
 
 def test_quick_runs_take_the_paper_chunks_cost_from_a_run_at_the_large_size(tmp_path):
