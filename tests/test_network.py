@@ -2,6 +2,7 @@
 
 import threading
 import time
+import urllib.error
 
 import pytest
 from hcebench.errors import NetworkError
@@ -58,6 +59,27 @@ def test_transient_errors_are_retried_with_backoff_then_named_in_one_line():
         "Census release 2023-05-15 (census.train_release) did not answer: ConnectionResetError: reset by peer "
         "(2 attempt(s) in 0 s, at most 1 s each). Run offline with census.source: local."
     )
+
+
+def test_a_socket_timeout_reads_as_the_deadline_it_raced():
+    # urlopen's own timeout is the attempt's: under load it may fire first, as a TimeoutError, or wrapped in a
+    # URLError during the connect; either is the source's silence and is named as the deadline is.
+    errors = iter([TimeoutError("timed out"), urllib.error.URLError(TimeoutError("timed out"))])
+
+    def silent():
+        raise next(errors)
+
+    transient = lambda err: isinstance(err, OSError)  # noqa: E731
+    with pytest.raises(NetworkError) as err:
+        call_with_retries(
+            silent,
+            Retry(attempts=2, timeout_s=0.5),
+            what="x",
+            fix="y",
+            transient=transient,
+            sleep=lambda s: None,
+        )
+    assert str(err.value).startswith("x did not answer: no answer within 0.5 s (2 attempt(s)")
 
 
 def test_other_errors_are_raised_at_once():

@@ -109,7 +109,12 @@ def call_with_retries(
         except BaseException as err:
             if not isinstance(err, AttemptTimeout) and not (isinstance(err, Exception) and transient(err)):
                 raise
-            reason = one_line(err)
+            # The call's own socket timeout (set to the same seconds) may fire before the deadline does: the same
+            # silence, named the same way whichever came first.
+            timed_out = isinstance(err, TimeoutError) or isinstance(
+                getattr(err, "reason", None), TimeoutError
+            )
+            reason = f"no answer within {retry.timeout_s:g} s" if timed_out else one_line(err)
             if attempt == retry.attempts:
                 elapsed = time.monotonic() - started
                 raise NetworkError(
