@@ -344,21 +344,20 @@ def rehearsal_table(
             seconds = base_s * max(bank["bound"] / state, 1.0)
         elif driver is None:
             slope_mb, extrapolated_gb, seconds = 0.0, max(r1, r2, base_mb) / 1000, max(t1, base_s)
-        elif rule in READ_BOUNDED and states and all(rule in s for s in states):
-            s1, s2 = states[0][rule], states[1][rule]
-            n1, n2 = cells_small[driver], cells_large[driver]
-            slope_mb = (s2 - s1) / (n2 - n1) if n2 != n1 else 0.0
-            chunk_mb = count_read_bound_mb()
-            state_mb = s2 + max(slope_mb, 0.0) * (paper[driver] - n2)
-            extrapolated_gb = max(state_mb + chunk_mb, base_mb) / 1000
-            slope_s = (t2 - t1) / (n2 - n1) if n2 != n1 else 0.0
-            seconds = base_s + max(slope_s, 0.0) * (paper[driver] - n2)
         else:
             n1, n2 = cells_small[driver], cells_large[driver]
-            slope_mb = (r2 - r1) / (n2 - n1) if n2 != n1 else 0.0
-            extrapolated_gb = (base_mb + chunk_mb + max(slope_mb, 0.0) * (paper[driver] - n2)) / 1000
             slope_s = (t2 - t1) / (n2 - n1) if n2 != n1 else 0.0
             seconds = base_s + max(slope_s, 0.0) * (paper[driver] - n2)
+            if rule in READ_BOUNDED and states and all(rule in s for s in states):
+                # Its state alone per cell, then its reads at their bound.
+                s1, s2 = states[0][rule], states[1][rule]
+                slope_mb = (s2 - s1) / (n2 - n1) if n2 != n1 else 0.0
+                chunk_mb = count_read_bound_mb()
+                state_mb = s2 + max(slope_mb, 0.0) * (paper[driver] - n2)
+                extrapolated_gb = max(state_mb + chunk_mb, base_mb) / 1000
+            else:
+                slope_mb = (r2 - r1) / (n2 - n1) if n2 != n1 else 0.0
+                extrapolated_gb = (base_mb + chunk_mb + max(slope_mb, 0.0) * (paper[driver] - n2)) / 1000
         mem = declared.get(rule, {}).get("mem_mb")
         rows.append(
             {

@@ -67,7 +67,7 @@ BANK = "augmentation/bank.npy"
 AUDIT_TABLE = "audit/ood_leakage.tsv"
 AUDIT_TOTALS = "audit/ood_leakage.json"
 AUDIT_LABEL_RULES = "audit/ood_label_rules.tsv"
-#: Primary cells listed more than once in either release (hcebench.data.releases.duplicate_primary_cells).
+#: Primary cells listed more than once in either release (hcebench.data.releases.confirm_duplicates).
 AUDIT_DUPLICATES = "audit/duplicate_primary_cells.tsv"
 #: The training labels' changes between the training and the OOD release's Cell Ontology (ontology.ood_source).
 AUDIT_CL_DIFF = "audit/cl_release_diff.tsv"

@@ -12,7 +12,7 @@ New dataset ids do not guarantee new biology. The audit reports, per OOD dataset
   which the primary-data filter drops from the OOD set.
 
 - duplicate primary cells (``audit_duplicates``): cells listed more than once in a release, both copies primary
-  (``hcebench.data.releases.duplicate_primary_cells``), with those whose copies fall in different splits of the
+  (``hcebench.data.releases.duplicate_candidates`` and ``confirm_duplicates``), with those whose copies fall in different splits of the
   training selection and the OOD cells that copy a cell of an older dataset. Kept, as scTab kept them.
 
 Nothing is removed here; the audit documents the OOD set so that a reader can judge how "out of
@@ -32,7 +32,7 @@ import re
 import pandas as pd
 
 from hcebench.data.census import open_census, read_datasets, read_obs
-from hcebench.data.releases import DUPLICATE_COLUMNS, confirm_duplicates, duplicate_candidates
+from hcebench.data.releases import confirm_duplicates, duplicate_candidates
 from hcebench.data.selection import obs_value_filter
 from hcebench.memory import own_peak_mb
 from hcebench.settings import Filters
@@ -231,11 +231,8 @@ def audit_duplicates(
             candidates[name] = duplicate_candidates(census, obs_value_filter(filters), organism=organism)
     log.info("%s: %s MB", STATE_PEAK_TEXT, f"{own_peak_mb():,}")
     for name, source in sources.items():
-        if isinstance(candidates[name], str):
-            table, tot = pd.DataFrame(columns=DUPLICATE_COLUMNS), {"checked": False, "why": candidates[name]}
-        else:
-            with open_census(source) as census:
-                table, tot = confirm_duplicates(census, candidates[name], organism=organism)
+        with open_census(source) as census:
+            table, tot = confirm_duplicates(census, candidates[name], organism=organism)
         where, extra = duplicates_where(table, name, split_of, set(ood_dataset_ids))
         tables.append(table.assign(release=name, where=where.to_numpy()))
         totals[name] = {**tot, **extra}
@@ -245,7 +242,7 @@ def audit_duplicates(
 def duplicates_where(
     table: pd.DataFrame, release: str, split_of: pd.Series | dict, ood_dataset_ids: set[str]
 ) -> tuple[pd.Series, dict]:
-    """Where each copy of ``table`` (``duplicate_primary_cells``) lies, and the counts ``audit_duplicates`` reports.
+    """Where each copy of ``table`` (``confirm_duplicates``) lies, and the counts ``audit_duplicates`` reports.
 
     Training release (``release == "train"``): the copy's split (``split_of``: soma_joinid -> split, a Series or a
     dict; "" when the selection dropped it) and ``groups_across_splits``. OOD release: ``ood`` or ``older`` and

@@ -17,7 +17,7 @@ into the OOD set's meta and the audit (``hcebench.data.audit``) repeats them:
 - ``multi_valued``: obs values that join several terms with ``" || "`` (schema 2.4.0's ``disease``). The
   evaluation scores such a value as a stratum of its own (``hcebench.evaluation.metrics``: strata partition the
   cells, so no cell is counted twice); the report counts them and lists their parts.
-- ``duplicate_primary_cells``: primary cells listed more than once (the same cell in two datasets, both marked
+- ``duplicate_candidates`` and ``confirm_duplicates``: primary cells listed more than once (the same cell in two datasets, both marked
   primary; Census 2023-05-15 has 243,569). Candidates share their count statistics (``nnz``, ``raw_sum``,
   ``raw_variance_nnz``) across datasets and are confirmed by comparing their raw count rows. scTab kept them (its
   only cell filter is ``is_primary_data == True``), and so does the suite: they are listed, with how many cross
@@ -136,22 +136,6 @@ def _row_digest(matrix) -> np.ndarray:
     return out
 
 
-def duplicate_primary_cells(
-    census, value_filter: str, organism: str = "homo_sapiens", chunk_size: int = 20_000
-) -> tuple[pd.DataFrame, dict]:
-    """Cells of ``value_filter`` (the primary, kept-assay cells) that occur in more than one dataset of a release.
-
-    Candidates share ``DUPLICATE_KEY`` with a cell of another dataset (``duplicate_candidates``); they are confirmed
-    by their raw count rows (``confirm_duplicates``). Returns one row per copy (``DUPLICATE_COLUMNS``; a ``group``
-    is one cell and its copies) and totals. A release without the count statistics in obs reports
-    ``checked: False``.
-    """
-    candidates = duplicate_candidates(census, value_filter, organism)
-    if isinstance(candidates, str):
-        return pd.DataFrame(columns=DUPLICATE_COLUMNS), {"checked": False, "why": candidates}
-    return confirm_duplicates(census, candidates, organism, chunk_size)
-
-
 def duplicate_candidates(census, value_filter: str, organism: str = "homo_sapiens") -> pd.DataFrame | str:
     """The cells of ``value_filter`` that share ``DUPLICATE_KEY`` with a cell of another dataset (soma_joinid,
     dataset_id and the key's hash; a hash collision only adds a candidate), or why they cannot be found (the
@@ -183,11 +167,15 @@ def duplicate_candidates(census, value_filter: str, organism: str = "homo_sapien
 
 
 def confirm_duplicates(
-    census, candidates: pd.DataFrame, organism: str = "homo_sapiens", chunk_size: int = 20_000
+    census, candidates: pd.DataFrame | str, organism: str = "homo_sapiens", chunk_size: int = 20_000
 ) -> tuple[pd.DataFrame, dict]:
-    """``duplicate_primary_cells`` from the ``duplicate_candidates`` of ``census``: their raw count rows read
+    """The duplicate primary cells among the ``duplicate_candidates`` of ``census``: their raw count rows read
     ``chunk_size`` cells at a time over every gene (a point read of scattered cells: TileDB holds the tiles they
-    fall in, up to its ``sm.mem.total_budget``), hashed, and compared."""
+    fall in, up to its ``sm.mem.total_budget``), hashed, and compared. Returns one row per copy
+    (``DUPLICATE_COLUMNS``; a ``group`` is one cell and its copies) and totals; where the candidates could not be
+    found (``candidates`` says why), an empty table and ``checked: False``."""
+    if isinstance(candidates, str):
+        return pd.DataFrame(columns=DUPLICATE_COLUMNS), {"checked": False, "why": candidates}
     candidates = candidates.copy()
     digests = np.empty(len(candidates), dtype=np.uint64)
     if len(candidates):

@@ -116,22 +116,21 @@ def run_part_job(job_path: str) -> None:
                         on_progress=lambda n, base=done: write_progress(progress, base + n),
                     )
                     done += b - a
-            Path(job["peak"]).write_text(str(own_peak_mb()))
-            return
-        checks = CountChecks(**job["checks"])
-        with open_census(job["source"], chunk_size=read.chunk_size) as census:
-            scatter_to_buckets(
-                census,
-                cells["joinids"],
-                cells["destinations"],
-                read,
-                Path(job["buckets"]),
-                on_progress=lambda done: write_progress(progress, done),
-                checks=checks,
-                datasets=cells["datasets"],
-            )
-        Path(job["tally"]).write_text(json.dumps(checks.to_dict()))
-        Path(job["peak"]).write_text(str(own_peak_mb()))
+        else:
+            checks = CountChecks(**job["checks"])
+            with open_census(job["source"], chunk_size=read.chunk_size) as census:
+                scatter_to_buckets(
+                    census,
+                    cells["joinids"],
+                    cells["destinations"],
+                    read,
+                    Path(job["buckets"]),
+                    on_progress=lambda done: write_progress(progress, done),
+                    checks=checks,
+                    datasets=cells["datasets"],
+                )
+            Path(job["tally"]).write_text(json.dumps(checks.to_dict()))
+        Path(job["peak"]).write_text(str(own_peak_mb()))  # the worker's high-water mark, as it ends
     except Exception as err:
         Path(job["error"]).write_text(json.dumps({"type": type(err).__name__, "message": str(err)}))
         raise
