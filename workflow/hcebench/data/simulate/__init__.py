@@ -398,11 +398,11 @@ def drawn(
             return
         # Forked, not spawned: a Snakemake script has no main guard, and the samplers are inherited, not pickled.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            todo = iter(task for _, task in tasks)
-            pending = deque(pool.apply_async(draw, (task,)) for task in itertools.islice(todo, 2 * workers))
+            queued = iter(task for _, task in tasks)
+            pending = deque(pool.apply_async(draw, (task,)) for task in itertools.islice(queued, 2 * workers))
             while pending:
                 cells = pending.popleft().get()
-                task = next(todo, None)
+                task = next(queued, None)
                 if task is not None:
                     pending.append(pool.apply_async(draw, (task,)))
                 yield cells
